@@ -1,0 +1,3 @@
+from tokenmill.cli.main import app
+
+app()

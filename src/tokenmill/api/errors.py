@@ -1,0 +1,63 @@
+"""Every error leaves in OpenAI's JSON shape; no traceback ever reaches a client."""
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from tokenmill.core.errors import (
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    TokenMillError,
+)
+
+log = logging.getLogger(__name__)
+
+_BY_STATUS: dict[int, type[TokenMillError]] = {
+    400: InvalidRequest,
+    404: NotFound,
+    413: PayloadTooLarge,
+}
+
+
+def error_response(err: TokenMillError) -> JSONResponse:
+    return JSONResponse(err.body(), status_code=err.status)
+
+
+async def _tokenmill_error(_req: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TokenMillError)
+    return error_response(exc)
+
+
+async def _validation_error(_req: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+    param = ".".join(loc) or None
+    msg = f"Invalid value for '{param}': {first.get('msg')}" if param else str(first.get("msg"))
+    return error_response(InvalidRequest(msg, param=param))
+
+
+async def _http_error(_req: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    kind = _BY_STATUS.get(exc.status_code)
+    if kind is not None:
+        return error_response(kind(str(exc.detail)))
+    err = TokenMillError(str(exc.detail))
+    err.status, err.type, err.code = exc.status_code, "invalid_request_error", "http_error"
+    return error_response(err)
+
+
+async def _unexpected(req: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", req.method, req.url.path, exc_info=exc)
+    return error_response(TokenMillError("The server had an error processing your request."))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(TokenMillError, _tokenmill_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

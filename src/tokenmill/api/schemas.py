@@ -1,0 +1,99 @@
+"""The OpenAI request bodies we accept. Validation happens here, so engines only ever see
+well-formed requests and clients get a precise 400 instead of an engine's 500."""
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tokenmill.core.errors import InvalidRequest
+
+
+class _Strict(BaseModel):
+    # Unknown parameters are refused by name rather than silently dropped.
+    model_config = ConfigDict(extra="forbid")
+
+
+class StreamOptions(_Strict):
+    include_usage: bool | None = None
+    continuous_usage_stats: bool | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+
+Temperature = Annotated[float, Field(ge=0, le=2)]
+Penalty = Annotated[float, Field(ge=-2, le=2)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class _Sampling(_Strict):
+    model: Annotated[str, Field(min_length=1, max_length=256)]
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: PositiveInt | None = None
+    temperature: Temperature | None = None
+    top_p: Probability | None = None
+    n: Literal[1] | None = None  # one choice per request: n > 1 is refused, not half-served
+    stop: str | list[str] | None = None
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
+    seed: int | None = None
+    user: str | None = None
+    logit_bias: dict[str, float] | None = None
+    # Common engine extensions (llama.cpp, vLLM) that clients send through the OpenAI SDK.
+    top_k: Annotated[int, Field(ge=0)] | None = None
+    min_p: Probability | None = None
+    repeat_penalty: Annotated[float, Field(ge=0)] | None = None
+
+
+class ChatCompletionRequest(_Sampling):
+    messages: Annotated[list[ChatMessage], Field(min_length=1)]
+    max_completion_tokens: PositiveInt | None = None
+    logprobs: bool | None = None
+    top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+    response_format: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    metadata: dict[str, str] | None = None
+    store: bool | None = None
+
+
+class CompletionRequest(_Sampling):
+    prompt: str | list[str] | list[int] | list[list[int]]
+    echo: bool | None = None
+    logprobs: Annotated[int, Field(ge=0, le=5)] | None = None
+    suffix: str | None = None
+    best_of: Literal[1] | None = None
+
+
+def validate_body(schema: type[_Sampling], body: Any) -> _Sampling:
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object")
+    try:
+        return schema.model_validate(body)
+    except ValidationError as exc:
+        raise _as_invalid_request(exc) from None
+
+
+def _as_invalid_request(exc: ValidationError) -> InvalidRequest:
+    err = exc.errors(include_url=False)[0]
+    param = ".".join(str(p) for p in err["loc"]) or None
+    if err["type"] == "extra_forbidden":
+        return InvalidRequest(
+            f"Unsupported parameter: '{param}'", param=param, code="unsupported_parameter"
+        )
+    if err["type"] == "missing":
+        return InvalidRequest(
+            f"Missing required parameter: '{param}'", param=param, code="missing_parameter"
+        )
+    return InvalidRequest(f"Invalid value for '{param}': {err['msg']}", param=param,
+                          code="invalid_value")

@@ -1,0 +1,29 @@
+"""What the routes need, built once per app (see app.py)."""
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from starlette.requests import Request
+
+from tokenmill.config import Settings
+from tokenmill.gateway.proxy import InferenceProxy
+from tokenmill.metering.service import Metering
+from tokenmill.observe.metrics import GatewayMetrics
+from tokenmill.runtime.deployments import Deployments
+from tokenmill.security.accounts import Accounts
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Engine
+    accounts: Accounts
+    deployments: Deployments
+    metering: Metering
+    metrics: GatewayMetrics
+    proxy: InferenceProxy
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc

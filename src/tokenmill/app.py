@@ -1,0 +1,67 @@
+"""Wiring: settings -> store -> services -> FastAPI app."""
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from tokenmill import __version__
+from tokenmill.api import admin_routes, openai_routes
+from tokenmill.api.errors import install_error_handlers
+from tokenmill.api.middleware import RequestIdMiddleware
+from tokenmill.api.state import Services, services
+from tokenmill.bootstrap import open_database
+from tokenmill.config import Settings
+from tokenmill.gateway.proxy import InferenceProxy
+from tokenmill.metering.service import Metering
+from tokenmill.observe.metrics import GatewayMetrics
+from tokenmill.runtime.deployments import Deployments
+from tokenmill.security.accounts import Accounts
+from tokenmill.security.keys import KeyRing
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = open_database(settings)
+        accounts = Accounts(db, KeyRing())
+        accounts.load_keyring()
+        metering = Metering(db, settings.journal_dir)
+        metering.start()
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=30)
+        timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout_s, sock_connect=5)
+        http = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
+        deployments = Deployments(db, http, settings.log_dir)
+        metrics = GatewayMetrics()
+        metrics.watch_replicas(deployments.all_replicas)
+        proxy = InferenceProxy(deployments, metering, metrics, http, settings.replica_wait_s)
+        app.state.services = Services(settings, db, accounts, deployments, metering, metrics, proxy)
+        await deployments.start_all()
+        try:
+            yield
+        finally:
+            await deployments.stop_all()
+            await metering.close()
+            await http.close()
+            db.dispose()
+
+    app = FastAPI(title="TokenMill", version=__version__, lifespan=lifespan)
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(openai_routes.router)
+    app.include_router(admin_routes.router)
+
+    @app.get("/health", tags=["ops"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics", tags=["ops"])
+    async def metrics(request: Request) -> Response:
+        return Response(services(request).metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return app

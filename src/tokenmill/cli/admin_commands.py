@@ -1,0 +1,156 @@
+"""Management commands: they talk to a running server over its admin API."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tokenmill.cli.client import AdminClient, resolve_url, save_login
+from tokenmill.cli.output import console, emit
+
+Url = Annotated[str | None, typer.Option("--url", help="Server URL (default: saved or local)")]
+Json = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+
+models = typer.Typer(help="Deploy and manage models.", no_args_is_help=True)
+tenants = typer.Typer(help="Tenants: who is served and billed.", no_args_is_help=True)
+keys = typer.Typer(help="API keys: created once, revoked instantly.", no_args_is_help=True)
+
+
+@models.command("deploy")
+def models_deploy(
+    name: str,
+    engine: Annotated[str, typer.Option(help="llamacpp | openai")] = "llamacpp",
+    path: Annotated[Path | None, typer.Option(help="Model file (.gguf) for llamacpp")] = None,
+    endpoint: Annotated[str | None, typer.Option(help="Base URL for openai engine")] = None,
+    upstream_model: Annotated[str | None, typer.Option(help="Model name upstream")] = None,
+    replicas: Annotated[int, typer.Option(min=1, max=64)] = 1,
+    url: Url = None,
+    json_out: Json = False,
+) -> None:
+    body = {
+        "name": name,
+        "engine": engine,
+        "model_path": str(path.expanduser().resolve()) if path else None,
+        "endpoint": endpoint,
+        "upstream_model": upstream_model,
+        "replicas": replicas,
+    }
+    data = AdminClient(url).call("POST", "/admin/deployments", json=body)
+    if json_out:
+        emit(data, True)
+    else:
+        console.print(f"deployed [bold]{name}[/] on {engine}: {replicas} replica(s) starting")
+
+
+@models.command("list")
+def models_list(url: Url = None, json_out: Json = False) -> None:
+    data = AdminClient(url).call("GET", "/admin/deployments")["data"]
+    if json_out:
+        emit(data, True)
+        return
+    rows = [
+        {
+            **d,
+            "ready": f"{d['ready_replicas']}/{d['replicas']}",
+            "replica_states": ", ".join(f"{r['id']}={r['state']}" for r in d["replica_status"]),
+            "source": d["model_path"] or d["endpoint"],
+        }
+        for d in data
+    ]
+    emit(rows, False, ["name", "engine", "ready", "replica_states", "source"], "deployments")
+
+
+@models.command("remove")
+def models_remove(name: str, url: Url = None, json_out: Json = False) -> None:
+    data = AdminClient(url).call("DELETE", f"/admin/deployments/{name}")
+    emit(data, True) if json_out else console.print(f"removed [bold]{name}[/]")
+
+
+@tenants.command("create")
+def tenants_create(
+    name: str,
+    display_name: Annotated[str | None, typer.Option()] = None,
+    url: Url = None,
+    json_out: Json = False,
+) -> None:
+    data = AdminClient(url).call(
+        "POST", "/admin/tenants", json={"name": name, "display_name": display_name}
+    )
+    emit(data, True) if json_out else console.print(f"created tenant [bold]{name}[/]")
+
+
+@tenants.command("list")
+def tenants_list(url: Url = None, json_out: Json = False) -> None:
+    emit(AdminClient(url).call("GET", "/admin/tenants")["data"], json_out, title="tenants")
+
+
+@keys.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="Tenant the key belongs to")],
+    name: Annotated[str, typer.Option()] = "default",
+    role: Annotated[str, typer.Option(help="inference | admin")] = "inference",
+    url: Url = None,
+    json_out: Json = False,
+) -> None:
+    data = AdminClient(url).call(
+        "POST", "/admin/keys", json={"tenant": tenant, "name": name, "role": role}
+    )
+    if json_out:
+        emit(data, True)
+        return
+    console.print(f"key [bold]{data['id']}[/] for tenant [bold]{tenant}[/] ({data['role']})")
+    console.print("Shown once; store it now:")
+    print(data["key"])
+
+
+@keys.command("list")
+def keys_list(
+    tenant: Annotated[str | None, typer.Option()] = None, url: Url = None, json_out: Json = False
+) -> None:
+    params = {"tenant": tenant} if tenant else {}
+    data = AdminClient(url).call("GET", "/admin/keys", params=params)["data"]
+    cols = ["id", "tenant", "name", "role", "prefix", "created_at", "revoked_at"]
+    emit(data, json_out, cols, "keys")
+
+
+@keys.command("revoke")
+def keys_revoke(key_id: str, url: Url = None, json_out: Json = False) -> None:
+    data = AdminClient(url).call("DELETE", f"/admin/keys/{key_id}")
+    emit(data, True) if json_out else console.print(f"revoked [bold]{key_id}[/]")
+
+
+def usage(
+    by: Annotated[str, typer.Option(help="Group by: tenant, model, day")] = "tenant,model,day",
+    since: Annotated[float | None, typer.Option(help="Unix time, inclusive")] = None,
+    until: Annotated[float | None, typer.Option(help="Unix time, exclusive")] = None,
+    url: Url = None,
+    json_out: Json = False,
+) -> None:
+    """Token totals from the ledger."""
+    params: dict[str, str | float] = {"group_by": by}
+    if since is not None:
+        params["since"] = since
+    if until is not None:
+        params["until"] = until
+    data = AdminClient(url).call("GET", "/admin/usage", params=params)
+    if json_out:
+        emit(data, True)
+        return
+    cols = [*data["group_by"], "requests", "prompt_tokens", "cached_tokens",
+            "completion_tokens", "total_tokens"]
+    emit(data["data"], False, cols, "usage")
+    if data["total"]:
+        t = data["total"]
+        console.print(
+            f"total: {t['requests']} requests, {t['prompt_tokens']} prompt + "
+            f"{t['completion_tokens']} completion = {t['total_tokens']} tokens"
+        )
+
+
+def login(
+    key: Annotated[str, typer.Option(prompt=True, hide_input=True, help="Admin key")],
+    url: Url = None,
+) -> None:
+    """Save a server URL and admin key for later commands (file mode 0600)."""
+    path = save_login(resolve_url(url), key)
+    console.print(f"saved to {path}")

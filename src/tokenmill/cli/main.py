@@ -1,0 +1,18 @@
+"""The `tokenmill` command."""
+
+import typer
+
+from tokenmill.cli import admin_commands
+from tokenmill.cli.up import up
+
+app = typer.Typer(
+    help="TokenMill: serve models, meter every token.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold keys
+)
+app.command()(up)
+app.command()(admin_commands.usage)
+app.command()(admin_commands.login)
+app.add_typer(admin_commands.models, name="models")
+app.add_typer(admin_commands.tenants, name="tenants")
+app.add_typer(admin_commands.keys, name="keys")

@@ -1,0 +1,137 @@
+"""`tokenmill up`: control plane, gateway and the default model on this machine."""
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+import uvloop
+from rich.panel import Panel
+
+from tokenmill.app import create_app
+from tokenmill.bootstrap import bootstrap, open_database
+from tokenmill.cli.client import save_login
+from tokenmill.cli.output import console
+from tokenmill.config import Settings
+from tokenmill.runtime.deployments import Deployments
+from tokenmill.runtime.supervisor import READY_TIMEOUT_S
+
+
+def up(
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8400)")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="State directory")] = None,
+    default_model: Annotated[
+        bool, typer.Option(help="Deploy smollm2-135m on first start")
+    ] = True,
+) -> None:
+    """Start TokenMill: gateway, control plane and model replicas. Ctrl-C stops everything."""
+    overrides: dict[str, Any] = {"deploy_default_model": default_model}
+    for name, value in (("host", host), ("port", port), ("data_dir", data_dir)):
+        if value is not None:
+            overrides[name] = value
+    settings = Settings(**overrides)
+    _configure_logging(settings)
+    try:
+        engine = open_database(settings)
+        result = bootstrap(settings, engine)
+        engine.dispose()
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    url = f"http://{_display_host(settings.host)}:{settings.port}"
+    if result.admin_key is not None:
+        saved = save_login(url, result.admin_key.secret)
+        console.print(
+            Panel(
+                f"[bold]{result.admin_key.secret}[/]\n\nShown once. Saved for the CLI in {saved}.",
+                title="Admin key",
+            )
+        )
+    console.print(f"data directory: {settings.data_dir}")
+    uvloop.run(_serve(settings, url))
+
+
+async def _serve(settings: Settings, url: str) -> None:
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="none",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started and not serving.done():
+        await asyncio.sleep(0.05)
+    if serving.done():
+        await serving  # startup failed: uvicorn has said why
+        raise typer.Exit(1)
+    await _show_replica_progress(app.state.services.deployments, serving)
+    if not serving.done():
+        _print_banner(url, app.state.services.deployments.names())
+    await serving
+
+
+async def _show_replica_progress(deployments: Deployments, serving: "asyncio.Task[None]") -> None:
+    started = time.monotonic()
+    with console.status("starting replicas") as status:
+        while not serving.done() and time.monotonic() - started < READY_TIMEOUT_S:
+            replicas = deployments.all_replicas()
+            ready = [r for r in replicas if r.state.value == "ready"]
+            if len(ready) == len(replicas):
+                break
+            detail = ", ".join(f"{r.id}: {r.state.value}" for r in replicas)
+            status.update(f"starting replicas ({time.monotonic() - started:.0f}s) {detail}")
+            await asyncio.sleep(0.2)
+    for r in deployments.all_replicas():
+        mark = "[green]ready[/]" if r.state.value == "ready" else f"[yellow]{r.state.value}[/]"
+        extra = f" ({r.last_error})" if r.last_error else ""
+        console.print(f"replica {r.id} on {r.adapter.name}: {mark}{extra}")
+
+
+def _print_banner(url: str, models: list[str]) -> None:
+    model = models[0] if models else "MODEL"
+    hello = '[{"role": "user", "content": "Hello!"}]'
+    # Plain text, not a panel: these lines are meant to be copied and pasted.
+    console.print(
+        f"""
+[bold green]TokenMill is serving[/] at {url}/v1   (metrics: {url}/metrics)
+
+Create a tenant and a key (uses TOKENMILL_ADMIN_KEY or the saved login):
+  tokenmill tenants create acme
+  export KEY=$(tokenmill keys create --tenant acme --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+
+curl:
+  curl {url}/v1/chat/completions -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -d '{{"model": "{model}", "messages": {hello}}}'
+
+OpenAI SDK (Python):
+  from openai import OpenAI
+  client = OpenAI(base_url="{url}/v1", api_key=KEY)
+  print(client.chat.completions.create(model="{model}", messages={hello}).choices[0].message.content)
+
+Ctrl-C stops TokenMill and its replicas.""",
+        soft_wrap=True,
+        markup=True,
+        highlight=False,
+    )
+
+
+def _display_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "") else host
+
+
+def _configure_logging(settings: Settings) -> None:
+    settings.log_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(settings.log_dir / "tokenmill.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)

@@ -1,0 +1,36 @@
+"""Settings, from flags, environment (TOKENMILL_*) or defaults. Safe by default: loopback only."""
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PORT = 8400
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "tokenmill"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TOKENMILL_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = None  # default: SQLite in data_dir
+    admin_key: SecretStr | None = None  # bootstrap admin key instead of a generated one
+    max_body_bytes: int = 4 * 1024 * 1024
+    replica_wait_s: float = 30.0  # how long a request waits for a starting replica
+    upstream_timeout_s: float = 600.0
+    deploy_default_model: bool = True
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.data_dir / "journal"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"

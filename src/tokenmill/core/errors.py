@@ -1,0 +1,80 @@
+"""Errors the API reports in OpenAI's shape: {"error": {"message", "type", "param", "code"}}."""
+
+from typing import Any
+
+
+class TokenMillError(Exception):
+    status: int = 500
+    type: str = "server_error"
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+class InvalidRequest(TokenMillError):
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class Unauthenticated(TokenMillError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class Forbidden(TokenMillError):
+    status = 403
+    type = "permission_error"
+    code = "forbidden"
+
+
+class NotFound(TokenMillError):
+    status = 404
+    type = "not_found_error"
+    code = "not_found"
+
+
+class Conflict(TokenMillError):
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
+
+
+class PayloadTooLarge(TokenMillError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class RateLimited(TokenMillError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limited"
+
+
+class UpstreamError(TokenMillError):
+    status = 502
+    type = "server_error"
+    code = "upstream_error"
+
+
+class Unavailable(TokenMillError):
+    status = 503
+    type = "server_error"
+    code = "no_replica_available"

@@ -1,0 +1,41 @@
+"""The usage record: one per request, the unit everything downstream (ledger, billing) counts."""
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+UsageSource = Literal["engine", "engine_timings", "stream_count", "none"]
+Outcome = Literal["ok", "partial", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    request_id: str
+    created_at: float  # unix seconds, UTC
+    tenant: str
+    key_id: str
+    model: str
+    deployment: str
+    replica: str
+    endpoint: str  # "chat" | "completions"
+    stream: bool
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+    ttft_ms: float | None
+    duration_ms: float
+    status: int
+    outcome: Outcome
+    finish_reason: str | None
+    usage_source: UsageSource  # where the counts came from: never silently estimated
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "UsageRecord":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})

@@ -1,0 +1,69 @@
+"""The engine adapter interface: what TokenMill needs to know to run and talk to an engine.
+
+One adapter per engine (llama.cpp, an attached OpenAI-compatible endpoint, later vLLM, SGLang,
+MindIE). Adapters are pure descriptions: spawning and supervising is the runtime's job.
+"""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ReplicaSpec:
+    """What one replica of a deployment should serve."""
+
+    deployment: str
+    index: int
+    model_path: str | None = None
+    endpoint: str | None = None
+    upstream_model: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def replica_id(self) -> str:
+        return f"{self.deployment}-{self.index}"
+
+
+@dataclass(frozen=True)
+class LaunchCommand:
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class EngineAdapter(ABC):
+    name: str
+    accelerators: frozenset[str]
+    model_formats: frozenset[str]
+    spawns: bool
+    metrics_path: str | None = None
+    # True when the engine reports usage at the end of a stream if asked (stream_options).
+    reports_stream_usage: bool = True
+    # Concurrent requests one replica serves well; beyond it requests queue (scheduling issue).
+    default_parallel: int = 1
+
+    @abstractmethod
+    def validate(self, spec: ReplicaSpec) -> None:
+        """Raise ValueError with a user-facing reason if the spec cannot run on this engine."""
+
+    def launch(self, spec: ReplicaSpec, port: int) -> LaunchCommand | None:
+        """The process to start for a replica, or None when the engine runs elsewhere."""
+        return None
+
+    @abstractmethod
+    def base_url(self, spec: ReplicaSpec, port: int | None) -> str:
+        """The replica's OpenAI-compatible base URL, ending in /v1."""
+
+    def root_url(self, spec: ReplicaSpec, port: int | None) -> str:
+        return self.base_url(spec, port).removesuffix("/v1")
+
+    def health_url(self, spec: ReplicaSpec, port: int | None) -> str:
+        """A GET that answers 2xx only when the replica can serve."""
+        return self.root_url(spec, port) + "/health"
+
+    def upstream_model(self, spec: ReplicaSpec) -> str:
+        return spec.upstream_model or spec.deployment
+
+    def prepare_stream(self, body: dict[str, Any]) -> None:
+        """Ask the engine for what exact stream metering needs (mutates the body)."""
+        body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}

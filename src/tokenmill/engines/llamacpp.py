@@ -1,0 +1,83 @@
+"""llama.cpp's C++ `llama-server`: spawned and supervised by TokenMill.
+
+Chosen over llama-cpp-python's Python server (see docs/engines.md): it reports usage at the end
+of streams, exposes Prometheus counters to reconcile the ledger against, and serves several
+requests at once from parallel slots that each keep a prompt cache.
+"""
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tokenmill.engines.base import EngineAdapter, LaunchCommand, ReplicaSpec
+
+LLAMA_CPP_PYTHON_VERSION = "0.3.36"  # the sdist whose vendored llama.cpp we build
+
+
+def default_binary_path() -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "tokenmill" / f"llama.cpp-py{LLAMA_CPP_PYTHON_VERSION}" / "bin" / "llama-server"
+
+
+def find_llama_server() -> str | None:
+    """TOKENMILL_LLAMA_SERVER, then the build cache of scripts/build-llama-server.sh, then PATH."""
+    explicit = os.environ.get("TOKENMILL_LLAMA_SERVER")
+    if explicit:
+        return explicit
+    built = default_binary_path()
+    if built.exists():
+        return str(built)
+    return shutil.which("llama-server")
+
+
+class LlamaCppAdapter(EngineAdapter):
+    name = "llamacpp"
+    accelerators = frozenset({"cpu", "nvidia", "amd", "apple", "vulkan"})
+    model_formats = frozenset({"gguf"})
+    spawns = True
+    metrics_path = "/metrics"
+    default_parallel = 4
+
+    def validate(self, spec: ReplicaSpec) -> None:
+        if not spec.model_path:
+            raise ValueError("the llamacpp engine needs --path to a .gguf model file")
+        path = Path(spec.model_path)
+        if not path.is_file():
+            raise ValueError(f"model file not found: {path}")
+        if path.suffix.lower() != ".gguf":
+            raise ValueError(f"llamacpp serves GGUF models; got '{path.name}'")
+
+    def launch(self, spec: ReplicaSpec, port: int) -> LaunchCommand:
+        binary = find_llama_server()
+        if binary is None:
+            raise ValueError(
+                "llama-server not found: run `make engines` (or scripts/build-llama-server.sh) "
+                "or set TOKENMILL_LLAMA_SERVER"
+            )
+        opts: dict[str, Any] = spec.options
+        parallel = int(opts.get("parallel", self.default_parallel))
+        ctx_per_slot = int(opts.get("ctx_per_slot", 2048))
+        argv = [
+            binary,
+            "--model", str(spec.model_path),
+            "--host", "127.0.0.1",
+            "--port", str(port),
+            "--alias", spec.deployment,
+            "--ctx-size", str(parallel * ctx_per_slot),
+            "--parallel", str(parallel),
+            "--metrics",
+            "--no-webui",
+        ]  # fmt: skip
+        if "threads" in opts:
+            argv += ["--threads", str(int(opts["threads"]))]
+        return LaunchCommand(argv=argv)
+
+    def base_url(self, spec: ReplicaSpec, port: int | None) -> str:
+        return f"http://127.0.0.1:{port}/v1"
+
+    def prepare_stream(self, body: dict[str, Any]) -> None:
+        super().prepare_stream(body)
+        # Per-chunk timings carry the prompt token count, so a stream cut short by the client
+        # still meters its prompt exactly.
+        body["timings_per_token"] = True

@@ -1,0 +1,126 @@
+"""Durable usage journal: append a line, group-fsync, then hand records to the ledger.
+
+A response is released to the client only after its record is on disk, so `kill -9` cannot lose
+the record of anything a client received. Concurrent requests share one fdatasync (group commit).
+Segments are deleted once the ledger has committed every record in them; whatever is left on
+start-up is replayed, and the ledger's unique request id makes replay idempotent.
+"""
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import orjson
+
+from tokenmill.core.usage import UsageRecord
+
+log = logging.getLogger(__name__)
+
+SEGMENT_BYTES = 16 * 1024 * 1024
+
+
+class UsageJournal:
+    def __init__(self, directory: Path, on_durable: Callable[[list[UsageRecord], int], None]):
+        self._dir = directory
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self._on_durable = on_durable  # called with (records, segment) once fsynced
+        self._segment = max((_seq(p) for p in self._dir.glob("usage-*.jsonl")), default=0) + 1
+        self._fd = self._open(self._segment)
+        self._written = 0
+        self._unsynced: list[UsageRecord] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def _open(self, seq: int) -> int:
+        path = self._dir / f"usage-{seq:08d}.jsonl"
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._flush_loop())
+
+    def append_nowait(self, record: UsageRecord) -> None:
+        """Write now (survives a process kill at once); fsync follows in the next group."""
+        if self._closed:
+            raise RuntimeError("usage journal is closed")
+        line = orjson.dumps(record.to_dict()) + b"\n"
+        os.write(self._fd, line)
+        self._written += len(line)
+        self._unsynced.append(record)
+        self._wakeup.set()
+
+    async def append(self, record: UsageRecord) -> None:
+        """Write and wait until the record is on stable storage."""
+        self.append_nowait(record)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        await fut
+
+    async def _flush_loop(self) -> None:
+        while not self._closed or self._unsynced:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if not self._unsynced:
+            return
+        records, self._unsynced = self._unsynced, []
+        waiters, self._waiters = self._waiters, []
+        fd, segment = self._fd, self._segment
+        if self._written >= SEGMENT_BYTES:
+            self._segment += 1
+            self._fd = self._open(self._segment)
+            self._written = 0
+        try:
+            await asyncio.to_thread(os.fdatasync, fd)
+        except OSError as exc:  # the disk failed us: the clients must not be told "done"
+            log.exception("usage journal fsync failed")
+            for w in waiters:
+                if not w.done():
+                    w.set_exception(exc)
+            raise
+        if fd != self._fd:
+            os.close(fd)
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+        self._on_durable(records, segment)
+
+    def release_before(self, segment: int) -> None:
+        """The ledger committed everything before `segment`: those files can go."""
+        for path in self._dir.glob("usage-*.jsonl"):
+            if _seq(path) < segment:
+                path.unlink(missing_ok=True)
+
+    async def close(self) -> None:
+        self._closed = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+        os.close(self._fd)
+
+    @property
+    def current_segment(self) -> int:
+        return self._segment
+
+
+def replay(directory: Path) -> Iterator[UsageRecord]:
+    """Every record in leftover segments; a torn last line (crash mid-write) is skipped."""
+    for path in sorted(directory.glob("usage-*.jsonl"), key=_seq):
+        lines = path.read_bytes().split(b"\n")
+        for i, line in enumerate(lines):
+            if not line:
+                continue
+            try:
+                yield UsageRecord.from_dict(orjson.loads(line))
+            except (orjson.JSONDecodeError, TypeError):
+                where = "torn tail" if i == len(lines) - 1 else "corrupt line"
+                log.warning("usage journal %s: skipping %s %d", path.name, where, i + 1)
+
+
+def _seq(path: Path) -> int:
+    return int(path.stem.split("-")[1])

@@ -1,0 +1,116 @@
+"""The ledger: usage records in the database, inserted idempotently by request id."""
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, Insert, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from tokenmill.core.usage import UsageRecord
+from tokenmill.store.tables import UsageRow
+
+log = logging.getLogger(__name__)
+
+GROUPS = {"tenant": UsageRow.tenant, "model": UsageRow.model, "day": UsageRow.day}
+
+
+def _row(record: UsageRecord) -> dict[str, Any]:
+    row = record.to_dict()
+    row["day"] = datetime.fromtimestamp(record.created_at, UTC).strftime("%Y-%m-%d")
+    return row
+
+
+def _insert_ignoring_duplicates(engine: Engine) -> Insert:
+    if engine.dialect.name == "postgresql":
+        return postgresql.insert(UsageRow).on_conflict_do_nothing(index_elements=["request_id"])
+    return sqlite.insert(UsageRow).on_conflict_do_nothing(index_elements=["request_id"])
+
+
+def insert_records(engine: Engine, records: Iterable[UsageRecord]) -> int:
+    """Insert records, ignoring ids already present. Returns how many were new."""
+    rows = [_row(r) for r in records]
+    if not rows:
+        return 0
+    stmt = _insert_ignoring_duplicates(engine)
+    with engine.begin() as conn:
+        result = conn.execute(stmt, rows)
+    return int(result.rowcount)
+
+
+def usage_totals(
+    engine: Engine, group_by: list[str], since: float | None = None, until: float | None = None
+) -> list[dict[str, Any]]:
+    cols = [GROUPS[g].label(g) for g in group_by]
+    q = select(
+        *cols,
+        func.count().label("requests"),
+        func.sum(UsageRow.prompt_tokens).label("prompt_tokens"),
+        func.sum(UsageRow.cached_tokens).label("cached_tokens"),
+        func.sum(UsageRow.completion_tokens).label("completion_tokens"),
+    )
+    if since is not None:
+        q = q.where(UsageRow.created_at >= since)
+    if until is not None:
+        q = q.where(UsageRow.created_at < until)
+    if cols:
+        q = q.group_by(*cols).order_by(*cols)
+    with Session(engine) as s:
+        out = []
+        for row in s.execute(q):
+            item = dict(row._mapping)
+            for k in ("prompt_tokens", "cached_tokens", "completion_tokens"):
+                item[k] = int(item[k] or 0)
+            item["total_tokens"] = item["prompt_tokens"] + item["completion_tokens"]
+            out.append(item)
+        return [o for o in out if o["requests"]]
+
+
+class LedgerWriter:
+    """Drains durable journal records into the database in batches, off the event loop."""
+
+    def __init__(self, engine: Engine, batch_delay_s: float = 0.05) -> None:
+        self._engine = engine
+        self._delay = batch_delay_s
+        self._pending: list[tuple[UsageRecord, int]] = []
+        self._wakeup = asyncio.Event()
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+        self.on_committed: Any = None  # callable(segment) to release journal segments
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    def submit(self, records: list[UsageRecord], segment: int) -> None:
+        self._pending.extend((r, segment) for r in records)
+        self._wakeup.set()
+
+    async def _loop(self) -> None:
+        while not self._closed or self._pending:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            if not self._closed:
+                await asyncio.sleep(self._delay)  # let a batch gather
+            batch, self._pending = self._pending, []
+            if not batch:
+                continue
+            try:
+                await asyncio.to_thread(insert_records, self._engine, [r for r, _ in batch])
+            except Exception:
+                # Records stay in the journal; put them back and try again shortly.
+                log.exception("ledger insert failed; will retry")
+                self._pending[:0] = batch
+                await asyncio.sleep(1.0)
+                self._wakeup.set()
+                continue
+            if self.on_committed is not None:
+                self.on_committed(batch[-1][1])
+
+    async def close(self) -> None:
+        self._closed = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task

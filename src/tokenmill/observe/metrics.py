@@ -1,0 +1,76 @@
+"""Prometheus metrics for the gateway. One registry per app, so tests can run several apps."""
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from tokenmill.core.usage import UsageRecord
+from tokenmill.runtime.replica import Replica, ReplicaState
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class _ReplicaStates(Collector):
+    """Replica state read at scrape time, so it can never go stale."""
+
+    def __init__(self, replicas: Callable[[], Iterable[Replica]]) -> None:
+        self._replicas = replicas
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        fam = GaugeMetricFamily(
+            "tokenmill_replica_state",
+            "1 for the state each replica is in",
+            labels=["deployment", "replica", "state"],
+        )
+        for r in self._replicas():
+            for state in ReplicaState:
+                fam.add_metric([r.spec.deployment, r.id, state.value], float(r.state is state))
+        yield fam
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "tokenmill_requests", "Requests by outcome", ["model", "tenant", "status"], registry=r
+        )
+        self.prompt_tokens = Counter(
+            "tokenmill_prompt_tokens", "Prompt tokens metered", ["model", "tenant"], registry=r
+        )
+        self.cached_tokens = Counter(
+            "tokenmill_cached_prompt_tokens", "Prompt tokens served from cache",
+            ["model", "tenant"], registry=r,
+        )
+        self.completion_tokens = Counter(
+            "tokenmill_completion_tokens", "Completion tokens metered", ["model", "tenant"],
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "tokenmill_time_to_first_token_seconds", "Time to first token", ["model"],
+            buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.latency = Histogram(
+            "tokenmill_request_duration_seconds", "End-to-end request duration", ["model"],
+            buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.in_flight = Gauge(
+            "tokenmill_requests_in_flight", "Requests being served", ["model"], registry=r
+        )
+
+    def watch_replicas(self, replicas: Callable[[], Iterable[Replica]]) -> None:
+        self.registry.register(_ReplicaStates(replicas))
+
+    def observe(self, rec: UsageRecord) -> None:
+        self.requests.labels(rec.model, rec.tenant, str(rec.status)).inc()
+        self.prompt_tokens.labels(rec.model, rec.tenant).inc(rec.prompt_tokens)
+        self.cached_tokens.labels(rec.model, rec.tenant).inc(rec.cached_tokens)
+        self.completion_tokens.labels(rec.model, rec.tenant).inc(rec.completion_tokens)
+        if rec.ttft_ms is not None:
+            self.ttft.labels(rec.model).observe(rec.ttft_ms / 1000)
+        self.latency.labels(rec.model).observe(rec.duration_ms / 1000)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,197 @@
+"""Deployments: the desired state (in the database) and the replicas that serve it (here)."""
+
+import asyncio
+import itertools
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from tokenmill.core.errors import Conflict, InvalidRequest, NotFound, Unavailable
+from tokenmill.engines.base import EngineAdapter, ReplicaSpec
+from tokenmill.engines.registry import get_adapter
+from tokenmill.runtime.replica import Replica, ReplicaState
+from tokenmill.runtime.supervisor import ReplicaSupervisor
+from tokenmill.store.tables import Deployment
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+MAX_REPLICAS = 64
+
+
+@dataclass
+class DeploymentRuntime:
+    row: Deployment
+    adapter: EngineAdapter
+    supervisors: list[ReplicaSupervisor] = field(default_factory=list)
+    _rr: "itertools.count[int]" = field(default_factory=itertools.count)
+
+    @property
+    def replicas(self) -> list[Replica]:
+        return [s.replica for s in self.supervisors]
+
+    def ready(self) -> list[Replica]:
+        return [r for r in self.replicas if r.state is ReplicaState.READY]
+
+    def view(self) -> dict[str, Any]:
+        row = self.row
+        return {
+            "name": row.name,
+            "engine": row.engine,
+            "model_path": row.model_path,
+            "endpoint": row.endpoint,
+            "upstream_model": row.upstream_model,
+            "replicas": row.replicas,
+            "options": row.options,
+            "created_at": row.created_at.isoformat(),
+            "ready_replicas": len(self.ready()),
+            "replica_status": [r.view() for r in self.replicas],
+        }
+
+
+class Deployments:
+    def __init__(self, engine: Engine, http: aiohttp.ClientSession, log_dir: Path) -> None:
+        self._engine = engine
+        self._http = http
+        self._log_dir = log_dir
+        self._running: dict[str, DeploymentRuntime] = {}
+        self._changed = asyncio.Event()
+
+    async def start_all(self) -> None:
+        rows = await asyncio.to_thread(self._load_rows)
+        for row in rows:
+            self._launch(row)
+
+    def _load_rows(self) -> list[Deployment]:
+        with Session(self._engine, expire_on_commit=False) as s:
+            return list(s.scalars(select(Deployment).order_by(Deployment.name)))
+
+    def _launch(self, row: Deployment) -> DeploymentRuntime:
+        adapter = get_adapter(row.engine)
+        runtime = DeploymentRuntime(row=row, adapter=adapter)
+        for index in range(row.replicas):
+            replica = Replica(spec=_spec(row, index), adapter=adapter)
+            sup = ReplicaSupervisor(replica, self._http, self._log_dir)
+            sup.start()
+            runtime.supervisors.append(sup)
+        self._running[row.name] = runtime
+        return runtime
+
+    async def create(
+        self,
+        name: str,
+        engine: str,
+        *,
+        model_path: str | None = None,
+        endpoint: str | None = None,
+        upstream_model: str | None = None,
+        replicas: int = 1,
+        options: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        if not _NAME.match(name):
+            raise InvalidRequest(
+                "deployment name: 1-128 chars of letters, digits, '.', '_', ':' or '-'",
+                param="name",
+            )
+        if not 1 <= replicas <= MAX_REPLICAS:
+            raise InvalidRequest(f"replicas must be 1..{MAX_REPLICAS}", param="replicas")
+        if name in self._running:
+            raise Conflict(f"deployment '{name}' already exists", param="name")
+        try:
+            adapter = get_adapter(engine)
+            if model_path:
+                model_path = str(Path(model_path).expanduser().resolve())
+            row = Deployment(
+                name=name,
+                engine=engine,
+                model_path=model_path,
+                endpoint=endpoint,
+                upstream_model=upstream_model,
+                replicas=replicas,
+                options=options or {},
+                created_at=datetime.now(UTC),
+            )
+            adapter.validate(_spec(row, 0))
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), param="engine") from None
+        await asyncio.to_thread(self._insert, row)
+        return self._launch(row).view()
+
+    def _insert(self, row: Deployment) -> None:
+        with Session(self._engine, expire_on_commit=False) as s, s.begin():
+            if s.get(Deployment, row.name) is not None:
+                raise Conflict(f"deployment '{row.name}' already exists", param="name")
+            s.add(row)
+
+    async def remove(self, name: str) -> None:
+        runtime = self._running.pop(name, None)
+        if runtime is None:
+            raise NotFound(f"deployment '{name}' does not exist", param="name")
+        await asyncio.to_thread(self._delete, name)
+        await asyncio.gather(*(s.stop() for s in runtime.supervisors))
+
+    def _delete(self, name: str) -> None:
+        with Session(self._engine) as s, s.begin():
+            row = s.get(Deployment, name)
+            if row is not None:
+                s.delete(row)
+
+    def views(self) -> list[dict[str, Any]]:
+        return [rt.view() for rt in self._running.values()]
+
+    def get(self, name: str) -> DeploymentRuntime | None:
+        return self._running.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._running)
+
+    def all_replicas(self) -> list[Replica]:
+        return [r for rt in self._running.values() for r in rt.replicas]
+
+    async def pick(self, model: str, wait_s: float) -> tuple[DeploymentRuntime, Replica]:
+        """Round-robin over ready replicas; waits (bounded) while replicas are still starting."""
+        runtime = self._running.get(model)
+        if runtime is None:
+            raise NotFound(f"The model '{model}' does not exist", param="model", code="model_not_found")
+        deadline = time.monotonic() + wait_s
+        while True:
+            ready = runtime.ready()
+            if ready:
+                return runtime, ready[next(runtime._rr) % len(ready)]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise Unavailable(f"no replica of '{model}' is ready; try again shortly")
+            waits = [asyncio.ensure_future(s.ready.wait()) for s in runtime.supervisors]
+            try:
+                await asyncio.wait(waits, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+
+    async def wait_all_ready(self, timeout_s: float) -> bool:
+        sups = [s for rt in self._running.values() for s in rt.supervisors]
+        try:
+            await asyncio.wait_for(asyncio.gather(*(s.ready.wait() for s in sups)), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def stop_all(self) -> None:
+        sups = [s for rt in self._running.values() for s in rt.supervisors]
+        await asyncio.gather(*(s.stop() for s in sups))
+
+
+def _spec(row: Deployment, index: int) -> ReplicaSpec:
+    return ReplicaSpec(
+        deployment=row.name,
+        index=index,
+        model_path=row.model_path,
+        endpoint=row.endpoint,
+        upstream_model=row.upstream_model,
+        options=dict(row.options or {}),
+    )

@@ -1,0 +1,52 @@
+"""A replica as the gateway sees it: where it listens and whether it can take requests."""
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from tokenmill.engines.base import EngineAdapter, ReplicaSpec
+
+
+class ReplicaState(StrEnum):
+    STARTING = "starting"
+    READY = "ready"
+    UNHEALTHY = "unhealthy"
+    RESTARTING = "restarting"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+@dataclass
+class Replica:
+    spec: ReplicaSpec
+    adapter: EngineAdapter
+    port: int | None = None
+    state: ReplicaState = ReplicaState.STARTING
+    in_flight: int = 0
+    restarts: int = 0
+    last_error: str | None = None
+    pid: int | None = None
+    served: int = field(default=0)
+
+    @property
+    def id(self) -> str:
+        return self.spec.replica_id
+
+    @property
+    def base_url(self) -> str:
+        return self.adapter.base_url(self.spec, self.port)
+
+    @property
+    def health_url(self) -> str:
+        return self.adapter.health_url(self.spec, self.port)
+
+    def view(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "state": self.state.value,
+            "endpoint": self.base_url if self.port or not self.adapter.spawns else None,
+            "pid": self.pid,
+            "in_flight": self.in_flight,
+            "restarts": self.restarts,
+            "served": self.served,
+            "last_error": self.last_error,
+        }
