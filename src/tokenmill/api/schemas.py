@@ -95,5 +95,6 @@ def _as_invalid_request(exc: ValidationError) -> InvalidRequest:
         return InvalidRequest(
             f"Missing required parameter: '{param}'", param=param, code="missing_parameter"
         )
-    return InvalidRequest(f"Invalid value for '{param}': {err['msg']}", param=param,
-                          code="invalid_value")
+    return InvalidRequest(
+        f"Invalid value for '{param}': {err['msg']}", param=param, code="invalid_value"
+    )

@@ -136,8 +136,14 @@ def usage(
     if json_out:
         emit(data, True)
         return
-    cols = [*data["group_by"], "requests", "prompt_tokens", "cached_tokens",
-            "completion_tokens", "total_tokens"]
+    cols = [
+        *data["group_by"],
+        "requests",
+        "prompt_tokens",
+        "cached_tokens",
+        "completion_tokens",
+        "total_tokens",
+    ]
     emit(data["data"], False, cols, "usage")
     if data["total"]:
         t = data["total"]

@@ -45,7 +45,9 @@ def _saved() -> dict[str, str]:
 
 
 def resolve_url(url: str | None) -> str:
-    return (url or os.environ.get("TOKENMILL_URL") or _saved().get("url") or DEFAULT_URL).rstrip("/")
+    return (url or os.environ.get("TOKENMILL_URL") or _saved().get("url") or DEFAULT_URL).rstrip(
+        "/"
+    )
 
 
 def resolve_key() -> str:

@@ -24,9 +24,7 @@ def up(
     host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8400)")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="State directory")] = None,
-    default_model: Annotated[
-        bool, typer.Option(help="Deploy smollm2-135m on first start")
-    ] = True,
+    default_model: Annotated[bool, typer.Option(help="Deploy smollm2-135m on first start")] = True,
 ) -> None:
     """Start TokenMill: gateway, control plane and model replicas. Ctrl-C stops everything."""
     overrides: dict[str, Any] = {"deploy_default_model": default_model}
@@ -69,7 +67,7 @@ async def _serve(settings: Settings, url: str) -> None:
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
-    while not server.started and not serving.done():
+    while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers no event
         await asyncio.sleep(0.05)
     if serving.done():
         await serving  # startup failed: uvicorn has said why

@@ -87,7 +87,9 @@ class InferenceProxy:
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             await self._finish(replica, tracker.record(503, "error"))
-            raise Unavailable(f"replica {replica.id} did not answer: {type(exc).__name__}") from None
+            raise Unavailable(
+                f"replica {replica.id} did not answer: {type(exc).__name__}"
+            ) from None
         if status != 200:
             await self._finish(replica, tracker.record(status, "error"))
             raise _upstream_failure(status, raw)
@@ -113,7 +115,9 @@ class InferenceProxy:
             resp = await self._http.post(url, data=orjson.dumps(payload), headers=_JSON)
         except (aiohttp.ClientError, TimeoutError) as exc:
             await self._finish(replica, tracker.record(503, "error"))
-            raise Unavailable(f"replica {replica.id} did not answer: {type(exc).__name__}") from None
+            raise Unavailable(
+                f"replica {replica.id} did not answer: {type(exc).__name__}"
+            ) from None
         if resp.status != 200:
             raw = await resp.read()
             resp.release()
@@ -214,7 +218,9 @@ class _StreamRelay:
         else:
             first = choices[0]
             delta = first.get("delta") or {}
-            self._content = bool(delta.get("content") or delta.get("tool_calls") or first.get("text"))
+            self._content = bool(
+                delta.get("content") or delta.get("tool_calls") or first.get("text")
+            )
             if first.get("finish_reason"):
                 tracker.finish_reason = first["finish_reason"]
             if self._content:
@@ -250,4 +256,3 @@ def _upstream_message(raw: bytes) -> str:
     except orjson.JSONDecodeError:
         pass
     return raw[:200].decode(errors="replace") or "no details"
-

@@ -41,20 +41,30 @@ class GatewayMetrics:
             "tokenmill_prompt_tokens", "Prompt tokens metered", ["model", "tenant"], registry=r
         )
         self.cached_tokens = Counter(
-            "tokenmill_cached_prompt_tokens", "Prompt tokens served from cache",
-            ["model", "tenant"], registry=r,
+            "tokenmill_cached_prompt_tokens",
+            "Prompt tokens served from cache",
+            ["model", "tenant"],
+            registry=r,
         )
         self.completion_tokens = Counter(
-            "tokenmill_completion_tokens", "Completion tokens metered", ["model", "tenant"],
+            "tokenmill_completion_tokens",
+            "Completion tokens metered",
+            ["model", "tenant"],
             registry=r,
         )
         self.ttft = Histogram(
-            "tokenmill_time_to_first_token_seconds", "Time to first token", ["model"],
-            buckets=LATENCY_BUCKETS, registry=r,
+            "tokenmill_time_to_first_token_seconds",
+            "Time to first token",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.latency = Histogram(
-            "tokenmill_request_duration_seconds", "End-to-end request duration", ["model"],
-            buckets=LATENCY_BUCKETS, registry=r,
+            "tokenmill_request_duration_seconds",
+            "End-to-end request duration",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.in_flight = Gauge(
             "tokenmill_requests_in_flight", "Requests being served", ["model"], registry=r

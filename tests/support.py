@@ -1,0 +1,105 @@
+"""A real TokenMill server in a subprocess, as a user would run it (`tokenmill up`)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ADMIN_KEY = "tm-test-admin-key-0123456789abcdefghij"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "TOKENMILL_ADMIN_KEY": ADMIN_KEY,
+            "TOKENMILL_CONFIG_DIR": str(self.data_dir / "cli-config"),
+            "TOKENMILL_URL": self.url,
+            **self.extra_env,
+        }
+
+    def start(self, timeout: float = 120.0) -> "ServerProcess":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.data_dir / "server.out", "ab")  # noqa: SIM115 - lives with the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tokenmill", "up", "--port", str(self.port),
+             "--data-dir", str(self.data_dir)],
+            stdout=log, stderr=subprocess.STDOUT, env=self.env,
+        )  # fmt: skip
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        """Until the gateway answers and every replica is ready."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.output()[-3000:]}")
+            try:
+                deps = self.admin("GET", "/admin/deployments")["data"]
+                if all(d["ready_replicas"] == d["replicas"] for d in deps):
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"server not ready in {timeout}s: {self.output()[-3000:]}")
+
+    def output(self) -> str:
+        return (self.data_dir / "server.out").read_text(errors="replace")
+
+    def admin(self, method: str, path: str, **kwargs: Any) -> Any:
+        resp = httpx.request(
+            method, self.url + path, headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            timeout=30, **kwargs,
+        )  # fmt: skip
+        resp.raise_for_status()
+        return resp.json()
+
+    def new_tenant_key(self, tenant: str) -> str:
+        self.admin("POST", "/admin/tenants", json={"name": tenant})
+        return str(self.admin("POST", "/admin/keys", json={"tenant": tenant})["key"])
+
+    def usage(self, group_by: str = "tenant") -> list[dict[str, Any]]:
+        return list(self.admin("GET", "/admin/usage", params={"group_by": group_by})["data"])
+
+    def stop(self) -> int:
+        """SIGTERM, as Ctrl-C or a service manager would; returns the exit code."""
+        if self.proc is None:
+            return 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
