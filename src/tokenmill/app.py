@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 import aiohttp
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from starlette.types import ASGIApp
 
 from tokenmill import __version__
 from tokenmill.api import admin_routes, openai_routes
 from tokenmill.api.errors import install_error_handlers
+from tokenmill.api.hot_path import HotPathRouter
 from tokenmill.api.middleware import RequestIdMiddleware
 from tokenmill.api.state import Services, services
 from tokenmill.bootstrap import open_database
@@ -52,7 +54,6 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="TokenMill", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
-    app.add_middleware(RequestIdMiddleware)
     app.include_router(openai_routes.router)
     app.include_router(admin_routes.router)
 
@@ -65,3 +66,10 @@ def create_app(settings: Settings) -> FastAPI:
         return Response(services(request).metrics.render(), media_type="text/plain; version=0.0.4")
 
     return app
+
+
+def create_asgi(settings: Settings) -> tuple[ASGIApp, FastAPI]:
+    """The served ASGI app (request ids, inference fast path, FastAPI) and the FastAPI app."""
+    app = create_app(settings)
+    hot = HotPathRouter(app, openai_routes.HOT_ROUTES)
+    return RequestIdMiddleware(hot), app

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from tokenmill.core.errors import (
+    InternalError,
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
@@ -53,7 +54,7 @@ async def _http_error(_req: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected(req: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", req.method, req.url.path, exc_info=exc)
-    return error_response(TokenMillError("The server had an error processing your request."))
+    return error_response(InternalError())
 
 
 def install_error_handlers(app: FastAPI) -> None:

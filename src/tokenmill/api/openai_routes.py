@@ -57,3 +57,9 @@ async def list_models(request: Request) -> dict[str, Any]:
             for name in svc.deployments.names()
         ],
     }
+
+
+HOT_ROUTES = {
+    ("POST", "/v1/chat/completions"): chat_completions,
+    ("POST", "/v1/completions"): completions,
+}

@@ -11,7 +11,7 @@ import uvicorn
 import uvloop
 from rich.panel import Panel
 
-from tokenmill.app import create_app
+from tokenmill.app import create_asgi
 from tokenmill.bootstrap import bootstrap, open_database
 from tokenmill.cli.client import save_login
 from tokenmill.cli.output import console
@@ -54,9 +54,9 @@ def up(
 
 
 async def _serve(settings: Settings, url: str) -> None:
-    app = create_app(settings)
+    asgi, app = create_asgi(settings)
     config = uvicorn.Config(
-        app,
+        asgi,
         host=settings.host,
         port=settings.port,
         loop="none",

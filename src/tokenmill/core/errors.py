@@ -26,6 +26,13 @@ class TokenMillError(Exception):
         }
 
 
+class InternalError(TokenMillError):
+    """Something broke on our side; the details go to the log, never to the client."""
+
+    def __init__(self) -> None:
+        super().__init__("The server had an error processing your request.")
+
+
 class InvalidRequest(TokenMillError):
     status = 400
     type = "invalid_request_error"

@@ -166,7 +166,7 @@ class InferenceProxy:
 
     def _begin(self, replica: Replica, tracker: UsageTracker) -> None:
         replica.in_flight += 1
-        self._metrics.in_flight.labels(tracker.model).inc()
+        self._metrics.in_flight_of(tracker.model).inc()
 
     async def _finish(self, replica: Replica, record: UsageRecord) -> None:
         self._end(replica, record)
@@ -182,7 +182,7 @@ class InferenceProxy:
     def _end(self, replica: Replica, record: UsageRecord) -> None:
         replica.in_flight -= 1
         replica.served += 1
-        self._metrics.in_flight.labels(record.model).dec()
+        self._metrics.in_flight_of(record.model).dec()
         self._metrics.observe(record)
 
 

@@ -1,6 +1,7 @@
 """Prometheus metrics for the gateway. One registry per app, so tests can run several apps."""
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -70,17 +71,39 @@ class GatewayMetrics:
             "tokenmill_requests_in_flight", "Requests being served", ["model"], registry=r
         )
 
+        self._children: dict[tuple[str, str, int], tuple[Any, ...]] = {}
+        self._in_flight: dict[str, Any] = {}
+
+    def in_flight_of(self, model: str) -> Any:
+        gauge = self._in_flight.get(model)
+        if gauge is None:
+            gauge = self._in_flight[model] = self.in_flight.labels(model)
+        return gauge
+
     def watch_replicas(self, replicas: Callable[[], Iterable[Replica]]) -> None:
         self.registry.register(_ReplicaStates(replicas))
 
     def observe(self, rec: UsageRecord) -> None:
-        self.requests.labels(rec.model, rec.tenant, str(rec.status)).inc()
-        self.prompt_tokens.labels(rec.model, rec.tenant).inc(rec.prompt_tokens)
-        self.cached_tokens.labels(rec.model, rec.tenant).inc(rec.cached_tokens)
-        self.completion_tokens.labels(rec.model, rec.tenant).inc(rec.completion_tokens)
+        key = (rec.model, rec.tenant, rec.status)
+        children = self._children.get(key)
+        if children is None:  # label lookups cost more than the increments: do them once
+            model, tenant = rec.model, rec.tenant
+            children = self._children[key] = (
+                self.requests.labels(model, tenant, str(rec.status)),
+                self.prompt_tokens.labels(model, tenant),
+                self.cached_tokens.labels(model, tenant),
+                self.completion_tokens.labels(model, tenant),
+                self.ttft.labels(model),
+                self.latency.labels(model),
+            )
+        requests, prompt, cached, completion, ttft, latency = children
+        requests.inc()
+        prompt.inc(rec.prompt_tokens)
+        cached.inc(rec.cached_tokens)
+        completion.inc(rec.completion_tokens)
         if rec.ttft_ms is not None:
-            self.ttft.labels(rec.model).observe(rec.ttft_ms / 1000)
-        self.latency.labels(rec.model).observe(rec.duration_ms / 1000)
+            ttft.observe(rec.ttft_ms / 1000)
+        latency.observe(rec.duration_ms / 1000)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

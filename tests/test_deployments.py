@@ -1,0 +1,100 @@
+"""Deployments on the real engine: spawned llama.cpp replicas are supervised and restarted;
+an already-running OpenAI-compatible endpoint can be attached; both are metered."""
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from tests.support import ServerProcess
+
+
+def _deployment(server: ServerProcess, name: str) -> dict[str, Any]:
+    [dep] = [d for d in server.admin("GET", "/admin/deployments")["data"] if d["name"] == name]
+    return dep
+
+
+def _wait(server: ServerProcess, name: str, pred: Any, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        dep = _deployment(server, name)
+        if pred(dep):
+            return dep
+        time.sleep(0.2)
+    raise AssertionError(f"{name} never reached the expected state: {dep}")
+
+
+def test_crashed_engine_is_restarted_and_serves_again(
+    server: ServerProcess, tenant_key, model_path: Path
+):
+    _, key = tenant_key
+    name = "smol-restart"
+    server.admin("POST", "/admin/deployments",
+                 json={"name": name, "engine": "llamacpp", "model_path": str(model_path)})  # fmt: skip
+    try:
+        dep = _wait(server, name, lambda d: d["ready_replicas"] == 1)
+        old_pid = dep["replica_status"][0]["pid"]
+        os.kill(old_pid, signal.SIGKILL)
+        dep = _wait(
+            server, name,
+            lambda d: d["ready_replicas"] == 1 and d["replica_status"][0]["pid"] != old_pid,
+        )  # fmt: skip
+        assert dep["replica_status"][0]["restarts"] == 1
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0)
+        resp = client.chat.completions.create(
+            model=name, messages=[{"role": "user", "content": "hi"}], max_tokens=3
+        )
+        assert resp.usage is not None and resp.usage.completion_tokens > 0
+    finally:
+        server.admin("DELETE", f"/admin/deployments/{name}")
+    assert name not in [d["name"] for d in server.admin("GET", "/admin/deployments")["data"]]
+
+
+def test_attached_openai_endpoint_is_relayed_and_metered(server: ServerProcess, tenant_key):
+    tenant, key = tenant_key
+    engine = _deployment(server, "smollm2-135m")["replica_status"][0]["endpoint"]
+    name = "smol-attached"
+    server.admin("POST", "/admin/deployments", json={
+        "name": name, "engine": "openai", "endpoint": engine, "upstream_model": "smollm2-135m",
+    })  # fmt: skip
+    try:
+        _wait(server, name, lambda d: d["ready_replicas"] == 1)
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0)
+        resp = client.chat.completions.create(
+            model=name, messages=[{"role": "user", "content": "hi"}], max_tokens=4
+        )
+        assert resp.model == name  # the upstream's name is not leaked
+        stream = client.chat.completions.create(
+            model=name, messages=[{"role": "user", "content": "hi"}], max_tokens=4, stream=True,
+            stream_options={"include_usage": True},
+        )  # fmt: skip
+        chunks = list(stream)
+        assert {c.model for c in chunks} == {name}
+        usage = [c.usage for c in chunks if c.usage][0]
+        time.sleep(0.3)
+        rows = server.admin("GET", "/admin/usage", params={"group_by": "tenant,model"})["data"]
+        [row] = [r for r in rows if r["tenant"] == tenant]
+        assert row["model"] == name
+        assert row["completion_tokens"] == resp.usage.completion_tokens + usage.completion_tokens
+    finally:
+        server.admin("DELETE", f"/admin/deployments/{name}")
+
+
+def test_bad_deployments_are_refused_clearly(server: ServerProcess, tmp_path: Path):
+    import httpx
+
+    cases = [
+        ({"name": "x", "engine": "llamacpp"}, "needs --path"),
+        ({"name": "x", "engine": "llamacpp", "model_path": str(tmp_path / "no.gguf")}, "not found"),
+        ({"name": "x", "engine": "openai", "endpoint": "ftp://h"}, "http(s) URL"),
+        ({"name": "smollm2-135m", "engine": "openai", "endpoint": "http://127.0.0.1:1"},
+         "already exists"),
+    ]  # fmt: skip
+    for body, message in cases:
+        resp = httpx.post(server.url + "/admin/deployments", json=body,
+                          headers={"Authorization": "Bearer " + server.env["TOKENMILL_ADMIN_KEY"]})  # fmt: skip
+        assert resp.status_code in (400, 409), resp.text
+        assert message in resp.json()["error"]["message"]
