@@ -8,7 +8,7 @@ import pytest
 
 from tokenmill.bootstrap import default_model_path
 from tokenmill.engines.llamacpp import find_llama_server
-from tests.support import ServerProcess
+from tokenmill.testing import ServerProcess
 
 _tenants = itertools.count()
 

@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 import orjson
 
-from tests.support import ServerProcess
+from tokenmill.testing import ServerProcess
 
 MODEL = "smollm2-135m"
 WORKERS = 6
@@ -95,11 +96,14 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_kill_9_mid_load_loses_and_duplicates_nothing(tmp_path: Path):
-    srv = ServerProcess(tmp_path / "crash").start()
+@pytest.mark.parametrize("sync", ["fsync", "write"])
+def test_kill_9_mid_load_loses_and_duplicates_nothing(tmp_path: Path, sync: str):
+    srv = ServerProcess(tmp_path / "crash", extra_env={"TOKENMILL_JOURNAL_SYNC": sync}).start()
     key = srv.new_tenant_key("crashy")
     engine_pids = [
-        r["pid"] for d in srv.admin("GET", "/admin/deployments")["data"] for r in d["replica_status"]
+        r["pid"]
+        for d in srv.admin("GET", "/admin/deployments")["data"]
+        for r in d["replica_status"]
     ]
     completed = asyncio.run(_load_then_kill(srv, key))
     assert len(completed) >= KILL_AFTER_COMPLETED
@@ -110,7 +114,9 @@ def test_kill_9_mid_load_loses_and_duplicates_nothing(tmp_path: Path):
         time.sleep(0.1)
     assert not any(_alive(p) for p in engine_pids)
 
-    restarted = ServerProcess(srv.data_dir).start()  # replays the journal on start
+    restarted = ServerProcess(
+        srv.data_dir, extra_env=srv.extra_env
+    ).start()  # replays the journal on start
     try:
         ledger = _ledger(srv.data_dir)
         missing = set(completed) - set(ledger)
@@ -121,7 +127,7 @@ def test_kill_9_mid_load_loses_and_duplicates_nothing(tmp_path: Path):
         assert restarted.stop() in (0, -signal.SIGTERM)
         assert not list((srv.data_dir / "journal").glob("usage-*.jsonl"))
         # Starting again adds nothing.
-        again = ServerProcess(srv.data_dir).start()
+        again = ServerProcess(srv.data_dir, extra_env=srv.extra_env).start()
         assert _ledger(srv.data_dir) == ledger
         again.stop()
     finally:

@@ -9,7 +9,7 @@ from typing import Any
 
 import openai
 
-from tests.support import ServerProcess
+from tokenmill.testing import ServerProcess
 
 
 def _deployment(server: ServerProcess, name: str) -> dict[str, Any]:

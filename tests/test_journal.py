@@ -4,11 +4,12 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine
 
 from tokenmill.core.ids import new_request_id
 from tokenmill.core.usage import UsageRecord
-from tokenmill.metering.journal import UsageJournal, replay
+from tokenmill.metering.journal import JournalSync, UsageJournal, replay
 from tokenmill.metering.ledger import insert_records, usage_totals
 from tokenmill.metering.service import Metering
 from tokenmill.store.db import make_engine, migrate, sqlite_url
@@ -78,9 +79,10 @@ def test_metering_recovers_leftover_journal_exactly_once(tmp_path: Path):
     assert total["completion_tokens"] == 2 * sum(range(1, 51))
 
 
-def test_group_commit_then_ledger_then_segments_released(tmp_path: Path):
+@pytest.mark.parametrize("sync", ["fsync", "write"])
+def test_group_commit_then_ledger_then_segments_released(tmp_path: Path, sync: JournalSync):
     db = _db(tmp_path)
-    metering = Metering(db, tmp_path / "journal")
+    metering = Metering(db, tmp_path / "journal", sync)
     records = [_record(tenant=f"t{i % 3}") for i in range(300)]
 
     async def run() -> None:
@@ -92,3 +94,17 @@ def test_group_commit_then_ledger_then_segments_released(tmp_path: Path):
     rows = {r["tenant"]: r["requests"] for r in usage_totals(db, ["tenant"])}
     assert rows == {"t0": 100, "t1": 100, "t2": 100}
     assert not list((tmp_path / "journal").glob("usage-*.jsonl"))
+
+
+def test_write_mode_lines_are_in_the_file_before_the_fsync(tmp_path: Path):
+    journal_dir = tmp_path / "journal"
+    rec = _record()
+
+    async def run() -> list[str]:
+        journal = UsageJournal(journal_dir, lambda recs, seg: None, sync="write")
+        await journal.append(rec)  # no flush task running: only write(2) has happened
+        ids = [r.request_id for r in replay(journal_dir)]
+        await journal.close()
+        return ids
+
+    assert asyncio.run(run()) == [rec.request_id]

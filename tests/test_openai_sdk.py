@@ -7,7 +7,7 @@ import time
 import openai
 import pytest
 
-from tests.support import ServerProcess
+from tokenmill.testing import ServerProcess
 
 MODEL = "smollm2-135m"
 HELLO = [{"role": "user", "content": "Say hello in three words."}]

@@ -18,4 +18,4 @@ def test_migrations_match_tables(tmp_path: Path):
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         assert diff == []
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-        assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
+        assert conn.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL + checkpoints

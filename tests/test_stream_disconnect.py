@@ -5,7 +5,7 @@ import time
 
 import httpx
 
-from tests.support import ServerProcess
+from tokenmill.testing import ServerProcess
 
 MODEL = "smollm2-135m"
 

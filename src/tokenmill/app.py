@@ -33,9 +33,10 @@ def create_app(settings: Settings) -> FastAPI:
         db = open_database(settings)
         accounts = Accounts(db, KeyRing())
         accounts.load_keyring()
-        metering = Metering(db, settings.journal_dir)
+        metering = Metering(db, settings.journal_dir, settings.journal_sync)
         metering.start()
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=30)
+        # Keep-alive shorter than llama.cpp's 5 s, so we never reuse a connection it is closing.
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=4)
         timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout_s, sock_connect=5)
         http = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
         deployments = Deployments(db, http, settings.log_dir)

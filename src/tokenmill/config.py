@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,6 +27,9 @@ class Settings(BaseSettings):
     replica_wait_s: float = 30.0  # how long a request waits for a starting replica
     upstream_timeout_s: float = 600.0
     deploy_default_model: bool = True
+    # When a response may leave: after its usage record is fsynced ("fsync": survives power
+    # loss) or written to the OS ("write": survives any TokenMill crash; fsync follows).
+    journal_sync: Literal["fsync", "write"] = "fsync"
 
     @property
     def journal_dir(self) -> Path:

@@ -68,6 +68,9 @@ class LlamaCppAdapter(EngineAdapter):
             "--parallel", str(parallel),
             "--metrics",
             "--no-webui",
+            # cpp-httplib gives each open connection a thread, idle keep-alive ones included;
+            # its default (parallel + 2) starves new connections behind a pooling gateway.
+            "--threads-http", str(max(32, 4 * parallel)),
         ]  # fmt: skip
         if "threads" in opts:
             argv += ["--threads", str(int(opts["threads"]))]

@@ -1,9 +1,16 @@
 """Durable usage journal: append a line, group-fsync, then hand records to the ledger.
 
-A response is released to the client only after its record is on disk, so `kill -9` cannot lose
-the record of anything a client received. Concurrent requests share one fdatasync (group commit).
-Segments are deleted once the ledger has committed every record in them; whatever is left on
-start-up is replayed, and the ledger's unique request id makes replay idempotent.
+A response is released to the client only after its record is in the journal, so `kill -9`
+cannot lose the record of anything a client received. Two acknowledgement modes (`JournalSync`):
+
+- `fsync` (default): the response waits for the group fdatasync that covers its record, so the
+  record also survives power loss. Concurrent requests share one fdatasync (group commit).
+- `write`: the response waits only for write(2) into the kernel, which survives any crash of
+  TokenMill itself; the group fdatasync follows in the background within about a millisecond.
+  Saves ~0.5-1 ms per request on small VMs, at the cost of that window on power loss.
+
+Records reach the ledger only after their fsync. Segments are deleted once the ledger holds every
+record in them durably; leftovers are replayed on start, idempotently (unique request id).
 """
 
 import asyncio
@@ -11,6 +18,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Literal
 
 import orjson
 
@@ -19,17 +27,25 @@ from tokenmill.core.usage import UsageRecord
 log = logging.getLogger(__name__)
 
 SEGMENT_BYTES = 16 * 1024 * 1024
+JournalSync = Literal["fsync", "write"]
 
 
 class UsageJournal:
-    def __init__(self, directory: Path, on_durable: Callable[[list[UsageRecord], int], None]):
+    def __init__(
+        self,
+        directory: Path,
+        on_durable: Callable[[list[UsageRecord], int], None],
+        sync: JournalSync = "fsync",
+    ):
         self._dir = directory
+        self._ack_after_write = sync == "write"
         self._dir.mkdir(parents=True, exist_ok=True)
         self._on_durable = on_durable  # called with (records, segment) once fsynced
         self._segment = max((_seq(p) for p in self._dir.glob("usage-*.jsonl")), default=0) + 1
         self._fd = self._open(self._segment)
         self._written = 0
         self._unsynced: list[UsageRecord] = []
+        self._unwritten: list[bytes] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -46,11 +62,21 @@ class UsageJournal:
         """Queue for the next group write + fsync (within a millisecond or so)."""
         if self._closed:
             raise RuntimeError("usage journal is closed")
+        self._unwritten.append(_line(record))
         self._unsynced.append(record)
         self._wakeup.set()
 
     async def append(self, record: UsageRecord) -> None:
-        """Write and wait until the record is on stable storage."""
+        """Return once the record is journaled as the sync mode promises."""
+        if self._ack_after_write:
+            if self._closed:
+                raise RuntimeError("usage journal is closed")
+            line = _line(record)
+            os.write(self._fd, line)  # small O_APPEND write: whole, or an OSError
+            self._written += len(line)
+            self._unsynced.append(record)
+            self._wakeup.set()
+            return
         self.append_nowait(record)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
@@ -68,7 +94,8 @@ class UsageJournal:
         records, self._unsynced = self._unsynced, []
         waiters, self._waiters = self._waiters, []
         fd, segment = self._fd, self._segment
-        data = b"".join(orjson.dumps(r.to_dict()) + b"\n" for r in records)
+        data = b"".join(self._unwritten)
+        self._unwritten = []
         self._written += len(data)
         if self._written >= SEGMENT_BYTES:  # rotate; this group still goes to the old segment
             self._segment += 1
@@ -105,6 +132,10 @@ class UsageJournal:
     @property
     def current_segment(self) -> int:
         return self._segment
+
+
+def _line(record: UsageRecord) -> bytes:
+    return orjson.dumps(record.to_dict()) + b"\n"
 
 
 def _write_and_sync(fd: int, data: bytes) -> None:

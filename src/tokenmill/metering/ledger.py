@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tokenmill.core.usage import UsageRecord
+from tokenmill.store.db import make_durable
 from tokenmill.store.tables import UsageRow
 
 log = logging.getLogger(__name__)
@@ -70,11 +72,20 @@ def usage_totals(
 
 
 class LedgerWriter:
-    """Drains durable journal records into the database in batches, off the event loop."""
+    """Drains durable journal records into the database in batches, off the event loop.
 
-    def __init__(self, engine: Engine, batch_delay_s: float = 0.05) -> None:
+    Journal segments are released only after the ledger rows are durable (see `make_durable`),
+    checked at most every `durable_every_s`, so a power loss can only cost a replay.
+    """
+
+    def __init__(
+        self, engine: Engine, batch_delay_s: float = 0.05, durable_every_s: float = 2.0
+    ) -> None:
         self._engine = engine
         self._delay = batch_delay_s
+        self._durable_every = durable_every_s
+        self._last_durable = time.monotonic()
+        self._committed_segment = 0
         self._pending: list[tuple[UsageRecord, int]] = []
         self._wakeup = asyncio.Event()
         self._closed = False
@@ -106,11 +117,20 @@ class LedgerWriter:
                 await asyncio.sleep(1.0)
                 self._wakeup.set()
                 continue
-            if self.on_committed is not None:
-                self.on_committed(batch[-1][1])
+            self._committed_segment = batch[-1][1]
+            if time.monotonic() - self._last_durable >= self._durable_every:
+                await self._release(self._committed_segment)
 
-    async def close(self) -> None:
+    async def _release(self, segment: int) -> None:
+        """Segments before `segment` hold only committed rows: once durable, let them go."""
+        self._last_durable = time.monotonic()
+        if self.on_committed is not None and await asyncio.to_thread(make_durable, self._engine):
+            self.on_committed(segment)
+
+    async def close(self) -> bool:
+        """Drain everything; True if the ledger is durable (the journal may then be emptied)."""
         self._closed = True
         self._wakeup.set()
         if self._task is not None:
             await self._task
+        return await asyncio.to_thread(make_durable, self._engine)

@@ -6,16 +6,18 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from tokenmill.core.usage import UsageRecord
-from tokenmill.metering.journal import UsageJournal, replay
+from tokenmill.metering.journal import JournalSync, UsageJournal, replay
 from tokenmill.metering.ledger import LedgerWriter, insert_records
+from tokenmill.store.db import make_durable
 
 log = logging.getLogger(__name__)
 
 
 class Metering:
-    def __init__(self, engine: Engine, journal_dir: Path) -> None:
+    def __init__(self, engine: Engine, journal_dir: Path, sync: JournalSync = "fsync") -> None:
         self._engine = engine
         self._dir = journal_dir
+        self._sync: JournalSync = sync
         self._journal: UsageJournal | None = None
         self._ledger = LedgerWriter(engine)
 
@@ -26,6 +28,8 @@ class Metering:
         if not leftovers:
             return 0
         added = insert_records(self._engine, replay(self._dir))
+        if not make_durable(self._engine):
+            return added  # keep the segments; the next start replays them again, harmlessly
         for path in leftovers:
             path.unlink()
         log.info("usage journal replayed: %d segment(s), %d new record(s)", len(leftovers), added)
@@ -33,7 +37,7 @@ class Metering:
 
     def start(self) -> None:
         self.recover()
-        journal = UsageJournal(self._dir, self._ledger.submit)
+        journal = UsageJournal(self._dir, self._ledger.submit, self._sync)
         self._ledger.on_committed = journal.release_before
         journal.start()
         self._ledger.start()
@@ -55,6 +59,6 @@ class Metering:
         if self._journal is None:
             return
         await self._journal.close()
-        await self._ledger.close()
-        self._journal.release_before(self._journal.current_segment + 1)
+        if await self._ledger.close():
+            self._journal.release_before(self._journal.current_segment + 1)
         self._journal = None

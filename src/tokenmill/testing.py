@@ -1,4 +1,7 @@
-"""A real TokenMill server in a subprocess, as a user would run it (`tokenmill up`)."""
+"""A real TokenMill server in a subprocess, as a user would run it (`tokenmill up`).
+
+For integration tests and benchmarks, ours and yours.
+"""
 
 import os
 import signal
@@ -12,7 +15,7 @@ from typing import Any
 
 import httpx
 
-ADMIN_KEY = "tm-test-admin-key-0123456789abcdefghij"
+ADMIN_KEY = "tm-test-admin-key-0123456789abcdefghij"  # for throwaway servers only
 
 
 def free_port() -> int:
@@ -42,12 +45,13 @@ class ServerProcess:
             **self.extra_env,
         }
 
-    def start(self, timeout: float = 120.0) -> "ServerProcess":
+    def start(self, timeout: float = 120.0, default_model: bool = True) -> "ServerProcess":
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.data_dir / "server.out", "ab")  # noqa: SIM115 - lives with the process
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tokenmill", "up", "--port", str(self.port),
-             "--data-dir", str(self.data_dir)],
+             "--data-dir", str(self.data_dir),
+             "--default-model" if default_model else "--no-default-model"],
             stdout=log, stderr=subprocess.STDOUT, env=self.env,
         )  # fmt: skip
         self.wait_ready(timeout)
