@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 import orjson
+import pytest
 
 from tokenmill.testing import ServerProcess
 
@@ -66,7 +66,7 @@ async def _load_then_kill(srv: ServerProcess, key: str) -> dict[str, tuple[int, 
 
     async def killer() -> None:
         deadline = time.monotonic() + LOAD_DEADLINE_S
-        while len(completed) < KILL_AFTER_COMPLETED and time.monotonic() < deadline:
+        while len(completed) < KILL_AFTER_COMPLETED and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         srv.kill9()  # mid-load: requests are in flight right now
         stop.set()

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 
 from tokenmill.testing import ServerProcess
@@ -32,8 +33,8 @@ def test_crashed_engine_is_restarted_and_serves_again(
 ):
     _, key = tenant_key
     name = "smol-restart"
-    server.admin("POST", "/admin/deployments",
-                 json={"name": name, "engine": "llamacpp", "model_path": str(model_path)})  # fmt: skip
+    spec = {"name": name, "engine": "llamacpp", "model_path": str(model_path)}
+    server.admin("POST", "/admin/deployments", json=spec)
     try:
         dep = _wait(server, name, lambda d: d["ready_replicas"] == 1)
         old_pid = dep["replica_status"][0]["pid"]
@@ -73,7 +74,7 @@ def test_attached_openai_endpoint_is_relayed_and_metered(server: ServerProcess, 
         )  # fmt: skip
         chunks = list(stream)
         assert {c.model for c in chunks} == {name}
-        usage = [c.usage for c in chunks if c.usage][0]
+        usage = next(c.usage for c in chunks if c.usage)
         time.sleep(0.3)
         rows = server.admin("GET", "/admin/usage", params={"group_by": "tenant,model"})["data"]
         [row] = [r for r in rows if r["tenant"] == tenant]
@@ -84,8 +85,6 @@ def test_attached_openai_endpoint_is_relayed_and_metered(server: ServerProcess, 
 
 
 def test_bad_deployments_are_refused_clearly(server: ServerProcess, tmp_path: Path):
-    import httpx
-
     cases = [
         ({"name": "x", "engine": "llamacpp"}, "needs --path"),
         ({"name": "x", "engine": "llamacpp", "model_path": str(tmp_path / "no.gguf")}, "not found"),
@@ -93,8 +92,8 @@ def test_bad_deployments_are_refused_clearly(server: ServerProcess, tmp_path: Pa
         ({"name": "smollm2-135m", "engine": "openai", "endpoint": "http://127.0.0.1:1"},
          "already exists"),
     ]  # fmt: skip
+    auth = {"Authorization": "Bearer " + server.env["TOKENMILL_ADMIN_KEY"]}
     for body, message in cases:
-        resp = httpx.post(server.url + "/admin/deployments", json=body,
-                          headers={"Authorization": "Bearer " + server.env["TOKENMILL_ADMIN_KEY"]})  # fmt: skip
+        resp = httpx.post(server.url + "/admin/deployments", json=body, headers=auth)
         assert resp.status_code in (400, 409), resp.text
         assert message in resp.json()["error"]["message"]
