@@ -53,7 +53,10 @@ def test_metrics_match_client_usage(server: ServerProcess, tenant_key):
                for s in samples["tokenmill_time_to_first_token_seconds_bucket"])  # fmt: skip
     assert "tokenmill_request_duration_seconds_bucket" in samples
     assert "tokenmill_requests_in_flight" in samples
-    ready = [s for s in samples["tokenmill_replica_state"]
-             if s.labels["replica"] == "smollm2-135m-0" and s.labels["state"] == "ready"]  # fmt: skip
-    assert [s.value for s in ready] == [1.0]
+    ready = [
+        s.value
+        for s in samples["tokenmill_replica_state"]
+        if s.labels["replica"] == "smollm2-135m-0" and s.labels["state"] == "ready"
+    ]
+    assert ready == [1.0]
     assert key not in httpx.get(server.url + "/metrics", timeout=10).text
