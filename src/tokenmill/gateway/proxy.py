@@ -14,6 +14,7 @@ import orjson
 
 from tokenmill.core.errors import TokenMillError, Unavailable, UpstreamError
 from tokenmill.core.usage import UsageRecord
+from tokenmill.gateway.sse import sse_events
 from tokenmill.gateway.tracker import UsageTracker
 from tokenmill.metering.service import Metering
 from tokenmill.observe.metrics import GatewayMetrics
@@ -135,9 +136,7 @@ class InferenceProxy:
         recorded = False
         try:
             ended = False
-            async for line in resp.content:
-                if not line.startswith(b"data:"):
-                    continue
+            async for line in sse_events(resp.content):
                 data = line[5:].strip()
                 if data == b"[DONE]":
                     ended = True
