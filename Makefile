@@ -34,8 +34,12 @@ unit: $(STAMP) engines
 
 test: lint typecheck unit
 
+# Saturation runs use wrk (Debian package `wrk`); results land in benchmarks/results/.
 bench: $(STAMP) engines
-	$(BIN)/python benchmarks/gateway_overhead.py
+	@command -v wrk >/dev/null || { echo "install wrk first: apt-get install -y wrk"; exit 1; }
+	$(BIN)/python benchmarks/relay_client.py
+	$(BIN)/python benchmarks/gateway_overhead.py --journal-sync fsync
+	$(BIN)/python benchmarks/gateway_overhead.py --journal-sync write
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
