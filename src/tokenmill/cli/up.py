@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import socket
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,6 +33,7 @@ def up(
         if value is not None:
             overrides[name] = value
     settings = Settings(**overrides)
+    _check_port_free(settings.host, settings.port)
     _configure_logging(settings)
     try:
         engine = open_database(settings)
@@ -120,6 +122,19 @@ Ctrl-C stops TokenMill and its replicas.""",
         markup=True,
         highlight=False,
     )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            console.print(
+                f"[red]Cannot listen on {host}:{port}: {exc.strerror}.[/] Is TokenMill already "
+                "running there? Pick another port with --port."
+            )
+            raise typer.Exit(2) from None
 
 
 def _display_host(host: str) -> str:
