@@ -64,7 +64,9 @@ async def _serve(settings: Settings, url: str) -> None:
         loop="none",
         http="httptools",
         log_level="warning",
-        access_log=False,
+        access_log=False,  # usage records are the access log; never log keys or bodies
+        proxy_headers=False,  # don't trust X-Forwarded-* from whoever connects
+        server_header=False,
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
