@@ -7,7 +7,8 @@ cannot lose the record of anything a client received. Two acknowledgement modes 
   record also survives power loss. Concurrent requests share one fdatasync (group commit).
 - `write`: the response waits only for write(2) into the kernel, which survives any crash of
   TokenMill itself; the group fdatasync follows in the background within about a millisecond.
-  Saves ~0.5-1 ms per request on small VMs, at the cost of that window on power loss.
+  It spares each request the fsync wait; on our 2-vCPU test VM the latency gain was smaller
+  than run-to-run noise (docs/benchmarks.md), so fsync is the default.
 
 Records reach the ledger only after their fsync. Segments are deleted once the ledger holds every
 record in them durably; leftovers are replayed on start, idempotently (unique request id).
