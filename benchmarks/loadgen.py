@@ -53,17 +53,18 @@ class Latencies:
 
 
 async def open_loop(
-    url: str, body: dict[str, object], key: str, rate: float, seconds: float, seed: int = 7
-) -> Latencies:
-    """Poisson arrivals at `rate`/s for `seconds`; latency of each complete response."""
+    urls: list[str], body: dict[str, object], key: str, rate: float, seconds: float, seed: int = 7
+) -> list[Latencies]:
+    """Poisson arrivals at `rate`/s for `seconds`, taking turns over `urls` (interleaved, so
+    each target sees the same machine noise); one latency list per url."""
     rng = random.Random(seed)
-    result = Latencies()
+    results = [Latencies() for _ in urls]
     payload = orjson.dumps(body)
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
 
-        async def one() -> None:
+        async def one(url: str, result: Latencies) -> None:
             t0 = time.perf_counter()
             try:
                 async with session.post(url, data=payload, headers=headers) as resp:
@@ -79,12 +80,15 @@ async def open_loop(
         tasks = []
         start = time.perf_counter()
         next_at = start
+        turn = 0
         while next_at - start < seconds:
             next_at += rng.expovariate(rate)
             await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
-            tasks.append(asyncio.ensure_future(one()))
+            i = turn % len(urls)
+            tasks.append(asyncio.ensure_future(one(urls[i], results[i])))
+            turn += 1
         await asyncio.gather(*tasks)
-    return result
+    return results
 
 
 @dataclass
