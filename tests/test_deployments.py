@@ -75,9 +75,14 @@ def test_attached_openai_endpoint_is_relayed_and_metered(server: ServerProcess, 
         chunks = list(stream)
         assert {c.model for c in chunks} == {name}
         usage = next(c.usage for c in chunks if c.usage)
-        time.sleep(0.3)
-        rows = server.admin("GET", "/admin/usage", params={"group_by": "tenant,model"})["data"]
-        [row] = [r for r in rows if r["tenant"] == tenant]
+        deadline = time.monotonic() + 10  # the ledger writer batches: wait for both rows
+        while True:
+            rows = server.admin("GET", "/admin/usage", params={"group_by": "tenant,model"})["data"]
+            [row] = [r for r in rows if r["tenant"] == tenant] or [{"requests": 0}]
+            if row["requests"] == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert row["requests"] == 2
         assert row["model"] == name
         assert row["completion_tokens"] == resp.usage.completion_tokens + usage.completion_tokens
     finally:

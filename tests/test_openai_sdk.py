@@ -2,6 +2,7 @@
 the ledger must hold exactly the usage the client was told."""
 
 import asyncio
+import sqlite3
 import time
 
 import openai
@@ -17,14 +18,14 @@ def _client(server: ServerProcess, key: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0)
 
 
-def _ledger_totals(server: ServerProcess, tenant: str) -> dict[str, int]:
-    # The ledger writer batches; poll briefly until this tenant's rows are committed.
+def _ledger_totals(server: ServerProcess, tenant: str, requests: int = 1) -> dict[str, int]:
+    """This tenant's ledger totals once all its `requests` are committed (the writer batches)."""
     deadline = time.monotonic() + 10
     while True:
         rows = [r for r in server.usage("tenant") if r["tenant"] == tenant]
-        if rows or time.monotonic() > deadline:
+        if (rows and rows[0]["requests"] >= requests) or time.monotonic() > deadline:
             break
-        time.sleep(0.1)
+        time.sleep(0.05)
     assert len(rows) == 1, rows
     return rows[0]
 
@@ -71,17 +72,27 @@ def test_stream_with_usage_round_trip(server: ServerProcess, tenant_key):
 def test_stream_without_usage_is_still_metered_exactly(server: ServerProcess, tenant_key):
     tenant, key = tenant_key
     client = _client(server, key)
-    chunks = list(
-        client.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=10, stream=True)
+    raw = client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=HELLO, max_tokens=10, stream=True
     )
+    request_id = raw.headers["x-request-id"]
+    chunks = list(raw.parse())
     assert all(c.usage is None for c in chunks)  # the client did not ask for usage
     # The same prompt non-streamed tells us the engine's prompt count for comparison.
     ref = client.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=1)
-    totals = _ledger_totals(server, tenant)
-    content_chunks = sum(1 for c in chunks if c.choices and c.choices[0].delta.content)
+    totals = _ledger_totals(server, tenant, requests=2)
     assert totals["requests"] == 2
     assert totals["prompt_tokens"] == 2 * ref.usage.prompt_tokens
-    assert totals["completion_tokens"] == content_chunks + ref.usage.completion_tokens
+    with sqlite3.connect(server.data_dir / "tokenmill.db") as db:
+        source, completion = db.execute(
+            "SELECT usage_source, completion_tokens FROM usage_records WHERE request_id = ?",
+            (request_id,),
+        ).fetchone()
+    assert source == "engine"  # TokenMill asked the engine for usage behind the client's back
+    # Some tokens carry no visible text, so chunks can only bound the engine's count.
+    content_chunks = sum(1 for c in chunks if c.choices and c.choices[0].delta.content)
+    assert content_chunks <= completion <= 10
+    assert totals["completion_tokens"] == completion + ref.usage.completion_tokens
 
 
 def test_async_client_concurrent_and_legacy_completions(server: ServerProcess, tenant_key):
@@ -100,7 +111,7 @@ def test_async_client_concurrent_and_legacy_completions(server: ServerProcess, t
 
     usages = asyncio.run(run())
     assert len(usages) == 5
-    totals = _ledger_totals(server, tenant)
+    totals = _ledger_totals(server, tenant, requests=5)
     assert totals["requests"] == 5
     assert totals["prompt_tokens"] == sum(u.prompt_tokens for u in usages)
     assert totals["completion_tokens"] == sum(u.completion_tokens for u in usages)
