@@ -38,8 +38,8 @@ test: lint typecheck unit
 bench: $(STAMP) engines
 	@command -v wrk >/dev/null || { echo "install wrk first: apt-get install -y wrk"; exit 1; }
 	$(BIN)/python benchmarks/relay_client.py
-	$(BIN)/python benchmarks/gateway_overhead.py --journal-sync fsync
 	$(BIN)/python benchmarks/gateway_overhead.py --journal-sync write
+	$(BIN)/python benchmarks/gateway_overhead.py --journal-sync fsync
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
