@@ -98,13 +98,14 @@ def test_group_commit_then_ledger_then_segments_released(tmp_path: Path, sync: J
 
 def test_write_mode_lines_are_in_the_file_before_the_fsync(tmp_path: Path):
     journal_dir = tmp_path / "journal"
-    rec = _record()
+    waited, left = _record(), _record()  # a completed response; a stream its client left
 
     async def run() -> list[str]:
         journal = UsageJournal(journal_dir, lambda recs, seg: None, sync="write")
-        await journal.append(rec)  # no flush task running: only write(2) has happened
+        await journal.append(waited)  # no flush task running: only write(2) has happened
+        journal.append_nowait(left)
         ids = [r.request_id for r in replay(journal_dir)]
         await journal.close()
         return ids
 
-    assert asyncio.run(run()) == [rec.request_id]
+    assert asyncio.run(run()) == [waited.request_id, left.request_id]

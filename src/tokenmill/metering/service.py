@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 class Metering:
-    def __init__(self, engine: Engine, journal_dir: Path, sync: JournalSync = "fsync") -> None:
+    def __init__(self, engine: Engine, journal_dir: Path, sync: JournalSync = "write") -> None:
         self._engine = engine
         self._dir = journal_dir
         self._sync: JournalSync = sync
