@@ -1,0 +1,169 @@
+"""The scheduler's state machine: admission, fair queues per model, placement on replicas.
+
+No clock and no I/O of its own: every call says what time it is. The gateway drives it in real
+time (`scheduling.dispatcher`), the simulator in simulated time; both run this same code.
+"""
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from tokenmill.scheduling.fair_queue import FairQueue, TokenCosts
+from tokenmill.scheduling.job import Band, Job
+from tokenmill.scheduling.router import Choice, ReplicaPicker, ReplicaSlot
+
+
+@dataclass(frozen=True)
+class Limits:
+    queue_per_model: int = 256
+    queue_per_tenant: int = 64
+    # Below interactive, a band is refused once its model's queue is this full, so batch
+    # work is shed first and interactive work keeps the rest of the room.
+    shed_fill: Mapping[Band, float] | None = None
+
+    def fill_limit(self, band: Band) -> float:
+        defaults = {Band.INTERACTIVE: 1.0, Band.BATCH: 0.5}
+        return (self.shed_fill or defaults).get(band, defaults[band])
+
+
+class Rejected(Exception):
+    """Refused at admission: the caller answers 429 with Retry-After."""
+
+    def __init__(self, reason: str, retry_after_s: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    job: Job
+    choice: Choice
+
+
+class _Pool:
+    """One model's queue and replicas, and how long its requests have been taking."""
+
+    def __init__(self, costs: TokenCosts, weights: Mapping[str, float]) -> None:
+        self.queue = FairQueue(costs, weights)
+        self.replicas: dict[str, ReplicaSlot] = {}
+        self.mean_service_s: float | None = None  # EWMA of dispatch -> finish
+
+    def capacity(self) -> int:
+        return sum(r.capacity for r in self.replicas.values() if r.healthy)
+
+    def observe_service(self, seconds: float) -> None:
+        prev = self.mean_service_s
+        self.mean_service_s = seconds if prev is None else 0.8 * prev + 0.2 * seconds
+
+
+class SchedulerCore:
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        costs: TokenCosts | None = None,
+        picker: ReplicaPicker | None = None,
+        weights: Mapping[str, float] | None = None,
+    ) -> None:
+        self.limits = limits or Limits()
+        self.costs = costs or TokenCosts()
+        self.picker = picker or ReplicaPicker()
+        self._weights = dict(weights or {})
+        self._pools: dict[str, _Pool] = {}
+        self._running: dict[str, tuple[Job, ReplicaSlot, float]] = {}  # job id -> placement
+
+    def pool(self, model: str) -> _Pool:
+        pool = self._pools.get(model)
+        if pool is None:
+            pool = self._pools[model] = _Pool(self.costs, self._weights)
+        return pool
+
+    def update_replicas(self, model: str, slots: Sequence[ReplicaSlot]) -> None:
+        """Replace the model's replica set, keeping what is known of replicas that stay."""
+        pool = self.pool(model)
+        kept: dict[str, ReplicaSlot] = {}
+        for slot in slots:
+            old = pool.replicas.get(slot.id)
+            if old is not None:
+                old.healthy, old.capacity = slot.healthy, slot.capacity
+                slot = old
+            kept[slot.id] = slot
+        pool.replicas = kept
+
+    def submit(self, job: Job, now: float) -> None:
+        """Queue a job, or raise `Rejected` when there is no room or no time for it."""
+        pool = self.pool(job.model)
+        queue = pool.queue
+        limit = self.limits.queue_per_model * self.limits.fill_limit(job.band)
+        if len(queue) >= limit:
+            raise Rejected(f"the queue for '{job.model}' is full", self._retry_after(pool))
+        if queue.queued(job.tenant) >= self.limits.queue_per_tenant:
+            raise Rejected("too many of your requests are waiting", self._retry_after(pool))
+        wait = self.predicted_wait(pool, ahead=len(queue))
+        if wait is not None and now + wait > job.deadline:
+            raise Rejected(f"the predicted wait ({wait:.1f}s) exceeds the request's deadline", wait)
+        queue.push(job)
+
+    def predicted_wait(self, pool: _Pool, ahead: int) -> float | None:
+        """Seconds until a job behind `ahead` others is dispatched, if there is history."""
+        free = sum(r.capacity - r.in_flight for r in pool.replicas.values() if r.free)
+        if ahead < free:
+            return 0.0
+        capacity = pool.capacity()
+        if pool.mean_service_s is None or capacity == 0:
+            return None
+        return (ahead - free + 1) * pool.mean_service_s / capacity
+
+    def _retry_after(self, pool: _Pool) -> float:
+        wait = self.predicted_wait(pool, ahead=len(pool.queue))
+        return max(1.0, math.ceil(wait)) if wait is not None else 1.0
+
+    def dispatch(self, now: float, model: str | None = None) -> list[Dispatch]:
+        """Place as many queued jobs as free capacity allows (work conserving)."""
+        placed: list[Dispatch] = []
+        pools = [self.pool(model)] if model is not None else list(self._pools.values())
+        for pool in pools:
+            while True:
+                job = pool.queue.peek()
+                if job is None:
+                    break
+                choice = self.picker.pick(job, list(pool.replicas.values()))
+                if choice is None:
+                    break  # no free replica: the job waits at the head
+                pool.queue.pop()
+                slot = choice.replica
+                slot.in_flight += 1
+                slot.outstanding_tokens += job.input_tokens + job.max_output_tokens
+                slot.index.insert(job.prefix_blocks)
+                self._running[job.id] = (job, slot, now)
+                placed.append(Dispatch(job, choice))
+        return placed
+
+    def cancel(self, job: Job) -> bool:
+        """Drop a queued job (client gone, deadline passed); it was never charged."""
+        return self.pool(job.model).queue.remove(job)
+
+    def on_output(self, job: Job, tokens: int) -> None:
+        """Output tokens streamed so far (cumulative): the tenant is charged as they come."""
+        new = tokens - job.output_charged
+        if new > 0:
+            self.pool(job.model).queue.charge_output(job.tenant, new)
+            job.output_charged = tokens
+
+    def on_prompt_counted(self, job: Job, prompt_tokens: int, cached_tokens: int) -> None:
+        self.pool(job.model).queue.correct_input(
+            job.tenant, job.input_tokens, prompt_tokens, cached_tokens
+        )
+
+    def finish(self, job: Job, now: float) -> None:
+        placed = self._running.pop(job.id, None)
+        if placed is None:
+            return
+        _, slot, started = placed
+        slot.in_flight -= 1
+        slot.outstanding_tokens -= job.input_tokens + job.max_output_tokens
+        self.pool(job.model).observe_service(now - started)
+
+    def replica_of(self, job: Job) -> ReplicaSlot | None:
+        placed = self._running.get(job.id)
+        return placed[1] if placed else None

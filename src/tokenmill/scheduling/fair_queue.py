@@ -1,0 +1,131 @@
+"""Weighted Virtual Token Counter (Sheng et al., "Fairness in Serving Large Language Models",
+OSDI 2024) under strict priority bands, FCFS within a tenant.
+
+Each tenant has a counter of the service it received, in weighted tokens divided by its weight.
+The next job comes from the highest non-empty band, from the backlogged tenant with the smallest
+counter. A tenant that becomes backlogged again has its counter lifted to the smallest counter
+among those already waiting (or, with none waiting, to the last served tenant's), so idle time
+cannot be saved up and spent as a burst that starves the others.
+"""
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from tokenmill.scheduling.job import Band, Job
+
+
+@dataclass(frozen=True)
+class TokenCosts:
+    """Service cost of tokens: output costs more than input (defaults 1:2); cached input less."""
+
+    input: float = 1.0
+    output: float = 2.0
+    cached_input: float = 0.25
+
+    def of_input(self, tokens: int, cached: int = 0) -> float:
+        cached = min(cached, tokens)
+        return self.input * (tokens - cached) + self.cached_input * cached
+
+    def of_output(self, tokens: int) -> float:
+        return self.output * tokens
+
+
+class FairQueue:
+    def __init__(
+        self, costs: TokenCosts | None = None, weights: Mapping[str, float] | None = None
+    ) -> None:
+        self.costs = costs or TokenCosts()
+        self._weights = dict(weights or {})
+        self._counters: dict[str, float] = {}
+        self._queues: dict[Band, dict[str, deque[Job]]] = {band: {} for band in Band}
+        self._waiting: dict[str, int] = {}  # tenant -> queued jobs across bands
+        self._last_served: str | None = None
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def weight(self, tenant: str) -> float:
+        return self._weights.get(tenant, 1.0)
+
+    def set_weight(self, tenant: str, weight: float) -> None:
+        if weight <= 0:
+            raise ValueError("a tenant's weight must be positive")
+        self._weights[tenant] = weight
+
+    def counter(self, tenant: str) -> float:
+        return self._counters.get(tenant, 0.0)
+
+    def backlogged(self) -> list[str]:
+        return list(self._waiting)
+
+    def queued(self, tenant: str) -> int:
+        return self._waiting.get(tenant, 0)
+
+    def push(self, job: Job) -> None:
+        if job.tenant not in self._waiting:
+            self._lift(job.tenant)
+        self._queues[job.band].setdefault(job.tenant, deque()).append(job)
+        self._waiting[job.tenant] = self._waiting.get(job.tenant, 0) + 1
+        self._size += 1
+
+    def _lift(self, tenant: str) -> None:
+        if self._waiting:
+            floor = min(self.counter(t) for t in self._waiting)
+        elif self._last_served is not None:
+            floor = self.counter(self._last_served)
+        else:
+            floor = 0.0
+        self._counters[tenant] = max(self.counter(tenant), floor)
+
+    def peek(self) -> Job | None:
+        for band in Band:
+            tenants = self._queues[band]
+            if tenants:
+                tenant = min(tenants, key=self.counter)
+                return tenants[tenant][0]
+        return None
+
+    def pop(self) -> Job | None:
+        """The next job to serve, charged its input at dispatch."""
+        job = self.peek()
+        if job is not None:
+            self.remove(job)
+            self.charge_input(job.tenant, job.input_tokens)
+            self._last_served = job.tenant
+        return job
+
+    def remove(self, job: Job) -> bool:
+        """Take a queued job out (its client left, or its deadline passed): nothing is charged."""
+        tenants = self._queues[job.band]
+        queue = tenants.get(job.tenant)
+        if queue is None or job not in queue:
+            return False
+        queue.remove(job)
+        if not queue:
+            del tenants[job.tenant]
+        left = self._waiting[job.tenant] - 1
+        if left:
+            self._waiting[job.tenant] = left
+        else:
+            del self._waiting[job.tenant]
+        self._size -= 1
+        return True
+
+    def charge_input(self, tenant: str, tokens: int, cached: int = 0) -> None:
+        self._charge(tenant, self.costs.of_input(tokens, cached))
+
+    def charge_output(self, tenant: str, tokens: int) -> None:
+        self._charge(tenant, self.costs.of_output(tokens))
+
+    def correct_input(self, tenant: str, estimated: int, actual: int, cached: int) -> None:
+        """Replace the input estimate charged at dispatch with the engine's own count."""
+        delta = self.costs.of_input(actual, cached) - self.costs.of_input(estimated)
+        self._charge(tenant, delta)
+
+    def _charge(self, tenant: str, cost: float) -> None:
+        self._counters[tenant] = self.counter(tenant) + cost / self.weight(tenant)
+
+    def jobs(self) -> list[Job]:
+        return [job for band in Band for q in self._queues[band].values() for job in q]

@@ -1,0 +1,155 @@
+"""Admission, placement and prefix affinity in the scheduler core (no clock, no I/O)."""
+
+import itertools
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tokenmill.scheduling.core import Limits, Rejected, SchedulerCore
+from tokenmill.scheduling.job import Band, Job
+from tokenmill.scheduling.prefix import BLOCK_CHARS, prompt_blocks
+from tokenmill.scheduling.router import ReplicaPicker, ReplicaSlot
+
+_ids = itertools.count()
+
+
+def job(tenant: str = "a", band: Band = Band.INTERACTIVE, blocks: tuple[int, ...] = (),
+        deadline: float = 1e9) -> Job:  # fmt: skip
+    return Job(id=f"j{next(_ids)}", tenant=tenant, model="m", input_tokens=100,
+               max_output_tokens=20, arrived=0.0, deadline=deadline, band=band,
+               prefix_blocks=blocks)  # fmt: skip
+
+
+def core_with(*capacities: int, limits: Limits | None = None) -> SchedulerCore:
+    core = SchedulerCore(limits)
+    core.update_replicas(
+        "m", [ReplicaSlot(f"r{i}", capacity=c, cache_blocks=64) for i, c in enumerate(capacities)]
+    )
+    return core
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    caps=st.lists(st.integers(1, 4), min_size=1, max_size=4),
+    ops=st.lists(st.sampled_from(["submit", "finish", "dispatch"]), max_size=120),
+    seed=st.integers(0, 1000),
+)
+def test_work_conserving_and_never_over_capacity(caps, ops, seed):
+    rng = random.Random(seed)
+    core = core_with(*caps, limits=Limits(queue_per_model=1000, queue_per_tenant=1000))
+    running: list[Job] = []
+    submitted = finished = 0
+    for op in ops:
+        if op == "submit":
+            core.submit(job(rng.choice("abc")), now=0.0)
+            submitted += 1
+        elif op == "finish" and running:
+            core.finish(running.pop(rng.randrange(len(running))), now=1.0)
+            finished += 1
+        running += [d.job for d in core.dispatch(now=0.0)]
+        slots = core.pool("m").replicas.values()
+        assert all(0 <= s.in_flight <= s.capacity for s in slots)
+        # work conservation: nothing waits while a replica has a free slot
+        assert len(core.pool("m").queue) == 0 or not any(s.free for s in slots)
+        # nothing lost: every job is queued, running or finished
+        assert finished + len(running) + len(core.pool("m").queue) == submitted
+
+
+def test_full_queue_refuses_with_retry_after_and_sheds_batch_first():
+    core = core_with(1, limits=Limits(queue_per_model=4, queue_per_tenant=100))
+    core.submit(job(), 0.0)
+    core.dispatch(0.0)  # the only slot is busy from here on
+    core.submit(job(band=Band.BATCH), 0.0)
+    core.submit(job(band=Band.BATCH), 0.0)
+    with pytest.raises(Rejected) as batch:  # half full: batch is shed ...
+        core.submit(job(band=Band.BATCH), 0.0)
+    assert batch.value.retry_after_s >= 1
+    core.submit(job(), 0.0)  # ... interactive still gets in
+    core.submit(job(), 0.0)
+    with pytest.raises(Rejected, match="queue for 'm' is full"):
+        core.submit(job(), 0.0)
+
+
+def test_per_tenant_limit_leaves_room_for_others():
+    core = core_with(1, limits=Limits(queue_per_model=100, queue_per_tenant=2))
+    core.submit(job("a"), 0.0)
+    core.dispatch(0.0)
+    core.submit(job("a"), 0.0)
+    core.submit(job("a"), 0.0)
+    with pytest.raises(Rejected, match="too many of your requests"):
+        core.submit(job("a"), 0.0)
+    core.submit(job("b"), 0.0)
+
+
+def test_a_deadline_the_queue_cannot_meet_is_refused_at_once():
+    core = core_with(1)
+    first = job()
+    core.submit(first, 0.0)
+    core.dispatch(0.0)
+    core.finish(first, now=10.0)  # requests take ~10 s here
+    core.submit(job(), 10.0)
+    core.dispatch(10.0)
+    with pytest.raises(Rejected, match="predicted wait") as exc:
+        core.submit(job(deadline=15.0), 10.0)
+    assert exc.value.retry_after_s == pytest.approx(10.0)
+    core.submit(job(deadline=30.0), 10.0)  # one that can wait is queued
+
+
+def test_no_replica_yet_means_wait_not_refuse():
+    core = SchedulerCore()
+    core.submit(job(), 0.0)  # a cold start: the model has no replica yet
+    assert core.dispatch(0.0) == []
+    core.update_replicas("m", [ReplicaSlot("r0", capacity=1, cache_blocks=8)])
+    assert len(core.dispatch(0.0)) == 1
+
+
+def test_unhealthy_replicas_get_nothing():
+    core = core_with(2, 2)
+    core.update_replicas("m", [ReplicaSlot("r0", 2, 64, healthy=False), ReplicaSlot("r1", 2, 64)])
+    for _ in range(4):
+        core.submit(job(), 0.0)
+    assert {d.choice.replica.id for d in core.dispatch(0.0)} == {"r1"}
+
+
+def test_prefix_affinity_then_imbalance_guard():
+    core = core_with(4, 4)
+    system_a = prompt_blocks(["A" * BLOCK_CHARS * 8])
+    system_b = prompt_blocks(["B" * BLOCK_CHARS * 8])
+    first_a, first_b = job(blocks=system_a), job(blocks=system_b)
+    core.submit(first_a, 0.0)
+    core.submit(first_b, 0.0)
+    d = core.dispatch(0.0)
+    home = {x.job.id: x.choice.replica.id for x in d}
+    assert home[first_a.id] != home[first_b.id]  # spread while nothing is cached
+    for x in d:
+        core.finish(x.job, 1.0)
+    again = job(blocks=system_a)
+    core.submit(again, 1.0)
+    [placed] = core.dispatch(1.0)
+    assert placed.choice.replica.id == home[first_a.id]
+    assert placed.choice.reason == "affinity" and placed.choice.matched_blocks == 8
+    assert home[first_a.id] in placed.choice.explain()
+    for _ in range(2):  # A's replica fills up with A traffic ...
+        core.submit(job(blocks=system_a), 1.0)
+        core.dispatch(1.0)
+    core.submit(job(blocks=system_a), 1.0)
+    [spill] = core.dispatch(1.0)  # ... 3/4 busy vs 0/4: balance wins over affinity
+    assert spill.choice.reason == "imbalance"
+    assert spill.choice.replica.id == home[first_b.id]
+
+
+def test_prompt_blocks_share_a_prefix_and_diverge_after_it():
+    shared = "s" * BLOCK_CHARS * 3
+    a = prompt_blocks([shared, "question one " * 100])
+    b = prompt_blocks([shared, "question two " * 100])
+    assert a[:3] == b[:3] and a[3] != b[3]
+    assert prompt_blocks(["x" * (BLOCK_CHARS - 1)]) == ()  # no whole block: nothing to cache
+
+
+def test_picker_prefers_least_loaded_without_a_prefix():
+    slots = [ReplicaSlot("busy", 4, 8, in_flight=3), ReplicaSlot("idle", 4, 8, in_flight=1)]
+    choice = ReplicaPicker().pick(job(), slots)
+    assert choice is not None and choice.replica.id == "idle"
+    assert choice.reason == "least-loaded"
