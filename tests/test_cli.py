@@ -55,6 +55,13 @@ def test_tenants_keys_models_usage(server: ServerProcess):
 
     revoked = _json(env, "keys", "revoke", issued["id"])
     assert revoked["revoked_at"] is not None
+    after = httpx.post(
+        server.url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {secret}"},
+        json={"model": "smollm2-135m", "messages": [{"role": "user", "content": "hi"}]},
+        timeout=60,
+    )
+    assert after.status_code == 401  # effective on the very next request
 
 
 def test_errors_are_readable(server: ServerProcess, tmp_path: Path):

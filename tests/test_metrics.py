@@ -52,7 +52,9 @@ def test_metrics_match_client_usage(server: ServerProcess, tenant_key):
     assert any(s.labels.get("model") == "smollm2-135m"
                for s in samples["tokenmill_time_to_first_token_seconds_bucket"])  # fmt: skip
     assert "tokenmill_request_duration_seconds_bucket" in samples
-    assert "tokenmill_requests_in_flight" in samples
+    in_flight = [s.value for s in samples["tokenmill_requests_in_flight"]
+                 if s.labels.get("model") == "smollm2-135m"]  # fmt: skip
+    assert in_flight == [0.0]  # both requests finished, and so did their accounting
     ready = [
         s.value
         for s in samples["tokenmill_replica_state"]

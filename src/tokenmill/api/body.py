@@ -24,6 +24,8 @@ async def read_json(request: Request, limit: int) -> Any:
     try:
         return orjson.loads(b"".join(chunks))
     except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(
-            f"The request body is not valid JSON: {exc}", code="invalid_json"
-        ) from None
+        raise invalid_json(str(exc)) from None
+
+
+def invalid_json(detail: str) -> InvalidRequest:
+    return InvalidRequest(f"The request body is not valid JSON: {detail}", code="invalid_json")

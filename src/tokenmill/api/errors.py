@@ -1,12 +1,15 @@
 """Every error leaves in OpenAI's JSON shape; no traceback ever reaches a client."""
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from tokenmill.api.body import invalid_json
 from tokenmill.core.errors import (
     InternalError,
     InvalidRequest,
@@ -24,8 +27,8 @@ _BY_STATUS: dict[int, type[TokenMillError]] = {
 }
 
 
-def error_response(err: TokenMillError) -> JSONResponse:
-    return JSONResponse(err.body(), status_code=err.status)
+def error_response(err: TokenMillError, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(err.body(), status_code=err.status, headers=headers)
 
 
 async def _tokenmill_error(_req: Request, exc: Exception) -> JSONResponse:
@@ -35,7 +38,11 @@ async def _tokenmill_error(_req: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_req: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+    first: dict[str, Any] = (
+        exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+    )
+    if first.get("type") == "json_invalid":
+        return error_response(invalid_json(str((first.get("ctx") or {}).get("error", ""))))
     loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
     param = ".".join(loc) or None
     msg = f"Invalid value for '{param}': {first.get('msg')}" if param else str(first.get("msg"))
@@ -49,7 +56,7 @@ async def _http_error(_req: Request, exc: Exception) -> JSONResponse:
         return error_response(kind(str(exc.detail)))
     err = TokenMillError(str(exc.detail))
     err.status, err.type, err.code = exc.status_code, "invalid_request_error", "http_error"
-    return error_response(err)
+    return error_response(err, exc.headers)  # e.g. 405 keeps its Allow header
 
 
 async def _unexpected(req: Request, exc: Exception) -> JSONResponse:

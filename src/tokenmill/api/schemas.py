@@ -9,8 +9,9 @@ from tokenmill.core.errors import InvalidRequest
 
 
 class _Strict(BaseModel):
-    # Unknown parameters are refused by name rather than silently dropped.
-    model_config = ConfigDict(extra="forbid")
+    # Unknown parameters are refused by name rather than silently dropped, and no type is
+    # coerced ("stream": "false" is an error, not False): the engine gets the client's body.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class StreamOptions(_Strict):
@@ -19,7 +20,7 @@ class StreamOptions(_Strict):
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[dict[str, Any]] | None = None
@@ -31,7 +32,7 @@ class ChatMessage(BaseModel):
 Temperature = Annotated[float, Field(ge=0, le=2)]
 Penalty = Annotated[float, Field(ge=-2, le=2)]
 Probability = Annotated[float, Field(ge=0, le=1)]
-PositiveInt = Annotated[int, Field(ge=1)]
+PositiveInt = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
 class _Sampling(_Strict):
@@ -85,8 +86,14 @@ def validate_body(schema: type[_Sampling], body: Any) -> _Sampling:
 
 
 def _as_invalid_request(exc: ValidationError) -> InvalidRequest:
-    err = exc.errors(include_url=False)[0]
-    param = ".".join(str(p) for p in err["loc"]) or None
+    errors = exc.errors(include_url=False)
+    err = errors[0]
+    # A union fails once per branch ("stop.str", "stop.list[str]"): name the field they share.
+    loc = err["loc"]
+    for other in (e["loc"] for e in errors if e["loc"][:1] == loc[:1]):
+        while other[: len(loc)] != loc:
+            loc = loc[:-1]
+    param = ".".join(str(p) for p in loc) or None
     if err["type"] == "extra_forbidden":
         return InvalidRequest(
             f"Unsupported parameter: '{param}'", param=param, code="unsupported_parameter"
