@@ -1,6 +1,7 @@
 """Deployments on the real engine: spawned llama.cpp replicas are supervised and restarted;
 an already-running OpenAI-compatible endpoint can be attached; both are metered."""
 
+import asyncio
 import os
 import signal
 import time
@@ -75,13 +76,7 @@ def test_attached_openai_endpoint_is_relayed_and_metered(server: ServerProcess, 
         chunks = list(stream)
         assert {c.model for c in chunks} == {name}
         usage = next(c.usage for c in chunks if c.usage)
-        deadline = time.monotonic() + 10  # the ledger writer batches: wait for both rows
-        while True:
-            rows = server.admin("GET", "/admin/usage", params={"group_by": "tenant,model"})["data"]
-            [row] = [r for r in rows if r["tenant"] == tenant] or [{"requests": 0}]
-            if row["requests"] == 2 or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+        [row] = server.tenant_usage(tenant, 2, group_by="tenant,model")
         assert row["requests"] == 2
         assert row["model"] == name
         assert row["completion_tokens"] == resp.usage.completion_tokens + usage.completion_tokens
@@ -102,3 +97,42 @@ def test_bad_deployments_are_refused_clearly(server: ServerProcess, tmp_path: Pa
         resp = httpx.post(server.url + "/admin/deployments", json=body, headers=auth)
         assert resp.status_code in (400, 409), resp.text
         assert message in resp.json()["error"]["message"]
+
+
+def test_a_replica_killed_mid_load_loses_no_request(
+    server: ServerProcess, tenant_key, model_path: Path
+):
+    tenant, key = tenant_key
+    name = "smol-pair"
+    spec = {"name": name, "engine": "llamacpp", "model_path": str(model_path), "replicas": 2}
+    server.admin("POST", "/admin/deployments", json=spec)
+    try:
+        dep = _wait(server, name, lambda d: d["ready_replicas"] == 2)
+        victim = dep["replica_status"][0]
+        body = {"model": name, "messages": [{"role": "user", "content": "Count to twenty."}],
+                "max_tokens": 24, "temperature": 0}  # fmt: skip
+
+        async def load() -> list[httpx.Response]:
+            auth = {"Authorization": f"Bearer {key}"}
+            async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
+                sent = [
+                    asyncio.create_task(
+                        client.post("/v1/chat/completions", json=body, headers=auth)
+                    )
+                    for _ in range(8)
+                ]
+                await asyncio.sleep(0.5)  # all 8 slots of the 2 replicas are generating
+                os.kill(victim["pid"], signal.SIGKILL)
+                return await asyncio.gather(*sent)
+
+        responses = asyncio.run(load())
+        # Answers not yet started when the replica died were retried on the other one.
+        assert [r.status_code for r in responses] == [200] * 8, [r.text for r in responses]
+        [row] = server.tenant_usage(tenant, 8)
+        assert row["requests"] == 8
+        assert row["completion_tokens"] == sum(r.json()["usage"]["completion_tokens"]
+                                               for r in responses)  # fmt: skip
+        _wait(server, name, timeout=30, pred=lambda d: d["ready_replicas"] == 2
+              and d["replica_status"][0]["pid"] != victim["pid"])  # fmt: skip
+    finally:
+        server.admin("DELETE", f"/admin/deployments/{name}")

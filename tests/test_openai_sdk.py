@@ -3,7 +3,6 @@ the ledger must hold exactly the usage the client was told."""
 
 import asyncio
 import sqlite3
-import time
 
 import openai
 import pytest
@@ -20,12 +19,7 @@ def _client(server: ServerProcess, key: str) -> openai.OpenAI:
 
 def _ledger_totals(server: ServerProcess, tenant: str, requests: int = 1) -> dict[str, int]:
     """This tenant's ledger totals once all its `requests` are committed (the writer batches)."""
-    deadline = time.monotonic() + 10
-    while True:
-        rows = [r for r in server.usage("tenant") if r["tenant"] == tenant]
-        if (rows and rows[0]["requests"] >= requests) or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    rows = server.tenant_usage(tenant, requests)
     assert len(rows) == 1, rows
     return rows[0]
 

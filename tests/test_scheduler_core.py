@@ -153,3 +153,14 @@ def test_picker_prefers_least_loaded_without_a_prefix():
     choice = ReplicaPicker().pick(job(), slots)
     assert choice is not None and choice.replica.id == "idle"
     assert choice.reason == "least-loaded"
+
+
+def test_a_readmitted_job_is_queued_even_when_a_new_one_would_be_refused():
+    core = core_with(1, limits=Limits(queue_per_model=1, queue_per_tenant=1))
+    core.submit(job(), 0.0)
+    core.dispatch(0.0)
+    core.submit(job(), 0.0)  # the queue is now full
+    with pytest.raises(Rejected):
+        core.submit(job(), 0.0)
+    core.submit(job(), 0.0, readmit=True)  # its replica failed it: it was admitted once
+    assert len(core.pool("m").queue) == 2

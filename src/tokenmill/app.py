@@ -21,6 +21,8 @@ from tokenmill.gateway.proxy import InferenceProxy
 from tokenmill.metering.service import Metering
 from tokenmill.observe.metrics import GatewayMetrics
 from tokenmill.runtime.deployments import Deployments
+from tokenmill.scheduling.core import SchedulerCore
+from tokenmill.scheduling.dispatcher import Dispatcher
 from tokenmill.security.accounts import Accounts
 from tokenmill.security.keys import KeyRing
 
@@ -35,14 +37,19 @@ def create_app(settings: Settings) -> FastAPI:
         accounts.load_keyring()
         metering = Metering(db, settings.journal_dir, settings.journal_sync)
         metering.start()
-        # Keep-alive shorter than llama.cpp's 5 s, so we never reuse a connection it is closing.
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=4)
+        # llama.cpp closes idle connections after 5 s; aiohttp sweeps idle ones every
+        # keepalive_timeout, so one may idle up to twice that: 2 s keeps us under 5 s.
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=2)
         timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout_s, sock_connect=5)
         http = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
         deployments = Deployments(db, http, settings.log_dir)
         metrics = GatewayMetrics()
         metrics.watch_replicas(deployments.all_replicas)
-        proxy = InferenceProxy(deployments, metering, metrics, http, settings.replica_wait_s)
+        dispatcher = Dispatcher(SchedulerCore())
+        metrics.watch_queues(dispatcher.core.queue_depths)
+        proxy = InferenceProxy(
+            deployments, dispatcher, metering, metrics, http, settings.queue_wait_s
+        )
         app.state.services = Services(settings, db, accounts, deployments, metering, metrics, proxy)
         await deployments.start_all()
         try:

@@ -24,7 +24,9 @@ class Settings(BaseSettings):
     database_url: str | None = None  # default: SQLite in data_dir
     admin_key: SecretStr | None = None  # bootstrap admin key instead of a generated one
     max_body_bytes: int = 4 * 1024 * 1024
-    replica_wait_s: float = 30.0  # how long a request waits for a starting replica
+    # The longest a request waits in the gateway for a replica slot (queued behind others,
+    # or while replicas start); past it, 429 with Retry-After.
+    queue_wait_s: float = 30.0
     upstream_timeout_s: float = 600.0
     deploy_default_model: bool = True
     # When a response may leave: after its usage record is written to the OS ("write": survives

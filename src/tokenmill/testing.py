@@ -91,6 +91,18 @@ class ServerProcess:
     def usage(self, group_by: str = "tenant") -> list[dict[str, Any]]:
         return list(self.admin("GET", "/admin/usage", params={"group_by": group_by})["data"])
 
+    def tenant_usage(
+        self, tenant: str, requests: int, group_by: str = "tenant", timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """The tenant's ledger rows once they count `requests` (the ledger writer batches);
+        whatever they hold at `timeout` otherwise, for the caller's assertion to judge."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = [r for r in self.usage(group_by) if r["tenant"] == tenant]
+            if sum(r["requests"] for r in rows) >= requests or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.05)
+
     def stop(self) -> int:
         """SIGTERM, as Ctrl-C or a service manager would; returns the exit code."""
         if self.proc is None:

@@ -28,7 +28,9 @@ _BY_STATUS: dict[int, type[TokenMillError]] = {
 
 
 def error_response(err: TokenMillError, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(err.body(), status_code=err.status, headers=headers)
+    return JSONResponse(
+        err.body(), status_code=err.status, headers={**err.headers, **(headers or {})}
+    )
 
 
 async def _tokenmill_error(_req: Request, exc: Exception) -> JSONResponse:

@@ -29,10 +29,18 @@ async def _infer(request: Request, endpoint: str, schema: type[Any]) -> Response
     require_role(principal, Role.INFERENCE)
     body = await read_json(request, svc.settings.max_body_bytes)
     validate_body(schema, body)
-    result = await svc.proxy.handle(principal, request.state.request_id, endpoint, body)
+    result = await svc.proxy.handle(
+        principal, request.state.request_id, endpoint, body, lambda: _client_gone(request)
+    )
     if isinstance(result, ProxyResult):
         return Response(result.body, status_code=result.status, media_type="application/json")
     return StreamingResponse(result, media_type="text/event-stream", headers=_SSE_HEADERS)
+
+
+async def _client_gone(request: Request) -> None:
+    """Returns when the client disconnects (the body is read: nothing else can arrive)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 @router.post("/chat/completions", openapi_extra=_body_doc(ChatCompletionRequest))

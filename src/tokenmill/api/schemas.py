@@ -48,6 +48,8 @@ class _Sampling(_Strict):
     frequency_penalty: Penalty | None = None
     seed: int | None = None
     user: str | None = None
+    # OpenAI's tiers; TokenMill serves "flex" in its batch band (shed first under overload).
+    service_tier: Literal["auto", "default", "flex", "priority"] | None = None
     logit_bias: dict[str, float] | None = None
     # Common engine extensions (llama.cpp, vLLM) that clients send through the OpenAI SDK.
     top_k: Annotated[int, Field(ge=0)] | None = None

@@ -1,5 +1,6 @@
 """Errors the API reports in OpenAI's shape: {"error": {"message", "type", "param", "code"}}."""
 
+import math
 from typing import Any
 
 
@@ -12,6 +13,7 @@ class TokenMillError(Exception):
         super().__init__(message)
         self.message = message
         self.param = param
+        self.headers: dict[str, str] = {}  # sent with the error response
         if code is not None:
             self.code = code
 
@@ -73,6 +75,18 @@ class RateLimited(TokenMillError):
     status = 429
     type = "rate_limit_error"
     code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: float, code: str | None = None):
+        super().__init__(message, code=code)
+        self.headers["Retry-After"] = str(max(1, math.ceil(retry_after_s)))
+
+
+class ClientClosed(TokenMillError):
+    """The client left before its answer; nobody reads this, but logs and metrics do."""
+
+    status = 499
+    type = "invalid_request_error"
+    code = "client_closed_request"
 
 
 class UpstreamError(TokenMillError):

@@ -42,6 +42,14 @@ class EngineAdapter(ABC):
     # Concurrent requests one replica serves well; beyond it requests queue (scheduling issue).
     default_parallel: int = 1
 
+    def parallel(self, spec: ReplicaSpec) -> int:
+        """Requests one replica serves at once: the scheduler's capacity for it."""
+        return int(spec.options.get("parallel", self.default_parallel))
+
+    def cache_tokens(self, spec: ReplicaSpec) -> int:
+        """Prompt tokens a replica keeps cached, to size the router's prefix index."""
+        return int(spec.options.get("cache_tokens", 32768))
+
     @abstractmethod
     def validate(self, spec: ReplicaSpec) -> None:
         """Raise ValueError with a user-facing reason if the spec cannot run on this engine."""

@@ -56,8 +56,8 @@ class LlamaCppAdapter(EngineAdapter):
                 "or set TOKENMILL_LLAMA_SERVER"
             )
         opts: dict[str, Any] = spec.options
-        parallel = int(opts.get("parallel", self.default_parallel))
-        ctx_per_slot = int(opts.get("ctx_per_slot", 2048))
+        parallel = self.parallel(spec)
+        ctx_per_slot = _ctx_per_slot(spec)
         argv = [
             binary,
             "--model", str(spec.model_path),
@@ -76,6 +76,9 @@ class LlamaCppAdapter(EngineAdapter):
             argv += ["--threads", str(int(opts["threads"]))]
         return LaunchCommand(argv=argv)
 
+    def cache_tokens(self, spec: ReplicaSpec) -> int:
+        return self.parallel(spec) * _ctx_per_slot(spec)  # each slot keeps its last prompt
+
     def base_url(self, spec: ReplicaSpec, port: int | None) -> str:
         return f"http://127.0.0.1:{port}/v1"
 
@@ -84,3 +87,7 @@ class LlamaCppAdapter(EngineAdapter):
         # Per-chunk timings carry the prompt token count, so a stream cut short by the client
         # still meters its prompt exactly.
         body["timings_per_token"] = True
+
+
+def _ctx_per_slot(spec: ReplicaSpec) -> int:
+    return int(spec.options.get("ctx_per_slot", 2048))

@@ -4,28 +4,43 @@ Framework-free: it returns bytes or an async iterator of SSE bytes; `api/` wraps
 A response's last bytes leave only after its usage record is durable in the journal.
 """
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import orjson
 
-from tokenmill.core.errors import TokenMillError, Unavailable, UpstreamError
-from tokenmill.core.usage import UsageRecord
+from tokenmill.core.errors import (
+    ClientClosed,
+    NotFound,
+    RateLimited,
+    TokenMillError,
+    Unavailable,
+    UpstreamError,
+)
+from tokenmill.core.usage import Outcome, UsageRecord
+from tokenmill.gateway.jobs import CHARS_PER_TOKEN, job_for
 from tokenmill.gateway.sse import sse_events
 from tokenmill.gateway.tracker import UsageTracker
 from tokenmill.metering.service import Metering
 from tokenmill.observe.metrics import GatewayMetrics
-from tokenmill.runtime.deployments import Deployments
-from tokenmill.runtime.replica import Replica
+from tokenmill.runtime.deployments import DeploymentRuntime, Deployments
+from tokenmill.runtime.replica import Replica, ReplicaState
+from tokenmill.scheduling.core import Rejected
+from tokenmill.scheduling.dispatcher import Abandoned, Dispatcher
+from tokenmill.scheduling.job import Job
+from tokenmill.scheduling.prefix import BLOCK_CHARS
+from tokenmill.scheduling.router import ReplicaSlot
 from tokenmill.security.keys import Principal
 
 log = logging.getLogger(__name__)
 
 PATHS = {"chat": "/chat/completions", "completions": "/completions"}
 CLIENT_CLOSED = 499  # nginx's convention for "the client went away first"
+TOKENS_PER_BLOCK = BLOCK_CHARS // CHARS_PER_TOKEN
 
 
 @dataclass(frozen=True)
@@ -34,105 +49,175 @@ class ProxyResult:
     body: bytes
 
 
+@dataclass
+class _Call:
+    """One request on its way through a replica."""
+
+    replica: Replica
+    job: Job
+    tracker: UsageTracker
+    url: str
+
+
 class InferenceProxy:
     def __init__(
         self,
         deployments: Deployments,
+        dispatcher: Dispatcher,
         metering: Metering,
         metrics: GatewayMetrics,
         http: aiohttp.ClientSession,
-        replica_wait_s: float,
+        queue_wait_s: float,
     ) -> None:
         self._deployments = deployments
+        self._dispatcher = dispatcher
         self._metering = metering
         self._metrics = metrics
         self._http = http
-        self._wait_s = replica_wait_s
+        self._wait_s = queue_wait_s
+        deployments.subscribe(self._sync_replicas)
+
+    def _sync_replicas(self, model: str, replicas: list[Replica]) -> None:
+        slots = [
+            ReplicaSlot(
+                r.id,
+                capacity=r.adapter.parallel(r.spec),
+                cache_blocks=max(1, r.adapter.cache_tokens(r.spec) // TOKENS_PER_BLOCK),
+                healthy=r.state is ReplicaState.READY,
+            )
+            for r in replicas
+        ]
+        self._dispatcher.update_replicas(model, slots)
 
     async def handle(
-        self, principal: Principal, request_id: str, endpoint: str, body: dict[str, Any]
+        self,
+        principal: Principal,
+        request_id: str,
+        endpoint: str,
+        body: dict[str, Any],
+        client_gone: Callable[[], Awaitable[None]] | None = None,
     ) -> ProxyResult | AsyncIterator[bytes]:
         model = body["model"]
-        runtime, replica = await self._deployments.pick(model, self._wait_s)
-        upstream = runtime.adapter.upstream_model(replica.spec)
-        tracker = UsageTracker(
+        runtime = self._deployments.get(model)
+        if runtime is None:
+            raise NotFound(
+                f"The model '{model}' does not exist", param="model", code="model_not_found"
+            )
+        job = job_for(request_id, principal.tenant, endpoint, body, self._wait_s)
+        stream = bool(body.get("stream"))
+        payload = {**body, "model": runtime.upstream_model}
+        payload.pop("service_tier", None)  # ours: the engine has no tiers
+        relay: _StreamRelay | None = None
+        if stream:
+            runtime.adapter.prepare_stream(payload)
+            relay = _StreamRelay(
+                want_usage=bool((body.get("stream_options") or {}).get("include_usage")),
+                strip_timings="timings_per_token" not in body and "timings_per_token" in payload,
+                public_model=model if payload["model"] != model else None,
+            )
+        tracker = UsageTracker(  # from arrival: queueing counts in TTFT and duration
             request_id=request_id,
             tenant=principal.tenant,
             key_id=principal.key_id,
             model=model,
             deployment=runtime.row.name,
-            replica=replica.id,
+            replica="",  # known once placed
             endpoint=endpoint,
-            stream=bool(body.get("stream")),
+            stream=stream,
         )
-        payload = {**body, "model": upstream}
-        url = replica.base_url + PATHS[endpoint]
-        if not tracker.stream:
-            return await self._complete(replica, url, payload, tracker)
-        client_opts = body.get("stream_options") or {}
-        runtime.adapter.prepare_stream(payload)
-        relay = _StreamRelay(
-            want_usage=bool(client_opts.get("include_usage")),
-            strip_timings="timings_per_token" not in body and "timings_per_token" in payload,
-            public_model=model if upstream != model else None,
-        )
-        return await self._open_stream(replica, url, payload, tracker, relay)
+        call, resp = await self._send(runtime, tracker, job, orjson.dumps(payload), client_gone)
+        if resp.status != 200:
+            try:
+                async with resp:
+                    raw = await resp.read()
+            except (aiohttp.ClientError, TimeoutError):
+                raw = b""
+            await self._finish(call, resp.status, "error")
+            raise _upstream_failure(resp.status, raw)
+        if relay is not None:
+            return self._relay(call, resp, relay)
+        return await self._complete(call, resp)
 
-    async def _complete(
-        self, replica: Replica, url: str, payload: dict[str, Any], tracker: UsageTracker
-    ) -> ProxyResult:
-        self._begin(replica, tracker)
+    async def _send(
+        self,
+        runtime: DeploymentRuntime,
+        tracker: UsageTracker,
+        job: Job,
+        data: bytes,
+        client_gone: Callable[[], Awaitable[None]] | None,
+    ) -> tuple[_Call, aiohttp.ClientResponse]:
+        """Place the job and send it. A replica that gives no answer at all (refused, reset,
+        closed before any response) costs nothing, and the request is tried once more,
+        elsewhere if there is an elsewhere: the client has not seen a byte yet."""
+        for attempt in (1, 2):
+            replica = await self._acquire(runtime, tracker.tenant, job, client_gone, attempt > 1)
+            tracker.replica = replica.id
+            call = _Call(replica, job, tracker, replica.base_url + PATHS[tracker.endpoint])
+            self._begin(call)
+            try:
+                return call, await self._http.post(call.url, data=data, headers=_JSON)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("replica %s gave no answer to %s (attempt %d): %r",
+                            replica.id, job.id, attempt, exc)  # fmt: skip
+                if attempt == 2:
+                    await self._finish(call, 503, "error")
+                    raise _unreachable(call, exc) from None
+                self._abort(call)
+                self._dispatcher.core.mark_unhealthy(job.model, replica.id)
+                job.avoid = frozenset({replica.id})
+            except asyncio.CancelledError:  # our caller gave up: slot and record still count
+                self._finish_nowait(call, CLIENT_CLOSED, "partial")
+                raise
+        raise AssertionError("unreachable")
+
+    async def _acquire(
+        self,
+        runtime: DeploymentRuntime,
+        tenant: str,
+        job: Job,
+        client_gone: Callable[[], Awaitable[None]] | None,
+        readmit: bool,
+    ) -> Replica:
         try:
-            async with self._http.post(url, data=orjson.dumps(payload), headers=_JSON) as resp:
+            choice = await self._dispatcher.acquire(job, client_gone, readmit)
+        except Abandoned:
+            raise ClientClosed("the client left while its request was queued") from None
+        except Rejected as exc:
+            down = not runtime.ready()  # not busy but down: say so, not "slow down"
+            self._metrics.refused.labels(job.model, tenant, 503 if down else 429).inc()
+            if down:
+                raise Unavailable(
+                    f"no replica of '{job.model}' is ready; try again shortly"
+                ) from None
+            raise RateLimited(exc.reason, retry_after_s=exc.retry_after_s) from None
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("route %s: %s", job.id, choice.explain())
+        return runtime.replica(choice.replica.id)
+
+    async def _complete(self, call: _Call, resp: aiohttp.ClientResponse) -> ProxyResult:
+        tracker = call.tracker
+        try:
+            async with resp:
                 raw = await resp.read()
-                status = resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:
-            await self._finish(replica, tracker.record(503, "error"))
-            raise Unavailable(
-                f"replica {replica.id} did not answer: {type(exc).__name__}"
-            ) from None
-        if status != 200:
-            await self._finish(replica, tracker.record(status, "error"))
-            raise _upstream_failure(status, raw)
+            await self._finish(call, 502, "error")
+            raise UpstreamError(f"the engine's answer broke off: {type(exc).__name__}") from None
+        except asyncio.CancelledError:
+            self._finish_nowait(call, CLIENT_CLOSED, "partial")
+            raise
         data = orjson.loads(raw)
         tracker.take_usage(data.get("usage"))
         tracker.mark_first_token()
         choices = data.get("choices") or [{}]
         tracker.finish_reason = choices[0].get("finish_reason")
         data["model"] = tracker.model
-        await self._finish(replica, tracker.record(200, "ok"))
+        await self._finish(call, 200, "ok")
         return ProxyResult(200, orjson.dumps(data))
 
-    async def _open_stream(
-        self,
-        replica: Replica,
-        url: str,
-        payload: dict[str, Any],
-        tracker: UsageTracker,
-        relay: "_StreamRelay",
-    ) -> ProxyResult | AsyncIterator[bytes]:
-        self._begin(replica, tracker)
-        try:
-            resp = await self._http.post(url, data=orjson.dumps(payload), headers=_JSON)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            await self._finish(replica, tracker.record(503, "error"))
-            raise Unavailable(
-                f"replica {replica.id} did not answer: {type(exc).__name__}"
-            ) from None
-        if resp.status != 200:
-            raw = await resp.read()
-            resp.release()
-            await self._finish(replica, tracker.record(resp.status, "error"))
-            raise _upstream_failure(resp.status, raw)
-        return self._relay(replica, resp, tracker, relay)
-
     async def _relay(
-        self,
-        replica: Replica,
-        resp: aiohttp.ClientResponse,
-        tracker: UsageTracker,
-        relay: "_StreamRelay",
+        self, call: _Call, resp: aiohttp.ClientResponse, relay: "_StreamRelay"
     ) -> AsyncIterator[bytes]:
+        tracker = call.tracker
         recorded = False
         try:
             ended = False
@@ -145,44 +230,55 @@ class InferenceProxy:
                 if out is not None:
                     yield out
                     relay.delivered(tracker)  # the yield returned: the client took it
+                    self._dispatcher.core.on_output(call.job, tracker.chunks_delivered)
             if not ended:
                 raise aiohttp.ClientPayloadError("stream ended without [DONE]")
             recorded = True
-            await self._finish(replica, tracker.record(200, "ok"))
+            await self._finish(call, 200, "ok")
             if relay.held_usage is not None:
                 yield b"data: " + relay.held_usage + b"\n\n"
             yield b"data: [DONE]\n\n"
         except (aiohttp.ClientError, TimeoutError) as exc:
             if not recorded:
                 recorded = True
-                await self._finish(replica, tracker.record(502, "partial"))
+                await self._finish(call, 502, "partial")
             err = UpstreamError(f"the engine stream broke: {type(exc).__name__}")
             yield b"data: " + orjson.dumps(err.body()) + b"\n\n"
         finally:
             resp.close()  # aborts generation on the engine if the client left early
             if not recorded:  # the client went away: meter what it was delivered
-                self._finish_nowait(replica, tracker.record(CLIENT_CLOSED, "partial"))
+                self._finish_nowait(call, CLIENT_CLOSED, "partial")
 
-    def _begin(self, replica: Replica, tracker: UsageTracker) -> None:
-        replica.in_flight += 1
-        self._metrics.in_flight_of(tracker.model).inc()
+    def _begin(self, call: _Call) -> None:
+        self._metrics.in_flight_of(call.tracker.model).inc()
 
-    async def _finish(self, replica: Replica, record: UsageRecord) -> None:
-        self._end(replica, record)
+    async def _finish(self, call: _Call, status: int, outcome: Outcome) -> None:
+        record = self._end(call, status, outcome)
         await self._metering.record(record)
 
-    def _finish_nowait(self, replica: Replica, record: UsageRecord) -> None:
-        self._end(replica, record)
+    def _finish_nowait(self, call: _Call, status: int, outcome: Outcome) -> None:
+        record = self._end(call, status, outcome)
         try:
             self._metering.record_nowait(record)
         except (OSError, RuntimeError):
             log.exception("could not journal usage of %s", record.request_id)
 
-    def _end(self, replica: Replica, record: UsageRecord) -> None:
-        replica.in_flight -= 1
-        replica.served += 1
+    def _abort(self, call: _Call) -> None:
+        """An attempt that reached no engine: its slot goes back, nothing is metered."""
+        self._dispatcher.release(call.job)
+        self._metrics.in_flight_of(call.job.model).dec()
+
+    def _end(self, call: _Call, status: int, outcome: Outcome) -> UsageRecord:
+        record = call.tracker.record(status, outcome)
+        core = self._dispatcher.core
+        if record.usage_source != "none":  # the tenant pays fairness for what the engine did
+            core.on_prompt_counted(call.job, record.prompt_tokens, record.cached_tokens)
+            core.on_output(call.job, record.completion_tokens)
+        self._dispatcher.release(call.job)
+        call.replica.served += 1
         self._metrics.in_flight_of(record.model).dec()
         self._metrics.observe(record)
+        return record
 
 
 class _StreamRelay:
@@ -234,6 +330,10 @@ class _StreamRelay:
 
 
 _JSON = {"Content-Type": "application/json"}
+
+
+def _unreachable(call: _Call, exc: BaseException) -> Unavailable:
+    return Unavailable(f"replica {call.replica.id} did not answer: {type(exc).__name__}")
 
 
 def _upstream_failure(status: int, raw: bytes) -> TokenMillError:

@@ -31,6 +31,19 @@ class _ReplicaStates(Collector):
         yield fam
 
 
+class _QueueDepths(Collector):
+    def __init__(self, depths: Callable[[], dict[str, int]]) -> None:
+        self._depths = depths
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        fam = GaugeMetricFamily(
+            "tokenmill_queue_depth", "Requests waiting in the gateway", labels=["model"]
+        )
+        for model, depth in self._depths().items():
+            fam.add_metric([model], float(depth))
+        yield fam
+
+
 class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -70,6 +83,12 @@ class GatewayMetrics:
         self.in_flight = Gauge(
             "tokenmill_requests_in_flight", "Requests being served", ["model"], registry=r
         )
+        self.refused = Counter(
+            "tokenmill_requests_refused",
+            "Requests refused before reaching a replica (429 overload, 503 unavailable)",
+            ["model", "tenant", "status"],
+            registry=r,
+        )
 
         self._children: dict[tuple[str, str, int], tuple[Any, ...]] = {}
         self._in_flight: dict[str, Any] = {}
@@ -82,6 +101,9 @@ class GatewayMetrics:
 
     def watch_replicas(self, replicas: Callable[[], Iterable[Replica]]) -> None:
         self.registry.register(_ReplicaStates(replicas))
+
+    def watch_queues(self, depths: Callable[[], dict[str, int]]) -> None:
+        self.registry.register(_QueueDepths(depths))
 
     def observe(self, rec: UsageRecord) -> None:
         key = (rec.model, rec.tenant, rec.status)

@@ -1,9 +1,8 @@
 """Deployments: the desired state (in the database) and the replicas that serve it (here)."""
 
 import asyncio
-import itertools
 import re
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +12,7 @@ import aiohttp
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from tokenmill.core.errors import Conflict, InvalidRequest, NotFound, Unavailable
+from tokenmill.core.errors import Conflict, InvalidRequest, NotFound
 from tokenmill.engines.base import EngineAdapter, ReplicaSpec
 from tokenmill.engines.registry import get_adapter
 from tokenmill.runtime.replica import Replica, ReplicaState
@@ -29,11 +28,18 @@ class DeploymentRuntime:
     row: Deployment
     adapter: EngineAdapter
     supervisors: list[ReplicaSupervisor] = field(default_factory=list)
-    _rr: "itertools.count[int]" = field(default_factory=itertools.count)
 
     @property
     def replicas(self) -> list[Replica]:
         return [s.replica for s in self.supervisors]
+
+    @property
+    def upstream_model(self) -> str:
+        """The name the engine knows the model by."""
+        return self.adapter.upstream_model(_spec(self.row, 0))
+
+    def replica(self, replica_id: str) -> Replica:
+        return next(r for r in self.replicas if r.id == replica_id)
 
     def ready(self) -> list[Replica]:
         return [r for r in self.replicas if r.state is ReplicaState.READY]
@@ -60,7 +66,17 @@ class Deployments:
         self._http = http
         self._log_dir = log_dir
         self._running: dict[str, DeploymentRuntime] = {}
-        self._changed = asyncio.Event()
+        self._listeners: list[Callable[[str, list[Replica]], None]] = []
+
+    def subscribe(self, listener: Callable[[str, list[Replica]], None]) -> None:
+        """Call `listener(deployment, replicas)` whenever a replica comes, goes or changes state."""
+        self._listeners.append(listener)
+
+    def _notify(self, name: str) -> None:
+        runtime = self._running.get(name)
+        replicas = runtime.replicas if runtime is not None else []
+        for listener in self._listeners:
+            listener(name, replicas)
 
     async def start_all(self) -> None:
         rows = await asyncio.to_thread(self._load_rows)
@@ -76,10 +92,14 @@ class Deployments:
         runtime = DeploymentRuntime(row=row, adapter=adapter)
         for index in range(row.replicas):
             replica = Replica(spec=_spec(row, index), adapter=adapter)
-            sup = ReplicaSupervisor(replica, self._http, self._log_dir)
-            sup.start()
+            sup = ReplicaSupervisor(
+                replica, self._http, self._log_dir, on_state=lambda _: self._notify(row.name)
+            )
             runtime.supervisors.append(sup)
         self._running[row.name] = runtime
+        for sup in runtime.supervisors:
+            sup.start()
+        self._notify(row.name)
         return runtime
 
     async def create(
@@ -126,6 +146,7 @@ class Deployments:
         runtime = self._running.pop(name, None)
         if runtime is None:
             raise NotFound(f"deployment '{name}' does not exist", param="name")
+        self._notify(name)
         await asyncio.to_thread(self._delete, name)
         await asyncio.gather(*(s.stop() for s in runtime.supervisors))
 
@@ -146,28 +167,6 @@ class Deployments:
 
     def all_replicas(self) -> list[Replica]:
         return [r for rt in self._running.values() for r in rt.replicas]
-
-    async def pick(self, model: str, wait_s: float) -> tuple[DeploymentRuntime, Replica]:
-        """Round-robin over ready replicas; waits (bounded) while replicas are still starting."""
-        runtime = self._running.get(model)
-        if runtime is None:
-            raise NotFound(
-                f"The model '{model}' does not exist", param="model", code="model_not_found"
-            )
-        deadline = time.monotonic() + wait_s
-        while True:
-            ready = runtime.ready()
-            if ready:
-                return runtime, ready[next(runtime._rr) % len(ready)]
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise Unavailable(f"no replica of '{model}' is ready; try again shortly")
-            waits = [asyncio.ensure_future(s.ready.wait()) for s in runtime.supervisors]
-            try:
-                await asyncio.wait(waits, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waits:
-                    w.cancel()
 
     async def wait_all_ready(self, timeout_s: float) -> bool:
         sups = [s for rt in self._running.values() for s in rt.supervisors]

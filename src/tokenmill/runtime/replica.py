@@ -21,7 +21,6 @@ class Replica:
     adapter: EngineAdapter
     port: int | None = None
     state: ReplicaState = ReplicaState.STARTING
-    in_flight: int = 0
     restarts: int = 0
     last_error: str | None = None
     pid: int | None = None
@@ -45,7 +44,6 @@ class Replica:
             "state": self.state.value,
             "endpoint": self.base_url if self.port or not self.adapter.spawns else None,
             "pid": self.pid,
-            "in_flight": self.in_flight,
             "restarts": self.restarts,
             "served": self.served,
             "last_error": self.last_error,

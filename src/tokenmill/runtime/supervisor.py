@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -38,8 +39,15 @@ def _die_with_parent() -> None:
 
 
 class ReplicaSupervisor:
-    def __init__(self, replica: Replica, http: aiohttp.ClientSession, log_dir: Path) -> None:
+    def __init__(
+        self,
+        replica: Replica,
+        http: aiohttp.ClientSession,
+        log_dir: Path,
+        on_state: Callable[[Replica], None] | None = None,
+    ) -> None:
         self.replica = replica
+        self._on_state = on_state
         self._http = http
         self._log_dir = log_dir
         self._proc: asyncio.subprocess.Process | None = None
@@ -132,7 +140,10 @@ class ReplicaSupervisor:
                 self._set_state(ReplicaState.READY)
             else:
                 failures += 1
-                self._set_state(ReplicaState.UNHEALTHY)
+                # One slow answer from a busy engine is not an outage; refused connections
+                # take a replica out at once anyway (passive health, in the gateway).
+                if failures >= 2:
+                    self._set_state(ReplicaState.UNHEALTHY)
                 if failures >= 3 and exited is not None:
                     self.replica.last_error = "failed 3 health checks"
                     return  # restart it
@@ -149,12 +160,20 @@ class ReplicaSupervisor:
         try:
             timeout = aiohttp.ClientTimeout(total=2.0)
             async with self._http.get(self.replica.health_url, timeout=timeout) as resp:
-                return resp.status < 300
-        except (aiohttp.ClientError, TimeoutError):
-            return False
+                if resp.status < 300:
+                    return True
+                self.replica.last_error = f"health check answered {resp.status}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self.replica.last_error = f"health check failed: {exc!r}"
+        return False
 
     def _set_state(self, state: ReplicaState) -> None:
+        if state is not self.replica.state and ReplicaState.READY in (state, self.replica.state):
+            log.info("replica %s: %s -> %s (%s)", self.replica.id, self.replica.state.value,
+                     state.value, self.replica.last_error or "ok")  # fmt: skip
         self.replica.state = state
+        if self._on_state is not None:  # every observation, so passive marks get cleared too
+            self._on_state(self.replica)
         if state is ReplicaState.READY:
             self.replica.last_error = None
             self.ready.set()

@@ -90,10 +90,21 @@ class SchedulerCore:
             kept[slot.id] = slot
         pool.replicas = kept
 
-    def submit(self, job: Job, now: float) -> None:
-        """Queue a job, or raise `Rejected` when there is no room or no time for it."""
+    def mark_unhealthy(self, model: str, replica_id: str) -> None:
+        """Passive health: a replica that failed a request gets no more until the next
+        `update_replicas` (its supervisor's next health check) says otherwise."""
+        slot = self.pool(model).replicas.get(replica_id)
+        if slot is not None:
+            slot.healthy = False
+
+    def submit(self, job: Job, now: float, readmit: bool = False) -> None:
+        """Queue a job, or raise `Rejected` when there is no room or no time for it. A job
+        readmitted after its replica failed it was admitted once already: it only queues."""
         pool = self.pool(job.model)
         queue = pool.queue
+        if readmit:
+            queue.push(job)
+            return
         limit = self.limits.queue_per_model * self.limits.fill_limit(job.band)
         if len(queue) >= limit:
             raise Rejected(f"the queue for '{job.model}' is full", self._retry_after(pool))
@@ -163,6 +174,9 @@ class SchedulerCore:
         slot.in_flight -= 1
         slot.outstanding_tokens -= job.input_tokens + job.max_output_tokens
         self.pool(job.model).observe_service(now - started)
+
+    def queue_depths(self) -> dict[str, int]:
+        return {model: len(pool.queue) for model, pool in self._pools.items()}
 
     def replica_of(self, job: Job) -> ReplicaSlot | None:
         placed = self._running.get(job.id)

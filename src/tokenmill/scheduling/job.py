@@ -23,3 +23,4 @@ class Job:
     band: Band = Band.INTERACTIVE
     prefix_blocks: tuple[int, ...] = ()  # chained hashes of the prompt's blocks
     output_charged: int = field(default=0)  # tokens already charged to the tenant's counter
+    avoid: frozenset[str] = frozenset()  # replicas that just failed it: elsewhere if possible

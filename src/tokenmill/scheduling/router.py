@@ -58,6 +58,8 @@ class ReplicaPicker:
         free = [r for r in replicas if r.free]
         if not free:
             return None
+        if job.avoid:
+            free = [r for r in free if r.id not in job.avoid] or free
         least = min(free, key=lambda r: (r.load, r.outstanding_tokens))
         blocks = job.prefix_blocks
         matched = {r.id: r.index.match(blocks) for r in free}

@@ -1,0 +1,50 @@
+"""From an OpenAI request body to what the scheduler needs: tenant, size, prefix, priority."""
+
+import time
+from typing import Any
+
+from tokenmill.scheduling.job import Band, Job
+from tokenmill.scheduling.prefix import prompt_blocks
+
+CHARS_PER_TOKEN = 4  # a rough estimate before the engine counts; corrected when it does
+DEFAULT_MAX_OUTPUT = 256  # for the load estimate when a request sets no limit
+# OpenAI's `service_tier`: "flex" is its slower, cheaper tier; here it is the batch band.
+_BANDS = {"flex": Band.BATCH}
+
+
+def prompt_parts(endpoint: str, body: dict[str, Any]) -> list[str]:
+    if endpoint == "chat":
+        return [f"{m.get('role')}:{_text(m.get('content'))}" for m in body.get("messages", [])]
+    prompt = body.get("prompt")
+    if isinstance(prompt, str):
+        return [prompt]
+    if isinstance(prompt, list) and all(isinstance(p, str) for p in prompt):
+        return [str(p) for p in prompt]
+    return [repr(prompt)]  # token ids: still a stable prefix
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts: the text ones make the prefix
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
+
+
+def job_for(
+    request_id: str, tenant: str, endpoint: str, body: dict[str, Any], wait_s: float
+) -> Job:
+    parts = prompt_parts(endpoint, body)
+    now = time.monotonic()
+    max_out = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_OUTPUT
+    return Job(
+        id=request_id,
+        tenant=tenant,
+        model=body["model"],
+        input_tokens=max(1, sum(len(p) for p in parts) // CHARS_PER_TOKEN),
+        max_output_tokens=int(max_out),
+        arrived=now,
+        deadline=now + wait_s,
+        band=_BANDS.get(str(body.get("service_tier")), Band.INTERACTIVE),
+        prefix_blocks=prompt_blocks(parts),
+    )
