@@ -7,7 +7,7 @@ import time
 import pytest
 
 from tokenmill.scheduling.core import Rejected, SchedulerCore
-from tokenmill.scheduling.dispatcher import Dispatcher
+from tokenmill.scheduling.dispatcher import Abandoned, Dispatcher
 from tokenmill.scheduling.job import Job
 from tokenmill.scheduling.router import ReplicaSlot
 
@@ -86,3 +86,15 @@ async def test_a_model_without_replicas_waits_for_one():
     await asyncio.sleep(0.01)
     d.update_replicas("m", [ReplicaSlot("r0", capacity=1, cache_blocks=8)])
     assert (await asyncio.wait_for(task, 1)).replica.id == "r0"
+
+
+async def test_a_client_gone_while_queued_ends_its_wait():
+    d, slot = one_slot()
+    await d.acquire(job())
+    gone = asyncio.Event()
+    task = asyncio.create_task(d.acquire(job("b"), client_gone=gone.wait))
+    await asyncio.sleep(0.1)  # past the grace period: the client is being watched
+    gone.set()
+    with pytest.raises(Abandoned):
+        await asyncio.wait_for(task, 1)
+    assert len(d.core.pool("m").queue) == 0 and slot.in_flight == 1

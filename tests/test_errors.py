@@ -17,6 +17,11 @@ GOOD = {"model": MODEL, "messages": HI, "max_tokens": 1}
 LIMIT = 4 * 1024 * 1024  # Settings.max_body_bytes
 
 
+def _call(**function: Any) -> dict[str, Any]:
+    """An assistant message's tool call, as the OpenAI SDK sends it back."""
+    return {"id": "call_1", "type": "function", "function": function}
+
+
 def _bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
@@ -61,11 +66,18 @@ def http(server: ServerProcess) -> Iterator[httpx.Client]:
         pytest.param({**GOOD, "foo": 1}, "unsupported_parameter", "foo", id="unsupported"),
         pytest.param({**GOOD, "n": 2}, "invalid_value", "n", id="n-2"),
         pytest.param({**GOOD, "stop": 5}, "invalid_value", "stop", id="union-names-the-field"),
+        pytest.param({**GOOD, "stop": [1]}, "invalid_value", "stop", id="union-item"),
         pytest.param(
             {**GOOD, "messages": [{"role": "wizard", "content": "x"}]},
             "invalid_value",
             "messages.0.role",
             id="bad-role",
+        ),
+        pytest.param(
+            {**GOOD, "messages": [*HI, {"role": "wizard"}, {"role": "elf"}]},
+            "invalid_value",
+            "messages.1.role",
+            id="first-of-two-bad-roles",
         ),
         # Values a lax validator would coerce while the engine got the original: refused here.
         pytest.param({**GOOD, "stream": "false"}, "invalid_value", "stream", id="stream-str"),
@@ -73,6 +85,37 @@ def http(server: ServerProcess) -> Iterator[httpx.Client]:
         pytest.param({**GOOD, "temperature": "0.5"}, "invalid_value", "temperature", id="t-str"),
         pytest.param({**GOOD, "max_tokens": 2**31}, "invalid_value", "max_tokens", id="max-big"),
         pytest.param({**GOOD, "max_tokens": 0}, "invalid_value", "max_tokens", id="max-0"),
+        # Shapes the engine answers with a 500 of its own: refused here, by name, as a 400.
+        pytest.param(
+            {**GOOD, "tools": [{"type": "function"}]},
+            "missing_parameter",
+            "tools.0.function",
+            id="tool-without-function",
+        ),
+        pytest.param(
+            {**GOOD, "tools": [{"type": "function", "function": {"name": 5}}]},
+            "invalid_value",
+            "tools.0.function.name",
+            id="tool-name-int",
+        ),
+        pytest.param(
+            {**GOOD, "tools": [{"type": "custom", "custom": {"name": "c"}}]},
+            "invalid_value",
+            "tools.0.type",
+            id="custom-tool",
+        ),
+        pytest.param(
+            {**GOOD, "messages": [*HI, {"role": "assistant", "tool_calls": [_call(name="f")]}]},
+            "missing_parameter",
+            "messages.1.tool_calls.0.function.arguments",
+            id="tool-call-without-arguments",
+        ),
+        pytest.param(
+            {**GOOD, "messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]},
+            "invalid_value",
+            "messages.0.content",
+            id="text-part-without-text",
+        ),
     ],
 )
 def test_invalid_bodies_are_400(http, tenant_key, body: Any, code: str, param: str | None):
@@ -120,6 +163,7 @@ def test_roles_are_kept_apart(http, tenant_key):
     assert _error(as_admin, 403)["type"] == "permission_error"
     as_tenant = http.get("/admin/tenants", headers=_bearer(key))
     assert _error(as_tenant, 403, key)["type"] == "permission_error"
+    assert _error(http.get("/admin/tenants"), 401)["code"] == "missing_api_key"
 
 
 def _oversized() -> Iterator[bytes]:
@@ -153,9 +197,27 @@ def test_unknown_route_and_wrong_method_keep_the_shape(http, tenant_key):
     assert wrong_method.headers.get("allow") == "POST"  # RFC 9110: a 405 names what is allowed
 
 
-def test_a_whole_number_is_a_valid_float(http, tenant_key):
+@pytest.mark.parametrize(
+    "extra",
+    [
+        pytest.param({"temperature": 0, "top_p": 1}, id="whole-number-floats"),
+        pytest.param(
+            {
+                "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
+                "messages": [
+                    {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+                    {"role": "assistant", "content": None,
+                     "tool_calls": [_call(name="f", arguments="{}")]},
+                    {"role": "tool", "tool_call_id": "call_1", "content": "ok"},
+                ],
+            },
+            id="tool-round-trip",
+        ),
+    ],
+)  # fmt: skip
+def test_strict_types_still_accept_what_clients_send(http, tenant_key, extra: dict[str, Any]):
     _, key = tenant_key
-    resp = http.post(CHAT, json={**GOOD, "temperature": 0, "top_p": 1}, headers=_bearer(key))
+    resp = http.post(CHAT, json={**GOOD, **extra}, headers=_bearer(key))
     assert resp.status_code == 200, resp.text
 
 
@@ -164,6 +226,13 @@ def test_bad_admin_input_is_400_or_404_not_500(http):
     as_json = {**auth, "Content-Type": "application/json"}
     malformed = _error(http.post("/admin/tenants", content=b"[", headers=as_json), 400)
     assert (malformed["code"], malformed["param"]) == ("invalid_json", None)  # as on /v1
+    for not_an_object in (
+        http.post("/admin/tenants", content=b'{"name": "x"}', headers=auth),  # no Content-Type
+        http.post("/admin/tenants", content=b"", headers=as_json),
+        http.post("/admin/tenants", json=["x"], headers=auth),
+    ):
+        err = _error(not_an_object, 400)
+        assert "must be a JSON object" in err["message"] and err["param"] is None
     _error(http.post("/admin/tenants", json={"name": "Bad Name!"}, headers=auth), 400)
     _error(http.post("/admin/keys", json={"tenant": "nobody"}, headers=auth), 404)
     _error(http.delete("/admin/keys/key_nope", headers=auth), 404)

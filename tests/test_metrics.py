@@ -62,3 +62,26 @@ def test_metrics_match_client_usage(server: ServerProcess, tenant_key):
     ]
     assert ready == [1.0]
     assert key not in httpx.get(server.url + "/metrics", timeout=10).text
+
+
+def test_bad_requests_leave_nothing_in_flight(server: ServerProcess, tenant_key):
+    """Refused by the gateway (never counted in) or by the engine (counted in, and out again)."""
+    tenant, key = tenant_key
+    auth = {"Authorization": f"Bearer {key}"}
+    url = server.url + "/v1/chat/completions"
+    too_long = [{"role": "user", "content": "hello " * 5000}]  # past the engine's context
+    for body in (
+        {"model": "smollm2-135m", "messages": "hi"},
+        {"model": "smollm2-135m", "messages": too_long},
+        {"model": "smollm2-135m", "messages": too_long, "stream": True},
+    ):
+        resp = httpx.post(url, json=body, headers=auth, timeout=60)
+        assert resp.status_code == 400, resp.text
+
+    samples = _samples(server)
+    statuses = [(s.labels["status"], s.value) for s in samples["tokenmill_requests_total"]
+                if s.labels["tenant"] == tenant]  # fmt: skip
+    assert statuses == [("400", 2.0)]  # the two the engine refused
+    in_flight = [s.value for s in samples["tokenmill_requests_in_flight"]
+                 if s.labels.get("model") == "smollm2-135m"]  # fmt: skip
+    assert in_flight == [0.0]

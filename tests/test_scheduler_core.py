@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenmill.scheduling.core import Limits, Rejected, SchedulerCore
+from tokenmill.scheduling.core import Dispatch, Limits, Rejected, SchedulerCore
 from tokenmill.scheduling.job import Band, Job
 from tokenmill.scheduling.prefix import BLOCK_CHARS, prompt_blocks
 from tokenmill.scheduling.router import ReplicaPicker, ReplicaSlot
@@ -20,6 +20,12 @@ def job(tenant: str = "a", band: Band = Band.INTERACTIVE, blocks: tuple[int, ...
     return Job(id=f"j{next(_ids)}", tenant=tenant, model="m", input_tokens=100,
                max_output_tokens=20, arrived=0.0, deadline=deadline, band=band,
                prefix_blocks=blocks)  # fmt: skip
+
+
+def enter(core: SchedulerCore, j: Job, now: float = 0.0) -> list[Dispatch]:
+    """Submit a job; what got placed as a result (it, if a replica was free)."""
+    placed = core.submit(j, now)
+    return ([placed] if placed else []) + core.dispatch(now)
 
 
 def core_with(*capacities: int, limits: Limits | None = None) -> SchedulerCore:
@@ -43,7 +49,7 @@ def test_work_conserving_and_never_over_capacity(caps, ops, seed):
     submitted = finished = 0
     for op in ops:
         if op == "submit":
-            core.submit(job(rng.choice("abc")), now=0.0)
+            running += [d.job for d in enter(core, job(rng.choice("abc")))]
             submitted += 1
         elif op == "finish" and running:
             core.finish(running.pop(rng.randrange(len(running))), now=1.0)
@@ -108,9 +114,8 @@ def test_no_replica_yet_means_wait_not_refuse():
 def test_unhealthy_replicas_get_nothing():
     core = core_with(2, 2)
     core.update_replicas("m", [ReplicaSlot("r0", 2, 64, healthy=False), ReplicaSlot("r1", 2, 64)])
-    for _ in range(4):
-        core.submit(job(), 0.0)
-    assert {d.choice.replica.id for d in core.dispatch(0.0)} == {"r1"}
+    placed = [d for _ in range(4) for d in enter(core, job())]
+    assert {d.choice.replica.id for d in placed} == {"r1"}
 
 
 def test_prefix_affinity_then_imbalance_guard():
@@ -118,24 +123,19 @@ def test_prefix_affinity_then_imbalance_guard():
     system_a = prompt_blocks(["A" * BLOCK_CHARS * 8])
     system_b = prompt_blocks(["B" * BLOCK_CHARS * 8])
     first_a, first_b = job(blocks=system_a), job(blocks=system_b)
-    core.submit(first_a, 0.0)
-    core.submit(first_b, 0.0)
-    d = core.dispatch(0.0)
+    d = enter(core, first_a) + enter(core, first_b)
     home = {x.job.id: x.choice.replica.id for x in d}
     assert home[first_a.id] != home[first_b.id]  # spread while nothing is cached
     for x in d:
         core.finish(x.job, 1.0)
     again = job(blocks=system_a)
-    core.submit(again, 1.0)
-    [placed] = core.dispatch(1.0)
+    [placed] = enter(core, again, 1.0)
     assert placed.choice.replica.id == home[first_a.id]
     assert placed.choice.reason == "affinity" and placed.choice.matched_blocks == 8
     assert home[first_a.id] in placed.choice.explain()
     for _ in range(2):  # A's replica fills up with A traffic ...
-        core.submit(job(blocks=system_a), 1.0)
-        core.dispatch(1.0)
-    core.submit(job(blocks=system_a), 1.0)
-    [spill] = core.dispatch(1.0)  # ... 3/4 busy vs 0/4: balance wins over affinity
+        enter(core, job(blocks=system_a), 1.0)
+    [spill] = enter(core, job(blocks=system_a), 1.0)  # 3/4 busy vs 0/4: balance wins
     assert spill.choice.reason == "imbalance"
     assert spill.choice.replica.id == home[first_b.id]
 

@@ -45,6 +45,12 @@ async def _validation_error(_req: Request, exc: Exception) -> JSONResponse:
     )
     if first.get("type") == "json_invalid":
         return error_response(invalid_json(str((first.get("ctx") or {}).get("error", ""))))
+    if tuple(first.get("loc", ())) == ("body",):  # empty, not an object, or not sent as JSON
+        return error_response(
+            InvalidRequest(
+                "The request body must be a JSON object, sent with 'Content-Type: application/json'"
+            )
+        )
     loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
     param = ".".join(loc) or None
     msg = f"Invalid value for '{param}': {first.get('msg')}" if param else str(first.get("msg"))

@@ -3,7 +3,8 @@ well-formed requests and clients get a precise 400 instead of an engine's 500.""
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from tokenmill.core.errors import InvalidRequest
 
@@ -19,14 +20,48 @@ class StreamOptions(_Strict):
     continuous_usage_stats: bool | None = None
 
 
-class ChatMessage(BaseModel):
+class _Open(BaseModel):
+    # Objects whose fields the engine relies on are checked; the rest passes through as sent.
     model_config = ConfigDict(extra="allow", strict=True)
 
+
+class FunctionDefinition(_Open):
+    name: Annotated[str, Field(min_length=1)]
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class Tool(_Open):
+    type: Literal["function"]  # the one kind of tool the engines can call
+    function: FunctionDefinition
+
+
+class FunctionCall(_Open):
+    name: str
+    arguments: str  # JSON text, as OpenAI sends it
+
+
+class ToolCall(_Open):
+    type: Literal["function"]
+    function: FunctionCall
+
+
+class ChatMessage(_Open):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[dict[str, Any]] | None = None
     name: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
+    tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _text_parts_have_text(cls, content: object) -> object:
+        for part in content if isinstance(content, list) else ():
+            if part.get("type") == "text" and not isinstance(part.get("text"), str):
+                raise PydanticCustomError(
+                    "text_part", "a part of type 'text' needs a string 'text'"
+                )
+        return content
 
 
 Temperature = Annotated[float, Field(ge=0, le=2)]
@@ -63,7 +98,7 @@ class ChatCompletionRequest(_Sampling):
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
     response_format: dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
+    tools: list[Tool] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     metadata: dict[str, str] | None = None
@@ -84,18 +119,28 @@ def validate_body(schema: type[_Sampling], body: Any) -> _Sampling:
     try:
         return schema.model_validate(body)
     except ValidationError as exc:
-        raise _as_invalid_request(exc) from None
+        raise _as_invalid_request(exc.errors(include_url=False)[0], body) from None
 
 
-def _as_invalid_request(exc: ValidationError) -> InvalidRequest:
-    errors = exc.errors(include_url=False)
-    err = errors[0]
-    # A union fails once per branch ("stop.str", "stop.list[str]"): name the field they share.
-    loc = err["loc"]
-    for other in (e["loc"] for e in errors if e["loc"][:1] == loc[:1]):
-        while other[: len(loc)] != loc:
-            loc = loc[:-1]
-    param = ".".join(str(p) for p in loc) or None
+def _param(loc: tuple[int | str, ...], body: dict[str, Any], missing: bool) -> str | None:
+    """The part of `loc` that is a path in the client's JSON: pydantic files a union's failures
+    under branch names ("stop.str", "stop.list[str]") that the client never wrote."""
+    path: list[str] = []
+    value: Any = body
+    for part in loc:
+        in_object = isinstance(value, dict) and part in value
+        in_array = isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value)
+        if not (in_object or in_array):
+            break
+        value = value[part]
+        path.append(str(part))
+    if missing and len(path) == len(loc) - 1:
+        path.append(str(loc[-1]))  # the key the client left out
+    return ".".join(path) or None
+
+
+def _as_invalid_request(err: ErrorDetails, body: dict[str, Any]) -> InvalidRequest:
+    param = _param(err["loc"], body, missing=err["type"] == "missing")
     if err["type"] == "extra_forbidden":
         return InvalidRequest(
             f"Unsupported parameter: '{param}'", param=param, code="unsupported_parameter"

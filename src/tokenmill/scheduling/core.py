@@ -97,14 +97,20 @@ class SchedulerCore:
         if slot is not None:
             slot.healthy = False
 
-    def submit(self, job: Job, now: float, readmit: bool = False) -> None:
-        """Queue a job, or raise `Rejected` when there is no room or no time for it. A job
-        readmitted after its replica failed it was admitted once already: it only queues."""
+    def submit(self, job: Job, now: float, readmit: bool = False) -> Dispatch | None:
+        """Place a job at once if nobody waits and a replica is free; else queue it, or raise
+        `Rejected` when there is no room or no time for it. A job readmitted after its replica
+        failed it was admitted once already: it only queues."""
         pool = self.pool(job.model)
         queue = pool.queue
+        if not len(queue):
+            choice = self.picker.pick(job, list(pool.replicas.values()))
+            if choice is not None:
+                queue.serve_now(job)
+                return self._place(job, choice, now)
         if readmit:
             queue.push(job)
-            return
+            return None
         limit = self.limits.queue_per_model * self.limits.fill_limit(job.band)
         if len(queue) >= limit:
             raise Rejected(f"the queue for '{job.model}' is full", self._retry_after(pool))
@@ -114,6 +120,7 @@ class SchedulerCore:
         if wait is not None and now + wait > job.deadline:
             raise Rejected(f"the predicted wait ({wait:.1f}s) exceeds the request's deadline", wait)
         queue.push(job)
+        return None
 
     def predicted_wait(self, pool: _Pool, ahead: int) -> float | None:
         """Seconds until a job behind `ahead` others is dispatched, if there is history."""
@@ -142,13 +149,16 @@ class SchedulerCore:
                 if choice is None:
                     break  # no free replica: the job waits at the head
                 pool.queue.pop()
-                slot = choice.replica
-                slot.in_flight += 1
-                slot.outstanding_tokens += job.input_tokens + job.max_output_tokens
-                slot.index.insert(job.prefix_blocks)
-                self._running[job.id] = (job, slot, now)
-                placed.append(Dispatch(job, choice))
+                placed.append(self._place(job, choice, now))
         return placed
+
+    def _place(self, job: Job, choice: Choice, now: float) -> Dispatch:
+        slot = choice.replica
+        slot.in_flight += 1
+        slot.outstanding_tokens += job.input_tokens + job.max_output_tokens
+        slot.index.insert(job.prefix_blocks)
+        self._running[job.id] = (job, slot, now)
+        return Dispatch(job, choice)
 
     def cancel(self, job: Job) -> bool:
         """Drop a queued job (client gone, deadline passed); it was never charged."""

@@ -17,6 +17,43 @@ class Abandoned(Exception):
     """The client went away while its request was queued."""
 
 
+WATCH_AFTER_S = 0.05  # a wait shorter than this is not worth a task watching the client
+
+
+class _Waiter:
+    """A queued job's future, failed by its deadline or, once it has waited WATCH_AFTER_S,
+    by its client going away. Timers rather than `asyncio.wait`/`timeout`: at saturation most
+    requests queue briefly, and those cost a task and several futures each."""
+
+    def __init__(self, timeout_s: float, client_gone: Callable[[], Awaitable[None]] | None) -> None:
+        loop = asyncio.get_running_loop()
+        self.future: asyncio.Future[Choice] = loop.create_future()
+        self._client_gone = client_gone
+        self._watch: asyncio.Future[None] | None = None
+        self._timers = [loop.call_later(timeout_s, self._fail, _late)]
+        if client_gone is not None and timeout_s > WATCH_AFTER_S:
+            self._timers.append(loop.call_later(WATCH_AFTER_S, self._start_watch))
+
+    def _fail(self, error: Callable[[], Exception]) -> None:
+        if not self.future.done():
+            self.future.set_exception(error())
+
+    def _start_watch(self) -> None:
+        assert self._client_gone is not None
+        self._watch = asyncio.ensure_future(self._client_gone())
+        self._watch.add_done_callback(lambda w: None if w.cancelled() else self._fail(Abandoned))
+
+    def close(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        if self._watch is not None:
+            self._watch.cancel()
+
+
+def _late() -> Rejected:
+    return Rejected("no replica became free before the request's deadline", retry_after_s=1.0)
+
+
 class Dispatcher:
     def __init__(self, core: SchedulerCore, clock: Callable[[], float] = time.monotonic) -> None:
         self.core = core
@@ -31,37 +68,24 @@ class Dispatcher:
         readmit: bool = False,
     ) -> Choice:
         """Wait for a replica slot; raises `Rejected` when refused or out of time, `Abandoned`
-        when `client_gone()` completes first (watched only if the job has to wait)."""
-        self.core.submit(job, self._clock(), readmit)
+        when `client_gone()` completes first (watched only if the job waits a while)."""
+        placed = self.core.submit(job, self._clock(), readmit)
+        if placed is not None:  # free capacity, nobody waiting: the common case, no future
+            return placed.choice
         self._pump(job.model)
         choice = self._placed.pop(job.id, None)
-        if choice is not None:  # free capacity: no wait, no future
+        if choice is not None:
             return choice
-        fut: asyncio.Future[Choice] = asyncio.get_running_loop().create_future()
-        self._waiting[job.id] = fut
-        gone = asyncio.ensure_future(client_gone()) if client_gone is not None else None
+        waiter = _Waiter(max(0.0, job.deadline - self._clock()), client_gone)
+        self._waiting[job.id] = waiter.future
         try:
-            async with asyncio.timeout(max(0.0, job.deadline - self._clock())):
-                if gone is not None:
-                    await asyncio.wait((fut, gone), return_when=asyncio.FIRST_COMPLETED)
-                    if not fut.done():
-                        raise Abandoned(job.id)
-                return await fut
-        except Abandoned:
-            self._abandon(job)
-            raise
-        except TimeoutError:
-            self._abandon(job)
-            raise Rejected(
-                "no replica became free before the request's deadline", retry_after_s=1.0
-            ) from None
-        except asyncio.CancelledError:
+            return await waiter.future
+        except (Rejected, Abandoned, asyncio.CancelledError):
             self._abandon(job)
             raise
         finally:
             self._waiting.pop(job.id, None)
-            if gone is not None:
-                gone.cancel()
+            waiter.close()
 
     def _abandon(self, job: Job) -> None:
         if not self.core.cancel(job):  # placed in the meantime: hand the slot back

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from tokenmill.scheduling.job import Band, Job
 
+_BANDS = tuple(Band)  # highest first; iterating the Enum class itself is slow on a hot path
+
 
 @dataclass(frozen=True)
 class TokenCosts:
@@ -38,7 +40,7 @@ class FairQueue:
         self.costs = costs or TokenCosts()
         self._weights = dict(weights or {})
         self._counters: dict[str, float] = {}
-        self._queues: dict[Band, dict[str, deque[Job]]] = {band: {} for band in Band}
+        self._queues: dict[Band, dict[str, deque[Job]]] = {band: {} for band in _BANDS}
         self._waiting: dict[str, int] = {}  # tenant -> queued jobs across bands
         self._last_served: str | None = None
         self._size = 0
@@ -80,7 +82,9 @@ class FairQueue:
         self._counters[tenant] = max(self.counter(tenant), floor)
 
     def peek(self) -> Job | None:
-        for band in Band:
+        if not self._size:
+            return None
+        for band in _BANDS:
             tenants = self._queues[band]
             if tenants:
                 tenant = min(tenants, key=self.counter)
@@ -92,9 +96,18 @@ class FairQueue:
         job = self.peek()
         if job is not None:
             self.remove(job)
-            self.charge_input(job.tenant, job.input_tokens)
-            self._last_served = job.tenant
+            self._serve(job)
         return job
+
+    def serve_now(self, job: Job) -> None:
+        """Serve a job that never waited (nothing was queued): as a push and a pop would."""
+        if job.tenant not in self._waiting:
+            self._lift(job.tenant)
+        self._serve(job)
+
+    def _serve(self, job: Job) -> None:
+        self.charge_input(job.tenant, job.input_tokens)
+        self._last_served = job.tenant
 
     def remove(self, job: Job) -> bool:
         """Take a queued job out (its client left, or its deadline passed): nothing is charged."""
@@ -128,4 +141,4 @@ class FairQueue:
         self._counters[tenant] = self.counter(tenant) + cost / self.weight(tenant)
 
     def jobs(self) -> list[Job]:
-        return [job for band in Band for q in self._queues[band].values() for job in q]
+        return [job for band in _BANDS for q in self._queues[band].values() for job in q]
