@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from tokenmill.scheduling.fair_queue import FairQueue, TokenCosts
 from tokenmill.scheduling.job import Band, Job
-from tokenmill.scheduling.router import Choice, ReplicaPicker, ReplicaSlot
+from tokenmill.scheduling.router import Choice, Picker, ReplicaPicker, ReplicaSlot
 
 
 @dataclass(frozen=True)
@@ -62,12 +62,12 @@ class SchedulerCore:
         self,
         limits: Limits | None = None,
         costs: TokenCosts | None = None,
-        picker: ReplicaPicker | None = None,
+        picker: Picker | None = None,
         weights: Mapping[str, float] | None = None,
     ) -> None:
         self.limits = limits or Limits()
         self.costs = costs or TokenCosts()
-        self.picker = picker or ReplicaPicker()
+        self.picker: Picker = picker or ReplicaPicker()
         self._weights = dict(weights or {})
         self._pools: dict[str, _Pool] = {}
         self._running: dict[str, tuple[Job, ReplicaSlot, float]] = {}  # job id -> placement

@@ -3,8 +3,10 @@ with an imbalance guard that falls back to the least-loaded replica when the fav
 Every choice says why (`Choice.explain`), for a debug header or a log line.
 """
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from tokenmill.scheduling.job import Job
 from tokenmill.scheduling.prefix import PrefixIndex
@@ -46,6 +48,10 @@ class Choice:
         return f"{self.replica.id} by {self.reason} (prefix blocks {self.matched_blocks}; {scores})"
 
 
+class Picker(Protocol):
+    def pick(self, job: Job, replicas: Sequence[ReplicaSlot]) -> Choice | None: ...
+
+
 @dataclass(frozen=True)
 class ReplicaPicker:
     affinity_weight: float = 1.0
@@ -74,3 +80,17 @@ class ReplicaPicker:
         if best.load - least.load > self.max_imbalance:
             return Choice(least, "imbalance", matched[least.id], scores)
         return Choice(best, "affinity", matched[best.id], scores)
+
+
+class RoundRobinPicker:
+    """The baseline: free replicas in turn, blind to prefixes and load."""
+
+    def __init__(self) -> None:
+        self._turn = itertools.count()
+
+    def pick(self, job: Job, replicas: Sequence[ReplicaSlot]) -> Choice | None:
+        free = [r for r in replicas if r.free]
+        if not free:
+            return None
+        slot = free[next(self._turn) % len(free)]
+        return Choice(slot, "round-robin", slot.index.match(job.prefix_blocks), {})

@@ -1,0 +1,168 @@
+"""A discrete-event fleet simulator that drives the gateway's own scheduler (`SchedulerCore`)
+with a model of each replica instead of a real engine, to compare policies at fleet scale.
+
+Replica model (continuous batching): every iteration prefills the prompts admitted since the
+last one (the part not in the replica's prefix cache) and decodes one token for each running
+sequence; it takes `a + b x prefill tokens + c x decoding sequences` seconds. A request's first
+token comes at the end of its prefill iteration. Each replica keeps a block-LRU prefix cache.
+"""
+
+import heapq
+import itertools
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from tokenmill.scheduling.core import Dispatch, Limits, Rejected, SchedulerCore
+from tokenmill.scheduling.job import Job
+from tokenmill.scheduling.prefix import PrefixIndex
+from tokenmill.scheduling.router import Picker, ReplicaSlot
+
+
+@dataclass(frozen=True)
+class IterationModel:
+    """Seconds per engine iteration. Defaults are placeholders for a mid-size GPU replica;
+    calibrate them from `tokenmill bench` runs on the engine you want to model."""
+
+    a: float = 0.010  # fixed cost of an iteration
+    b: float = 1 / 10_000  # per prompt token prefilled
+    c: float = 0.0005  # per sequence decoding
+
+    def seconds(self, prefill_tokens: int, decoding: int) -> float:
+        return self.a + self.b * prefill_tokens + self.c * decoding
+
+
+@dataclass(frozen=True)
+class FleetSpec:
+    replicas: int
+    slots: int = 32  # sequences a replica runs at once
+    cache_blocks: int = 1000  # prefix blocks a replica's KV cache holds
+    block_tokens: int = 512
+    model: IterationModel = IterationModel()
+
+
+@dataclass
+class _Seq:
+    job: Job
+    prefill: int  # tokens still to prefill (0 once its first token is out)
+    decode: int  # tokens still to generate after the first
+
+
+@dataclass
+class _Replica:
+    slot: ReplicaSlot
+    cache: PrefixIndex
+    waiting: list[_Seq] = field(default_factory=list)  # admitted, not yet in an iteration
+    running: list[_Seq] = field(default_factory=list)
+    busy: bool = False
+
+
+@dataclass
+class SimResult:
+    ttft_s: list[float] = field(default_factory=list)
+    e2e_s: list[float] = field(default_factory=list)
+    rejected: int = 0
+    hit_blocks: int = 0
+    total_blocks: int = 0
+    makespan_s: float = 0.0
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hit_blocks / self.total_blocks if self.total_blocks else 0.0
+
+    def ttft_pct(self, p: int) -> float:
+        return statistics.quantiles(self.ttft_s, n=100)[p - 1]
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "requests": len(self.ttft_s),
+            "rejected": self.rejected,
+            "ttft_p50_s": self.ttft_pct(50),
+            "ttft_p90_s": self.ttft_pct(90),
+            "e2e_p50_s": statistics.median(self.e2e_s),
+            "prefix_hit_rate": self.hit_rate,
+            "makespan_s": self.makespan_s,
+        }
+
+
+class FleetSimulator:
+    def __init__(self, spec: FleetSpec, picker: Picker, model_name: str = "m") -> None:
+        self.spec = spec
+        self.core = SchedulerCore(Limits(10**9, 10**9), picker=picker)
+        self._replicas: dict[str, _Replica] = {}
+        slots = []
+        for i in range(spec.replicas):
+            slot = ReplicaSlot(f"r{i}", capacity=spec.slots, cache_blocks=spec.cache_blocks)
+            slots.append(slot)
+            self._replicas[slot.id] = _Replica(slot, PrefixIndex(spec.cache_blocks))
+        self.core.update_replicas(model_name, slots)
+        self._events: list[tuple[float, int, str, object]] = []
+        self._order = itertools.count()
+        self.result = SimResult()
+
+    def run(self, jobs: Iterable[Job]) -> SimResult:
+        for job in jobs:
+            self._at(job.arrived, "arrive", job)
+        now = 0.0
+        while self._events:
+            now, _, kind, what = heapq.heappop(self._events)
+            if kind == "arrive":
+                assert isinstance(what, Job)
+                self._arrive(what, now)
+            else:
+                assert isinstance(what, _Replica)
+                self._iteration_done(what, now)
+        self.result.makespan_s = now
+        return self.result
+
+    def _at(self, when: float, kind: str, what: object) -> None:
+        heapq.heappush(self._events, (when, next(self._order), kind, what))
+
+    def _arrive(self, job: Job, now: float) -> None:
+        try:
+            placed = self.core.submit(job, now)
+        except Rejected:
+            self.result.rejected += 1
+            return
+        if placed is not None:
+            self._admit(placed, now)
+
+    def _admit(self, placed: Dispatch, now: float) -> None:
+        replica = self._replicas[placed.choice.replica.id]
+        job = placed.job
+        cached = replica.cache.match(job.prefix_blocks)
+        replica.cache.insert(job.prefix_blocks)
+        self.result.hit_blocks += cached
+        self.result.total_blocks += len(job.prefix_blocks)
+        prefill = max(1, job.input_tokens - cached * self.spec.block_tokens)
+        replica.waiting.append(_Seq(job, prefill, job.max_output_tokens - 1))
+        if not replica.busy:
+            self._start_iteration(replica, now)
+
+    def _start_iteration(self, replica: _Replica, now: float) -> None:
+        prefill = sum(s.prefill for s in replica.waiting)
+        replica.running += replica.waiting
+        replica.waiting = []
+        decoding = sum(1 for s in replica.running if s.prefill == 0)
+        replica.busy = True
+        self._at(now + self.spec.model.seconds(prefill, decoding), "iteration", replica)
+
+    def _iteration_done(self, replica: _Replica, now: float) -> None:
+        still: list[_Seq] = []
+        for seq in replica.running:
+            if seq.prefill:
+                seq.prefill = 0
+                self.result.ttft_s.append(now - seq.job.arrived)
+            else:
+                seq.decode -= 1
+            if seq.decode > 0:
+                still.append(seq)
+            else:
+                self.result.e2e_s.append(now - seq.job.arrived)
+                self.core.finish(seq.job, now)
+        replica.running = still
+        replica.busy = False
+        for placed in self.core.dispatch(now):
+            self._admit(placed, now)
+        if (replica.running or replica.waiting) and not replica.busy:
+            self._start_iteration(replica, now)

@@ -1,0 +1,72 @@
+"""The fleet simulator drives the real scheduler core; its replica model and trace readers."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from tokenmill.scheduling.job import Job
+from tokenmill.scheduling.router import ReplicaPicker, RoundRobinPicker
+from tokenmill.scheduling.simulator import FleetSimulator, FleetSpec, IterationModel
+from tokenmill.scheduling.traces import azure_jobs, ideal_hit_rate, mooncake_jobs
+
+MODEL = IterationModel(a=0.01, b=0.001, c=0.002)
+
+
+def _job(i: int, at: float, blocks: tuple[int, ...] = (), inp: int = 100, out: int = 5) -> Job:
+    tenant = f"t{blocks[0] if blocks else 0}"
+    return Job(id=f"s{i}", tenant=tenant, model="m", input_tokens=inp, max_output_tokens=out,
+               arrived=at, deadline=math.inf, prefix_blocks=blocks)  # fmt: skip
+
+
+def test_one_request_follows_the_iteration_model():
+    sim = FleetSimulator(FleetSpec(replicas=1, block_tokens=16, model=MODEL), ReplicaPicker())
+    result = sim.run([_job(0, at=1.0, inp=100, out=5)])
+    prefill = MODEL.seconds(prefill_tokens=100, decoding=0)
+    assert result.ttft_s == [pytest.approx(prefill)]
+    assert result.e2e_s == [pytest.approx(prefill + 4 * MODEL.seconds(0, decoding=1))]
+
+
+def test_every_request_finishes_once_and_the_slots_drain():
+    jobs = [_job(i, at=i * 0.001, blocks=(i % 3, 100 + i)) for i in range(200)]
+    sim = FleetSimulator(FleetSpec(replicas=3, slots=4, model=MODEL), ReplicaPicker())
+    result = sim.run(jobs)
+    assert len(result.ttft_s) == len(result.e2e_s) == 200 and result.rejected == 0
+    assert all(0 < t <= e for t, e in zip(result.ttft_s, result.e2e_s, strict=False))
+    assert all(s.in_flight == 0 for s in sim.core.pool("m").replicas.values())
+
+
+def test_affinity_keeps_prefixes_where_they_are_cached():
+    # 7 tenants (coprime with 4 replicas, so round-robin cannot partition them by luck), each
+    # with a 6-block system prompt, then a unique block per request; a replica caches 16
+    # blocks: room for two tenants' prompts, so where a request goes matters.
+    jobs = [_job(i, at=i * 0.05, blocks=(*range(10 * (i % 7), 10 * (i % 7) + 6), 1000 + i),
+                 inp=7 * 16) for i in range(400)]  # fmt: skip
+    spec = FleetSpec(replicas=4, slots=4, cache_blocks=16, block_tokens=16, model=MODEL)
+    affinity = FleetSimulator(spec, ReplicaPicker()).run(jobs)
+    round_robin = FleetSimulator(spec, RoundRobinPicker()).run(jobs)
+    ideal = ideal_hit_rate(jobs)
+    assert round_robin.hit_rate < affinity.hit_rate <= ideal
+    assert affinity.hit_rate >= 0.9 * ideal
+
+
+def test_trace_readers(tmp_path: Path):
+    mooncake = tmp_path / "m.jsonl"
+    rows = [
+        {"timestamp": 0, "input_length": 1024, "output_length": 3, "hash_ids": [7, 8]},
+        {"timestamp": 2000, "input_length": 600, "output_length": 0, "hash_ids": [7]},
+    ]
+    mooncake.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    a, b = mooncake_jobs(mooncake, tenants=4, time_scale=2.0)
+    assert (a.prefix_blocks, a.tenant, b.arrived) == ((7, 8), "tenant-3", 1.0)
+    assert b.max_output_tokens == 1  # a request always yields at least one token
+    assert ideal_hit_rate([a, b]) == pytest.approx(1 / 3)
+
+    azure = tmp_path / "a.csv"
+    azure.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                     "2023-11-16 18:17:03.9799600,4808,10\n"
+                     "2023-11-16 18:17:05.4799600,3180,8\n")  # fmt: skip
+    first, second = azure_jobs(azure)
+    assert (first.arrived, second.arrived) == (0.0, pytest.approx(1.5))
+    assert (second.input_tokens, second.max_output_tokens) == (3180, 8)
