@@ -9,7 +9,7 @@ import pytest
 from tokenmill.scheduling.job import Job
 from tokenmill.scheduling.router import ReplicaPicker, RoundRobinPicker
 from tokenmill.scheduling.simulator import FleetSimulator, FleetSpec, IterationModel
-from tokenmill.scheduling.traces import azure_jobs, ideal_hit_rate, mooncake_jobs
+from tokenmill.scheduling.traces import ideal_hit_rate, mooncake_jobs, read_azure
 
 MODEL = IterationModel(a=0.01, b=0.001, c=0.002)
 
@@ -67,6 +67,6 @@ def test_trace_readers(tmp_path: Path):
     azure.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n"
                      "2023-11-16 18:17:03.9799600,4808,10\n"
                      "2023-11-16 18:17:05.4799600,3180,8\n")  # fmt: skip
-    first, second = azure_jobs(azure)
-    assert (first.arrived, second.arrived) == (0.0, pytest.approx(1.5))
-    assert (second.input_tokens, second.max_output_tokens) == (3180, 8)
+    first, second = read_azure(azure)
+    assert (first.at, second.at) == (0.0, pytest.approx(1.5))
+    assert (second.input_tokens, second.output_tokens, second.blocks) == (3180, 8, ())

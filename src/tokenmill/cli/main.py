@@ -3,6 +3,7 @@
 import typer
 
 from tokenmill.cli import admin_commands
+from tokenmill.cli.bench import bench
 from tokenmill.cli.up import up
 
 app = typer.Typer(
@@ -11,6 +12,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals may hold keys
 )
 app.command()(up)
+app.command()(bench)
 app.command()(admin_commands.usage)
 app.command()(admin_commands.login)
 app.add_typer(admin_commands.models, name="models")

@@ -1,6 +1,7 @@
-"""Public request traces as scheduling jobs (see ../shared/traces/README.md for their sources).
+"""Public request traces (see ../shared/traces/README.md for their sources), read once here for
+both the fleet simulator (as jobs) and `tokenmill bench` (as requests).
 
-Neither trace names tenants; `mooncake_jobs` derives one from the request's first prefix block
+Neither trace names tenants; `tenant_of` derives one from a request's first prefix block
 (requests sharing a system prompt belong to the same tenant), which is what a shared-prefix
 workload of several customers looks like.
 """
@@ -9,6 +10,7 @@ import csv
 import json
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -17,45 +19,61 @@ from tokenmill.scheduling.job import Job
 MOONCAKE_BLOCK_TOKENS = 512
 
 
+@dataclass(frozen=True)
+class TraceRow:
+    at: float  # seconds from the trace's start, divided by the time scale
+    input_tokens: int
+    output_tokens: int  # at least 1: every answer has a token
+    blocks: tuple[int, ...] = ()  # prefix block ids (Mooncake); equal ids = equal prefix
+
+
+def read_mooncake(path: Path, time_scale: float = 1.0) -> Iterator[TraceRow]:
+    """Mooncake JSONL: `timestamp` (ms), `input_length`, `output_length`, `hash_ids`."""
+    with path.open() as f:
+        for line in f:
+            row = json.loads(line)
+            yield TraceRow(
+                at=row["timestamp"] / 1000 / time_scale,
+                input_tokens=int(row["input_length"]),
+                output_tokens=max(1, int(row["output_length"])),
+                blocks=tuple(int(h) for h in row["hash_ids"]),
+            )
+
+
+def read_azure(path: Path, time_scale: float = 1.0) -> Iterator[TraceRow]:
+    """Azure LLM inference trace CSV: `TIMESTAMP`, `ContextTokens`, `GeneratedTokens`."""
+    start: datetime | None = None
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            when = datetime.fromisoformat(row["TIMESTAMP"][:26])  # 7 fraction digits in the file
+            start = start or when
+            yield TraceRow(
+                at=(when - start).total_seconds() / time_scale,
+                input_tokens=int(row["ContextTokens"]),
+                output_tokens=max(1, int(row["GeneratedTokens"])),
+            )
+
+
+def tenant_of(row: TraceRow, tenants: int) -> str:
+    return f"tenant-{row.blocks[0] % tenants if row.blocks else 0}"
+
+
 def mooncake_jobs(
     path: Path, tenants: int = 4, time_scale: float = 1.0, model: str = "m"
 ) -> Iterator[Job]:
-    """Mooncake JSONL (`timestamp` ms, `input_length`, `output_length`, `hash_ids`); arrival
-    times are divided by `time_scale` (2.0 = the same requests at twice the rate)."""
-    with path.open() as f:
-        for i, line in enumerate(f):
-            row = json.loads(line)
-            blocks = tuple(int(h) for h in row["hash_ids"])
-            at = row["timestamp"] / 1000 / time_scale
-            yield Job(
-                id=f"mooncake-{i}",
-                tenant=f"tenant-{blocks[0] % tenants}" if blocks else "tenant-0",
-                model=model,
-                input_tokens=int(row["input_length"]),
-                max_output_tokens=max(1, int(row["output_length"])),
-                arrived=at,
-                deadline=math.inf,
-                prefix_blocks=blocks,
-            )
-
-
-def azure_jobs(path: Path, time_scale: float = 1.0, model: str = "m") -> Iterator[Job]:
-    """Azure LLM inference trace CSV (`TIMESTAMP`, `ContextTokens`, `GeneratedTokens`); no
-    prefix structure, one tenant."""
-    start: datetime | None = None
-    with path.open(newline="") as f:
-        for i, row in enumerate(csv.DictReader(f)):
-            when = datetime.fromisoformat(row["TIMESTAMP"][:26])
-            start = start or when
-            yield Job(
-                id=f"azure-{i}",
-                tenant="tenant-0",
-                model=model,
-                input_tokens=int(row["ContextTokens"]),
-                max_output_tokens=max(1, int(row["GeneratedTokens"])),
-                arrived=(when - start).total_seconds() / time_scale,
-                deadline=math.inf,
-            )
+    """The Mooncake trace as scheduling jobs; `time_scale` 2.0 = the same requests twice as
+    fast."""
+    for i, row in enumerate(read_mooncake(path, time_scale)):
+        yield Job(
+            id=f"mooncake-{i}",
+            tenant=tenant_of(row, tenants),
+            model=model,
+            input_tokens=row.input_tokens,
+            max_output_tokens=row.output_tokens,
+            arrived=row.at,
+            deadline=math.inf,
+            prefix_blocks=row.blocks,
+        )
 
 
 def ideal_hit_rate(jobs: list[Job]) -> float:
