@@ -23,6 +23,7 @@ from tokenmill.observe.metrics import GatewayMetrics
 from tokenmill.runtime.deployments import Deployments
 from tokenmill.scheduling.core import SchedulerCore
 from tokenmill.scheduling.dispatcher import Dispatcher
+from tokenmill.scheduling.router import ReplicaPicker, RoundRobinPicker
 from tokenmill.security.accounts import Accounts
 from tokenmill.security.keys import KeyRing
 
@@ -45,7 +46,8 @@ def create_app(settings: Settings) -> FastAPI:
         deployments = Deployments(db, http, settings.log_dir)
         metrics = GatewayMetrics()
         metrics.watch_replicas(deployments.all_replicas)
-        dispatcher = Dispatcher(SchedulerCore())
+        picker = RoundRobinPicker() if settings.router == "round-robin" else ReplicaPicker()
+        dispatcher = Dispatcher(SchedulerCore(picker=picker))
         metrics.watch_queues(dispatcher.core.queue_depths)
         proxy = InferenceProxy(
             deployments, dispatcher, metering, metrics, http, settings.queue_wait_s

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     # The longest a request waits in the gateway for a replica slot (queued behind others,
     # or while replicas start); past it, 429 with Retry-After.
     queue_wait_s: float = 30.0
+    # How a request picks among a model's replicas: where its prompt prefix is probably cached
+    # (balanced against load), or plain round-robin (a baseline, for comparison).
+    router: Literal["prefix-affinity", "round-robin"] = "prefix-affinity"
     upstream_timeout_s: float = 600.0
     deploy_default_model: bool = True
     # When a response may leave: after its usage record is written to the OS ("write": survives
