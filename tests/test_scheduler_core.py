@@ -164,3 +164,21 @@ def test_a_readmitted_job_is_queued_even_when_a_new_one_would_be_refused():
         core.submit(job(), 0.0)
     core.submit(job(), 0.0, readmit=True)  # its replica failed it: it was admitted once
     assert len(core.pool("m").queue) == 2
+
+
+@pytest.mark.parametrize(("slack", "expected"), [(4096.0, "b"), (0.0, "a")])
+def test_a_freed_replica_takes_the_near_fair_request_it_has_cached(slack, expected):
+    core = core_with(1, 1, limits=Limits(locality_slack=slack))
+    prompt_a = prompt_blocks(["A" * BLOCK_CHARS * 4])
+    prompt_b = prompt_blocks(["B" * BLOCK_CHARS * 4])
+    [on_r0] = enter(core, job("b", blocks=prompt_b))  # r0 now holds b's prompt
+    [on_r1] = enter(core, job("a", blocks=prompt_a))  # r1 holds a's
+    assert (on_r0.choice.replica.id, on_r1.choice.replica.id) == ("r0", "r1")
+    waiting_a, waiting_b = job("a", blocks=prompt_a), job("b", blocks=prompt_b)
+    core.on_output(on_r0.job, 100)  # b has received more service: a is owed more ...
+    core.submit(waiting_a, 0.0)
+    core.submit(waiting_b, 0.0)
+    core.finish(on_r0.job, 1.0)  # ... but r0 frees first, and r0 holds b's prompt
+    [placed] = core.dispatch(1.0)
+    assert placed.job.tenant == expected
+    assert placed.choice.replica.id == "r0"

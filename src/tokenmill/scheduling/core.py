@@ -21,6 +21,11 @@ class Limits:
     # work is shed first and interactive work keeps the rest of the room.
     shed_fill: Mapping[Band, float] | None = None
 
+    # Fairness a replica may trade for locality: when it frees a slot it takes, among tenants
+    # within this many weighted tokens of the most-owed one, the request whose prompt prefix
+    # it holds (deficit-longest-prefix-match); 0 is strict VTC order.
+    locality_slack: float = 4096.0
+
     def fill_limit(self, band: Band) -> float:
         defaults = {Band.INTERACTIVE: 1.0, Band.BATCH: 0.5}
         return (self.shed_fill or defaults).get(band, defaults[band])
@@ -137,19 +142,24 @@ class SchedulerCore:
         return max(1.0, math.ceil(wait)) if wait is not None else 1.0
 
     def dispatch(self, now: float, model: str | None = None) -> list[Dispatch]:
-        """Place as many queued jobs as free capacity allows (work conserving)."""
+        """Place as many queued jobs as free capacity allows (work conserving): each time the
+        near-fair head job with the longest cached prefix on the replica it would get."""
         placed: list[Dispatch] = []
         pools = [self.pool(model)] if model is not None else list(self._pools.values())
         for pool in pools:
-            while True:
-                job = pool.queue.peek()
-                if job is None:
-                    break
-                choice = self.picker.pick(job, list(pool.replicas.values()))
-                if choice is None:
-                    break  # no free replica: the job waits at the head
-                pool.queue.pop()
-                placed.append(self._place(job, choice, now))
+            while len(pool.queue):
+                best: tuple[Job, Choice] | None = None
+                replicas = list(pool.replicas.values())
+                for job in pool.queue.near_fair_heads(self.limits.locality_slack):
+                    choice = self.picker.pick(job, replicas)
+                    if choice is None:
+                        break  # no free replica for anyone
+                    if best is None or choice.matched_blocks > best[1].matched_blocks:
+                        best = (job, choice)
+                if best is None:
+                    break  # the head waits for a free replica
+                pool.queue.take(best[0])
+                placed.append(self._place(best[0], best[1], now))
         return placed
 
     def _place(self, job: Job, choice: Choice, now: float) -> Dispatch:

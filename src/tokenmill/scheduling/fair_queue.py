@@ -91,6 +91,25 @@ class FairQueue:
                 return tenants[tenant][0]
         return None
 
+    def near_fair_heads(self, slack: float) -> list[Job]:
+        """The first job of every tenant in the highest waiting band whose counter is within
+        `slack` of the smallest there, most owed first: the jobs that may go next without
+        the service gap growing by more than `slack`."""
+        for band in _BANDS:
+            tenants = self._queues[band]
+            if tenants:
+                floor = min(self.counter(t) for t in tenants)
+                near = sorted((t for t in tenants if self.counter(t) <= floor + slack),
+                              key=self.counter)  # fmt: skip
+                return [tenants[t][0] for t in near]
+        return []
+
+    def take(self, job: Job) -> None:
+        """Serve this queued job now (it must be one of `near_fair_heads`)."""
+        if not self.remove(job):
+            raise ValueError(f"job {job.id} is not queued")
+        self._serve(job)
+
     def pop(self) -> Job | None:
         """The next job to serve, charged its input at dispatch."""
         job = self.peek()

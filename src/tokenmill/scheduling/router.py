@@ -83,7 +83,8 @@ class ReplicaPicker:
 
 
 class RoundRobinPicker:
-    """The baseline: free replicas in turn, blind to prefixes and load."""
+    """The baseline: free replicas in turn, blind to prefixes and load (it reports no prefix
+    match, so the scheduler's locality-aware choice of the next job stays off too)."""
 
     def __init__(self) -> None:
         self._turn = itertools.count()
@@ -93,4 +94,4 @@ class RoundRobinPicker:
         if not free:
             return None
         slot = free[next(self._turn) % len(free)]
-        return Choice(slot, "round-robin", slot.index.match(job.prefix_blocks), {})
+        return Choice(slot, "round-robin", 0, {})  # blind to prefixes, also when choosing jobs
