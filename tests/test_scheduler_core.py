@@ -182,3 +182,25 @@ def test_a_freed_replica_takes_the_near_fair_request_it_has_cached(slack, expect
     [placed] = core.dispatch(1.0)
     assert placed.job.tenant == expected
     assert placed.choice.replica.id == "r0"
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), slack=st.sampled_from([0.0, 500.0, 4096.0]))
+def test_locality_choice_keeps_the_fairness_gap_within_its_slack(seed, slack):
+    rng = random.Random(seed)
+    core = core_with(2, 2, limits=Limits(10**6, 10**6, locality_slack=slack))
+    prompts = [prompt_blocks([c * BLOCK_CHARS * 3]) for c in "WXYZ"]
+    tenants = ["a", "b", "c"]
+    running: list[Job] = []
+    for _ in range(60):  # everyone stays backlogged throughout
+        for t in tenants:
+            running += [d.job for d in enter(core, job(t, blocks=rng.choice(prompts)))]
+    queue = core.pool("m").queue
+    u = queue.costs.of_input(100) + queue.costs.of_output(20)  # one request's whole cost
+    for step in range(150):
+        running += [d.job for d in core.dispatch(float(step))]
+        done = running.pop(rng.randrange(len(running)))
+        core.on_output(done, 20)
+        core.finish(done, float(step))
+        counters = [queue.counter(t) for t in tenants]
+        assert max(counters) - min(counters) <= (4 + 1) * u + slack
