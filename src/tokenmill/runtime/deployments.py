@@ -168,14 +168,6 @@ class Deployments:
     def all_replicas(self) -> list[Replica]:
         return [r for rt in self._running.values() for r in rt.replicas]
 
-    async def wait_all_ready(self, timeout_s: float) -> bool:
-        sups = [s for rt in self._running.values() for s in rt.supervisors]
-        try:
-            await asyncio.wait_for(asyncio.gather(*(s.ready.wait() for s in sups)), timeout_s)
-        except TimeoutError:
-            return False
-        return True
-
     async def stop_all(self) -> None:
         sups = [s for rt in self._running.values() for s in rt.supervisors]
         await asyncio.gather(*(s.stop() for s in sups))

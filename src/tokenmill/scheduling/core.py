@@ -197,7 +197,3 @@ class SchedulerCore:
 
     def queue_depths(self) -> dict[str, int]:
         return {model: len(pool.queue) for model, pool in self._pools.items()}
-
-    def replica_of(self, job: Job) -> ReplicaSlot | None:
-        placed = self._running.get(job.id)
-        return placed[1] if placed else None

@@ -39,6 +39,8 @@ class FairQueue:
     ) -> None:
         self.costs = costs or TokenCosts()
         self._weights = dict(weights or {})
+        if any(w <= 0 for w in self._weights.values()):
+            raise ValueError("a tenant's weight must be positive")
         self._counters: dict[str, float] = {}
         self._queues: dict[Band, dict[str, deque[Job]]] = {band: {} for band in _BANDS}
         self._waiting: dict[str, int] = {}  # tenant -> queued jobs across bands
@@ -50,11 +52,6 @@ class FairQueue:
 
     def weight(self, tenant: str) -> float:
         return self._weights.get(tenant, 1.0)
-
-    def set_weight(self, tenant: str, weight: float) -> None:
-        if weight <= 0:
-            raise ValueError("a tenant's weight must be positive")
-        self._weights[tenant] = weight
 
     def counter(self, tenant: str) -> float:
         return self._counters.get(tenant, 0.0)
@@ -158,6 +155,3 @@ class FairQueue:
 
     def _charge(self, tenant: str, cost: float) -> None:
         self._counters[tenant] = self.counter(tenant) + cost / self.weight(tenant)
-
-    def jobs(self) -> list[Job]:
-        return [job for band in _BANDS for q in self._queues[band].values() for job in q]

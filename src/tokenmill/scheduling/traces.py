@@ -16,8 +16,6 @@ from pathlib import Path
 
 from tokenmill.scheduling.job import Job
 
-MOONCAKE_BLOCK_TOKENS = 512
-
 
 @dataclass(frozen=True)
 class TraceRow:
