@@ -103,6 +103,29 @@ def test_a_deadline_the_queue_cannot_meet_is_refused_at_once():
     core.submit(job(deadline=30.0), 10.0)  # one that can wait is queued
 
 
+def test_interactive_waits_only_behind_its_band_and_batch_only_for_what_is_left():
+    core = core_with(1)
+    running = job(band=Band.BATCH)
+    core.submit(running, 0.0)
+    for _ in range(20):  # no history yet: batch queues
+        core.submit(job(band=Band.BATCH), 0.0)
+    for t in range(1, 61):  # for a minute, interactive work arrives and goes first
+        core.finish(running, now=float(t))
+        core.submit(job(), float(t))
+        [placed] = core.dispatch(float(t))
+        running = placed.job
+        assert running.band is Band.INTERACTIVE
+    pool = core.pool("m")
+    # 20 batch jobs ahead do not count against an interactive one: it is next
+    assert core.predicted_wait(pool, Band.INTERACTIVE, 60.0) == pytest.approx(1.0)
+    # interactive has been taking the whole replica: batch would wait for nothing
+    with pytest.raises(Rejected, match="higher-priority requests") as exc:
+        core.submit(job(band=Band.BATCH, deadline=400.0), 60.0)
+    assert 1 <= exc.value.retry_after_s <= 60
+    # once interactive traffic has died down, batch has the capacity again
+    assert core.predicted_wait(pool, Band.BATCH, 120.0) == pytest.approx(21.0, rel=0.05)
+
+
 def test_no_replica_yet_means_wait_not_refuse():
     core = SchedulerCore()
     core.submit(job(), 0.0)  # a cold start: the model has no replica yet

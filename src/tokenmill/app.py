@@ -20,9 +20,11 @@ from tokenmill.config import Settings
 from tokenmill.gateway.proxy import InferenceProxy
 from tokenmill.metering.service import Metering
 from tokenmill.observe.metrics import GatewayMetrics
+from tokenmill.runtime.autoscaling import AutoscaleLoop, ScaleTiming
 from tokenmill.runtime.deployments import Deployments
 from tokenmill.scheduling.core import SchedulerCore
 from tokenmill.scheduling.dispatcher import Dispatcher
+from tokenmill.scheduling.fair_queue import FairQueue, FcfsQueue
 from tokenmill.scheduling.router import ReplicaPicker, RoundRobinPicker
 from tokenmill.security.accounts import Accounts
 from tokenmill.security.keys import KeyRing
@@ -47,16 +49,22 @@ def create_app(settings: Settings) -> FastAPI:
         metrics = GatewayMetrics()
         metrics.watch_replicas(deployments.all_replicas)
         picker = RoundRobinPicker() if settings.router == "round-robin" else ReplicaPicker()
-        dispatcher = Dispatcher(SchedulerCore(picker=picker))
+        queue_type = FcfsQueue if settings.fairness == "fcfs" else FairQueue
+        dispatcher = Dispatcher(SchedulerCore(picker=picker, queue_type=queue_type))
         metrics.watch_queues(dispatcher.core.queue_depths)
         proxy = InferenceProxy(
             deployments, dispatcher, metering, metrics, http, settings.queue_wait_s
         )
         app.state.services = Services(settings, db, accounts, deployments, metering, metrics, proxy)
         await deployments.start_all()
+        timing = ScaleTiming(settings.scale_up_after_s, settings.scale_down_after_s,
+                             settings.scale_to_zero_after_s)  # fmt: skip
+        autoscaler = AutoscaleLoop(deployments, dispatcher.core, timing)
+        autoscaler.start()
         try:
             yield
         finally:
+            await autoscaler.stop()
             await deployments.stop_all()
             await metering.close()
             await http.close()

@@ -76,6 +76,8 @@ def _ensure_default_deployment(engine: Engine) -> str | None:
                     engine="llamacpp",
                     model_path=str(path),
                     replicas=1,
+                    min_replicas=1,
+                    max_replicas=1,
                     options={},
                     created_at=datetime.now(UTC),
                 )

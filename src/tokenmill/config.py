@@ -30,6 +30,15 @@ class Settings(BaseSettings):
     # How a request picks among a model's replicas: where its prompt prefix is probably cached
     # (balanced against load), or plain round-robin (a baseline, for comparison).
     router: Literal["prefix-affinity", "round-robin"] = "prefix-affinity"
+    # Who is served next when requests wait: the tenant owed the most service (weighted
+    # virtual token counter), or first come, first served (a baseline, for comparison).
+    fairness: Literal["vtc", "fcfs"] = "vtc"
+    # Autoscaling, for deployments with a replica range: add one after requests have queued
+    # this long, remove one after one fewer would have been half idle this long, and stop the
+    # last (where min_replicas is 0) after this long without a request.
+    scale_up_after_s: float = Field(default=10.0, gt=0)
+    scale_down_after_s: float = Field(default=120.0, gt=0)
+    scale_to_zero_after_s: float = Field(default=300.0, gt=0)
     upstream_timeout_s: float = 600.0
     deploy_default_model: bool = True
     # When a response may leave: after its usage record is written to the OS ("write": survives

@@ -44,7 +44,10 @@ class DeploymentIn(_Body):
     model_path: str | None = Field(default=None, max_length=1024)
     endpoint: str | None = Field(default=None, max_length=1024)
     upstream_model: str | None = Field(default=None, max_length=256)
-    replicas: int = Field(default=1, ge=1, le=64)
+    replicas: int = Field(default=1, ge=0, le=64)
+    # The autoscaler's range (default: fixed at `replicas`); min 0 allows scale-to-zero.
+    min_replicas: int | None = Field(default=None, ge=0, le=64)
+    max_replicas: int | None = Field(default=None, ge=1, le=64)
     options: dict[str, int | float | str | bool] = Field(default_factory=dict)
 
 
@@ -90,6 +93,8 @@ async def create_deployment(body: DeploymentIn, svc: Svc) -> dict[str, Any]:
         endpoint=body.endpoint,
         upstream_model=body.upstream_model,
         replicas=body.replicas,
+        min_replicas=body.min_replicas,
+        max_replicas=body.max_replicas,
         options=dict(body.options),
     )
 

@@ -23,7 +23,11 @@ def models_deploy(
     path: Annotated[Path | None, typer.Option(help="Model file (.gguf) for llamacpp")] = None,
     endpoint: Annotated[str | None, typer.Option(help="Base URL for openai engine")] = None,
     upstream_model: Annotated[str | None, typer.Option(help="Model name upstream")] = None,
-    replicas: Annotated[int, typer.Option(min=1, max=64)] = 1,
+    replicas: Annotated[int, typer.Option(min=0, max=64)] = 1,
+    min_replicas: Annotated[
+        int | None, typer.Option(min=0, max=64, help="Autoscale from (0: scale to zero)")
+    ] = None,
+    max_replicas: Annotated[int | None, typer.Option(min=1, max=64, help="Autoscale to")] = None,
     url: Url = None,
     json_out: Json = False,
 ) -> None:
@@ -34,6 +38,8 @@ def models_deploy(
         "endpoint": endpoint,
         "upstream_model": upstream_model,
         "replicas": replicas,
+        "min_replicas": min_replicas,
+        "max_replicas": max_replicas,
     }
     data = AdminClient(url).call("POST", "/admin/deployments", json=body)
     if json_out:

@@ -83,7 +83,7 @@ class InferenceProxy:
                 r.id,
                 capacity=r.adapter.parallel(r.spec),
                 cache_blocks=max(1, r.adapter.cache_tokens(r.spec) // TOKENS_PER_BLOCK),
-                healthy=r.state is ReplicaState.READY,
+                healthy=r.state is ReplicaState.READY and not r.draining,
             )
             for r in replicas
         ]

@@ -33,10 +33,18 @@ class DeploymentRuntime:
     def replicas(self) -> list[Replica]:
         return [s.replica for s in self.supervisors]
 
+    def active(self) -> list[Replica]:
+        """The replicas it runs on purpose: all but those draining to stop."""
+        return [r for r in self.replicas if not r.draining]
+
     @property
     def upstream_model(self) -> str:
         """The name the engine knows the model by."""
-        return self.adapter.upstream_model(_spec(self.row, 0))
+        return self.adapter.upstream_model(self.row_spec())
+
+    def row_spec(self) -> ReplicaSpec:
+        """What every replica of it shares (the first one's spec)."""
+        return _spec(self.row, 0)
 
     def replica(self, replica_id: str) -> Replica:
         return next(r for r in self.replicas if r.id == replica_id)
@@ -52,7 +60,9 @@ class DeploymentRuntime:
             "model_path": row.model_path,
             "endpoint": row.endpoint,
             "upstream_model": row.upstream_model,
-            "replicas": row.replicas,
+            "replicas": len(self.active()),
+            "min_replicas": row.min_replicas,
+            "max_replicas": row.max_replicas,
             "options": row.options,
             "created_at": row.created_at.isoformat(),
             "ready_replicas": len(self.ready()),
@@ -88,19 +98,48 @@ class Deployments:
             return list(s.scalars(select(Deployment).order_by(Deployment.name)))
 
     def _launch(self, row: Deployment) -> DeploymentRuntime:
-        adapter = get_adapter(row.engine)
-        runtime = DeploymentRuntime(row=row, adapter=adapter)
-        for index in range(row.replicas):
-            replica = Replica(spec=_spec(row, index), adapter=adapter)
-            sup = ReplicaSupervisor(
-                replica, self._http, self._log_dir, on_state=lambda _: self._notify(row.name)
-            )
-            runtime.supervisors.append(sup)
+        runtime = DeploymentRuntime(row=row, adapter=get_adapter(row.engine))
         self._running[row.name] = runtime
-        for sup in runtime.supervisors:
-            sup.start()
+        for _ in range(min(max(row.replicas, row.min_replicas), row.max_replicas)):
+            self._add_replica(runtime)
         self._notify(row.name)
         return runtime
+
+    def _add_replica(self, runtime: DeploymentRuntime) -> None:
+        taken = {r.spec.index for r in runtime.replicas}
+        index = next(i for i in range(len(taken) + 1) if i not in taken)
+        replica = Replica(spec=_spec(runtime.row, index), adapter=runtime.adapter)
+        name = runtime.row.name
+        sup = ReplicaSupervisor(
+            replica, self._http, self._log_dir, on_state=lambda _: self._notify(name)
+        )
+        runtime.supervisors.append(sup)
+        sup.start()
+
+    def scale(self, name: str, replicas: int) -> None:
+        """Run this many replicas: start new ones, or set the newest to drain (they take no
+        new requests; `retire` stops each once its last request is done)."""
+        runtime = self._running[name]
+        active = runtime.active()
+        for _ in range(replicas - len(active)):
+            self._add_replica(runtime)
+        for replica in sorted(active, key=lambda r: r.spec.index)[replicas:]:
+            replica.draining = True
+        self._notify(name)
+
+    async def retire(self, name: str, replica_id: str) -> None:
+        runtime = self._running.get(name)
+        if runtime is None:
+            return
+        sup = next((s for s in runtime.supervisors if s.replica.id == replica_id), None)
+        if sup is None:
+            return
+        runtime.supervisors.remove(sup)
+        self._notify(name)
+        await sup.stop()
+
+    def runtimes(self) -> list[DeploymentRuntime]:
+        return list(self._running.values())
 
     async def create(
         self,
@@ -111,6 +150,8 @@ class Deployments:
         endpoint: str | None = None,
         upstream_model: str | None = None,
         replicas: int = 1,
+        min_replicas: int | None = None,
+        max_replicas: int | None = None,
         options: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         if not _NAME.match(name):
@@ -118,8 +159,13 @@ class Deployments:
                 "deployment name: 1-128 chars of letters, digits, '.', '_', ':' or '-'",
                 param="name",
             )
-        if not 1 <= replicas <= MAX_REPLICAS:
-            raise InvalidRequest(f"replicas must be 1..{MAX_REPLICAS}", param="replicas")
+        low = replicas if min_replicas is None else min_replicas
+        high = replicas if max_replicas is None else max_replicas
+        if not 0 <= low <= high <= MAX_REPLICAS or high == 0:
+            raise InvalidRequest(
+                f"replicas: need 0 <= min_replicas <= max_replicas <= {MAX_REPLICAS}, max >= 1",
+                param="replicas",
+            )
         if name in self._running:
             raise Conflict(f"deployment '{name}' already exists", param="name")
         row = Deployment(
@@ -128,7 +174,9 @@ class Deployments:
             model_path=model_path,
             endpoint=endpoint,
             upstream_model=upstream_model,
-            replicas=replicas,
+            replicas=min(max(replicas, low), high),
+            min_replicas=low,
+            max_replicas=high,
             options=options or {},
             created_at=datetime.now(UTC),
         )

@@ -25,6 +25,7 @@ class Replica:
     last_error: str | None = None
     pid: int | None = None
     served: int = field(default=0)
+    draining: bool = False  # scaled away: finishing what it serves, taking nothing new
 
     @property
     def id(self) -> str:
@@ -46,5 +47,6 @@ class Replica:
             "pid": self.pid,
             "restarts": self.restarts,
             "served": self.served,
+            "draining": self.draining,
             "last_error": self.last_error,
         }

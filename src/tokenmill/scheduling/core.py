@@ -10,7 +10,12 @@ from dataclasses import dataclass
 
 from tokenmill.scheduling.fair_queue import FairQueue, TokenCosts
 from tokenmill.scheduling.job import Band, Job
+from tokenmill.scheduling.rate import DecayingRate
 from tokenmill.scheduling.router import Choice, Picker, ReplicaPicker, ReplicaSlot
+
+RATE_WINDOW_S = 10.0  # how far back a band's dispatch rate looks, roughly
+MIN_SHARE = 0.02  # below this share of capacity a band's queue is not worth joining
+MAX_RETRY_AFTER_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -47,12 +52,16 @@ class Dispatch:
 
 
 class _Pool:
-    """One model's queue and replicas, and how long its requests have been taking."""
+    """One model's queue and replicas, how long its requests have been taking, and how often
+    each band has been dispatched of late (what a band above leaves to the bands below)."""
 
-    def __init__(self, costs: TokenCosts, weights: Mapping[str, float]) -> None:
-        self.queue = FairQueue(costs, weights)
+    def __init__(
+        self, costs: TokenCosts, weights: Mapping[str, float], queue_type: type[FairQueue]
+    ) -> None:
+        self.queue = queue_type(costs, weights)
         self.replicas: dict[str, ReplicaSlot] = {}
         self.mean_service_s: float | None = None  # EWMA of dispatch -> finish
+        self.dispatch_rate = {band: DecayingRate(RATE_WINDOW_S) for band in Band}
 
     def capacity(self) -> int:
         return sum(r.capacity for r in self.replicas.values() if r.healthy)
@@ -60,6 +69,14 @@ class _Pool:
     def observe_service(self, seconds: float) -> None:
         prev = self.mean_service_s
         self.mean_service_s = seconds if prev is None else 0.8 * prev + 0.2 * seconds
+
+    def share_left(self, band: Band, now: float) -> float:
+        """The fraction of capacity the bands above `band` have been leaving free of late."""
+        capacity = self.capacity()
+        if self.mean_service_s is None or not capacity:
+            return 1.0
+        above = sum(self.dispatch_rate[b].at(now) for b in Band if b < band)
+        return max(0.0, 1.0 - above * self.mean_service_s / capacity)
 
 
 class SchedulerCore:
@@ -69,8 +86,10 @@ class SchedulerCore:
         costs: TokenCosts | None = None,
         picker: Picker | None = None,
         weights: Mapping[str, float] | None = None,
+        queue_type: type[FairQueue] = FairQueue,
     ) -> None:
         self.limits = limits or Limits()
+        self._queue_type = queue_type  # FcfsQueue: the baseline that fairness is measured against
         self.costs = costs or TokenCosts()
         self.picker: Picker = picker or ReplicaPicker()
         self._weights = dict(weights or {})
@@ -80,7 +99,7 @@ class SchedulerCore:
     def pool(self, model: str) -> _Pool:
         pool = self._pools.get(model)
         if pool is None:
-            pool = self._pools[model] = _Pool(self.costs, self._weights)
+            pool = self._pools[model] = _Pool(self.costs, self._weights, self._queue_type)
         return pool
 
     def update_replicas(self, model: str, slots: Sequence[ReplicaSlot]) -> None:
@@ -118,28 +137,42 @@ class SchedulerCore:
             return None
         limit = self.limits.queue_per_model * self.limits.fill_limit(job.band)
         if len(queue) >= limit:
-            raise Rejected(f"the queue for '{job.model}' is full", self._retry_after(pool))
+            retry = self._retry_after(pool, job.band, now)
+            raise Rejected(f"the queue for '{job.model}' is full", retry)
         if queue.queued(job.tenant) >= self.limits.queue_per_tenant:
-            raise Rejected("too many of your requests are waiting", self._retry_after(pool))
-        wait = self.predicted_wait(pool, ahead=len(queue))
+            retry = self._retry_after(pool, job.band, now)
+            raise Rejected("too many of your requests are waiting", retry)
+        wait = self.predicted_wait(pool, job.band, now)
         if wait is not None and now + wait > job.deadline:
-            raise Rejected(f"the predicted wait ({wait:.1f}s) exceeds the request's deadline", wait)
+            retry = self._retry_after(pool, job.band, now)
+            if math.isinf(wait):
+                raise Rejected("higher-priority requests are taking all capacity", retry)
+            raise Rejected(
+                f"the predicted wait ({wait:.1f}s) exceeds the request's deadline", retry
+            )
         queue.push(job)
         return None
 
-    def predicted_wait(self, pool: _Pool, ahead: int) -> float | None:
-        """Seconds until a job behind `ahead` others is dispatched, if there is history."""
+    def predicted_wait(self, pool: _Pool, band: Band, now: float) -> float | None:
+        """Seconds until a new job in `band` would be dispatched, if there is history: behind
+        the jobs of its band and above, served at the capacity the bands above leave it."""
+        ahead = pool.queue.ahead_of(band)
         free = sum(r.capacity - r.in_flight for r in pool.replicas.values() if r.free)
         if ahead < free:
             return 0.0
         capacity = pool.capacity()
         if pool.mean_service_s is None or capacity == 0:
             return None
-        return (ahead - free + 1) * pool.mean_service_s / capacity
+        share = pool.share_left(band, now)
+        if share < MIN_SHARE:
+            return math.inf  # the bands above take it all
+        return (ahead - free + 1) * pool.mean_service_s / (capacity * share)
 
-    def _retry_after(self, pool: _Pool) -> float:
-        wait = self.predicted_wait(pool, ahead=len(pool.queue))
-        return max(1.0, math.ceil(wait)) if wait is not None else 1.0
+    def _retry_after(self, pool: _Pool, band: Band, now: float) -> float:
+        wait = self.predicted_wait(pool, band, now)
+        if wait is None:
+            return 1.0
+        return float(max(1, math.ceil(min(wait, MAX_RETRY_AFTER_S))))
 
     def dispatch(self, now: float, model: str | None = None) -> list[Dispatch]:
         """Place as many queued jobs as free capacity allows (work conserving): each time the
@@ -167,6 +200,7 @@ class SchedulerCore:
         slot.in_flight += 1
         slot.outstanding_tokens += job.input_tokens + job.max_output_tokens
         slot.index.insert(job.prefix_blocks)
+        self.pool(job.model).dispatch_rate[job.band].add(now)
         self._running[job.id] = (job, slot, now)
         return Dispatch(job, choice)
 
@@ -197,3 +231,7 @@ class SchedulerCore:
 
     def queue_depths(self) -> dict[str, int]:
         return {model: len(pool.queue) for model, pool in self._pools.items()}
+
+    def in_flight(self, model: str) -> dict[str, int]:
+        """Requests each of the model's replicas is serving now."""
+        return {r.id: r.in_flight for r in self.pool(model).replicas.values()}

@@ -62,6 +62,10 @@ class FairQueue:
     def queued(self, tenant: str) -> int:
         return self._waiting.get(tenant, 0)
 
+    def ahead_of(self, band: Band) -> int:
+        """Jobs that a new job in `band` would wait behind: those of its band and above."""
+        return sum(len(q) for b in _BANDS if b <= band for q in self._queues[b].values())
+
     def push(self, job: Job) -> None:
         if job.tenant not in self._waiting:
             self._lift(job.tenant)
@@ -155,3 +159,19 @@ class FairQueue:
 
     def _charge(self, tenant: str, cost: float) -> None:
         self._counters[tenant] = self.counter(tenant) + cost / self.weight(tenant)
+
+
+class FcfsQueue(FairQueue):
+    """First come, first served across tenants (bands still strict): the baseline VTC is
+    measured against. Counters are kept all the same, so the service gap can be compared."""
+
+    def peek(self) -> Job | None:
+        heads = self.near_fair_heads(0.0)
+        return heads[0] if heads else None
+
+    def near_fair_heads(self, slack: float) -> list[Job]:
+        for band in _BANDS:
+            tenants = self._queues[band]
+            if tenants:
+                return [min((q[0] for q in tenants.values()), key=lambda job: job.arrived)]
+        return []

@@ -40,7 +40,9 @@ class Deployment(Base):
     model_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     endpoint: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     upstream_model: Mapped[str | None] = mapped_column(String(256), nullable=True)
-    replicas: Mapped[int] = mapped_column(Integer)
+    replicas: Mapped[int] = mapped_column(Integer)  # how many it starts with
+    min_replicas: Mapped[int] = mapped_column(Integer)  # the autoscaler's range; 0: scale to zero
+    max_replicas: Mapped[int] = mapped_column(Integer)
     options: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
