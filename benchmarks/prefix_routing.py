@@ -5,9 +5,12 @@
 Two llama.cpp replicas of SmolLM2-135M, 2 parallel slots each (llama.cpp keeps each slot's last
 prompt cached), and 4 tenants, each with its own system prompt of ~1,000 words, sending at the
 same Poisson rate. Affinity can keep two tenants' prompts on each replica; round-robin shows
-every replica all four, more than its slots can keep. The same workload (same seed) runs under
-both policies, each on a fresh server; TTFT from `tokenmill bench`'s runner, cached prompt
-tokens from the ledger (the engine's own count).
+every replica all four, more than its slots can keep. llama.cpp's host-RAM prompt cache is off
+by default here (`--cache-ram-mib 0`): a replica's cache is then its slots' KV memory, as on a
+GPU, where KV memory is what runs out. With this 135M model's ~23 KB of KV per token, the
+default 8 GiB host cache holds every tenant's prompt, so any routing hits. The same workload
+(same seed) runs under both policies, each on a fresh server; TTFT from `tokenmill bench`'s
+runner, cached prompt tokens from the ledger (the engine's own count).
 """
 
 import argparse
@@ -35,7 +38,8 @@ def _policy(router: str, args: argparse.Namespace) -> dict[str, Any]:
     try:
         srv.start(default_model=False)
         spec = {"name": "smol", "engine": "llamacpp", "model_path": str(default_model_path()),
-                "replicas": 2, "options": {"parallel": 2, "threads": 1}}  # fmt: skip
+                "replicas": 2, "options": {"parallel": 2, "threads": 1,
+                                           "cache_ram_mib": args.cache_ram_mib}}  # fmt: skip
         srv.admin("POST", "/admin/deployments", json=spec)
         srv.wait_ready(120)
         keys = {t: srv.new_tenant_key(f"{router}-{t}") for t in TENANTS}
@@ -63,6 +67,12 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=60)
     ap.add_argument("--rate", type=float, default=1.5)
     ap.add_argument("--system-words", type=int, default=1000)
+    ap.add_argument(
+        "--cache-ram-mib",
+        type=int,
+        default=0,
+        help="llama.cpp's host-RAM prompt cache per replica (its default: 8192)",
+    )
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/prefix_routing.json"))
     args = ap.parse_args()
     results: dict[str, Any] = {

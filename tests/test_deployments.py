@@ -76,9 +76,10 @@ def test_attached_openai_endpoint_is_relayed_and_metered(server: ServerProcess, 
         chunks = list(stream)
         assert {c.model for c in chunks} == {name}
         usage = next(c.usage for c in chunks if c.usage)
-        [row] = server.tenant_usage(tenant, 2, group_by="tenant,model")
+        [row] = server.tenant_usage(tenant, 2, group_by="tenant,model,replica")
         assert row["requests"] == 2
         assert row["model"] == name
+        assert row["replica"] == f"{name}-0"  # every token traceable to where it was made
         assert row["completion_tokens"] == resp.usage.completion_tokens + usage.completion_tokens
     finally:
         server.admin("DELETE", f"/admin/deployments/{name}")

@@ -227,3 +227,14 @@ def test_locality_choice_keeps_the_fairness_gap_within_its_slack(seed, slack):
         core.finish(done, float(step))
         counters = [queue.counter(t) for t in tenants]
         assert max(counters) - min(counters) <= (4 + 1) * u + slack
+
+
+def test_new_prefixes_spread_over_idle_replicas_instead_of_piling_up():
+    core = core_with(2, 2)
+    homes = {}
+    for tenant in "abcd":  # one after another: every replica is idle each time
+        system = prompt_blocks([tenant * BLOCK_CHARS * 8])
+        [placed] = enter(core, job(tenant, blocks=system))
+        homes[tenant] = placed.choice.replica.id
+        core.finish(placed.job, 1.0)
+    assert sorted(homes.values()) == ["r0", "r0", "r1", "r1"]

@@ -126,7 +126,7 @@ def keys_revoke(key_id: str, url: Url = None, json_out: Json = False) -> None:
 
 
 def usage(
-    by: Annotated[str, typer.Option(help="Group by: tenant, model, day")] = "tenant,model,day",
+    by: Annotated[str, typer.Option(help="tenant, model, replica, day")] = "tenant,model,day",
     since: Annotated[float | None, typer.Option(help="Unix time, inclusive")] = None,
     until: Annotated[float | None, typer.Option(help="Unix time, exclusive")] = None,
     url: Url = None,

@@ -74,6 +74,10 @@ class LlamaCppAdapter(EngineAdapter):
         ]  # fmt: skip
         if "threads" in opts:
             argv += ["--threads", str(int(opts["threads"]))]
+        if "cache_ram_mib" in opts:
+            # llama.cpp also keeps evicted slot prompts in host RAM (8 GiB by default), which
+            # any routing then hits; 0 leaves a replica only its slots, as KV-bound GPUs are.
+            argv += ["--cache-ram", str(int(opts["cache_ram_mib"]))]
         return LaunchCommand(argv=argv)
 
     def cache_tokens(self, spec: ReplicaSpec) -> int:

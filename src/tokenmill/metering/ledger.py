@@ -17,7 +17,12 @@ from tokenmill.store.tables import UsageRow
 
 log = logging.getLogger(__name__)
 
-GROUPS = {"tenant": UsageRow.tenant, "model": UsageRow.model, "day": UsageRow.day}
+GROUPS = {
+    "tenant": UsageRow.tenant,
+    "model": UsageRow.model,
+    "replica": UsageRow.replica,
+    "day": UsageRow.day,
+}
 
 
 def _row(record: UsageRecord) -> dict[str, Any]:

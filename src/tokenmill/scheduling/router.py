@@ -66,7 +66,9 @@ class ReplicaPicker:
             return None
         if job.avoid:
             free = [r for r in free if r.id not in job.avoid] or free
-        least = min(free, key=lambda r: (r.load, r.outstanding_tokens))
+        # Among equally loaded replicas, the one caching least: a new prefix goes where it
+        # evicts the least, so distinct prefixes spread over the pool instead of piling up.
+        least = min(free, key=lambda r: (r.load, r.outstanding_tokens, len(r.index)))
         blocks = job.prefix_blocks
         matched = {r.id: r.index.match(blocks) for r in free}
         if not blocks or not any(matched.values()):
