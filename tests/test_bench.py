@@ -6,7 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from tokenmill.bench.plot import plot, token_times
+from tokenmill.bench.runner import Outcome
 from tokenmill.bench.workload import from_trace, synthetic, words
+from tokenmill.cli.main import app
 from tokenmill.scheduling.traces import TraceRow
 from tokenmill.testing import ServerProcess
 
@@ -48,3 +54,67 @@ def test_bench_reports_what_the_ledger_metered(server: ServerProcess, tmp_path: 
         assert (row["prompt_tokens"], row["completion_tokens"]) == (
             seen["prompt_tokens"], seen["completion_tokens"],
         )  # fmt: skip
+
+
+def _outcomes() -> list[Outcome]:
+    """A made-up overloaded run: two tenants, some refused, one dropped, one broken stream."""
+    outs = [
+        Outcome(tenant, sent_s=i * 0.1, status=200, ttft_s=scale * (1 + i % 7),
+                e2e_s=0.5 + 0.01 * i, gaps_s=[0.02] * 9, prompt_tokens=40,
+                completion_tokens=10)
+        for i in range(60) for tenant, scale in (("heavy", 0.2), ("light", 0.03))
+    ]  # fmt: skip
+    outs += [Outcome("heavy", sent_s=2.0 + i * 0.2, status=429, error="queue full")
+             for i in range(5)]  # fmt: skip
+    outs.append(Outcome("light", sent_s=3.0, error="ClientConnectorError"))
+    outs.append(Outcome("light", sent_s=4.0, status=200, error="engine died", ttft_s=0.2))
+    return outs
+
+
+def test_plot_writes_a_png(tmp_path: Path):
+    outs = _outcomes()
+    assert sum(n for o in outs for _, n in token_times(o)) == pytest.approx(
+        sum(o.completion_tokens for o in outs) + 1  # the broken stream's one chunk, no usage
+    )
+    path = tmp_path / "run.png"
+    plot(outs, wall_s=7.6, model="smollm2-135m", path=path)
+    data = path.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert 20_000 < len(data) < 2_000_000
+
+    refused = [o for o in outs if not o.ok]  # nothing with a TTFT: empty CDF and scatter
+    plot(refused, wall_s=4.5, model="m", path=tmp_path / "refused.png")
+    assert (tmp_path / "refused.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_bench_cli_plot_with_canned_outcomes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr("tokenmill.cli.bench._run_with_progress", lambda *a: (_outcomes(), 7.6))
+    args = ["bench", "http://127.0.0.1:1/v1", "--model", "m", "--key", "k", "--json",
+            "--plot", str(tmp_path / "run.png")]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["summary"]["requests"] == 127  # stdout stays pure JSON
+    assert (tmp_path / "run.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(
+    ("name", "no_matplotlib", "message"),
+    [("missing/run.png", False, "cannot write into"),
+     ("run.svg", False, "name it *.png"),
+     ("run.png", True, "install tokenmill[plot]")],
+)  # fmt: skip
+def test_bench_plot_problems_are_reported_before_any_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, no_matplotlib: bool, message: str
+):
+    def no_load(*args: object) -> None:
+        raise AssertionError("load was sent")
+
+    monkeypatch.setattr("tokenmill.cli.bench._run_with_progress", no_load)
+    if no_matplotlib:
+        monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    args = ["bench", "http://127.0.0.1:1/v1", "--model", "m", "--key", "k", "--requests", "1",
+            "--plot", str(tmp_path / name)]  # fmt: skip
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+    assert not (tmp_path / name).exists()

@@ -1,5 +1,6 @@
 """Wiring: settings -> store -> services -> FastAPI app."""
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -50,7 +51,15 @@ def create_app(settings: Settings) -> FastAPI:
         metrics.watch_replicas(deployments.all_replicas)
         picker = RoundRobinPicker() if settings.router == "round-robin" else ReplicaPicker()
         queue_type = FcfsQueue if settings.fairness == "fcfs" else FairQueue
-        dispatcher = Dispatcher(SchedulerCore(picker=picker, queue_type=queue_type))
+        core = SchedulerCore(picker=picker, queue_type=queue_type, weights=accounts.weights())
+        # Admin routes change weights from the threadpool; the scheduler lives on the loop.
+        loop = asyncio.get_running_loop()
+
+        def apply_weight(tenant: str, weight: int) -> None:
+            loop.call_soon_threadsafe(core.set_weight, tenant, weight)
+
+        accounts.on_weight_change(apply_weight)
+        dispatcher = Dispatcher(core)
         metrics.watch_queues(dispatcher.core.queue_depths)
         proxy = InferenceProxy(
             deployments, dispatcher, metering, metrics, http, settings.queue_wait_s

@@ -10,6 +10,7 @@ from tokenmill.api.auth import authenticate, require_role
 from tokenmill.api.state import Services, services
 from tokenmill.core.errors import InvalidRequest
 from tokenmill.metering.ledger import GROUPS, usage_totals
+from tokenmill.security.accounts import MAX_WEIGHT, MIN_WEIGHT
 from tokenmill.security.keys import Principal, Role
 
 
@@ -30,6 +31,11 @@ class _Body(BaseModel):
 class TenantIn(_Body):
     name: str = Field(min_length=1, max_length=64)
     display_name: str | None = Field(default=None, max_length=200)
+    weight: int = Field(default=1, ge=MIN_WEIGHT, le=MAX_WEIGHT)
+
+
+class TenantPatch(_Body):
+    weight: int = Field(ge=MIN_WEIGHT, le=MAX_WEIGHT)
 
 
 class KeyIn(_Body):
@@ -53,12 +59,18 @@ class DeploymentIn(_Body):
 
 @router.post("/tenants", status_code=201)
 def create_tenant(body: TenantIn, svc: Svc) -> dict[str, Any]:
-    return svc.accounts.create_tenant(body.name, body.display_name)
+    return svc.accounts.create_tenant(body.name, body.display_name, body.weight)
 
 
 @router.get("/tenants")
 def list_tenants(svc: Svc) -> dict[str, Any]:
     return {"data": svc.accounts.list_tenants()}
+
+
+@router.patch("/tenants/{name}")
+def update_tenant(name: str, body: TenantPatch, svc: Svc) -> dict[str, Any]:
+    """Persist a tenant's new weight; the live scheduler applies it at once."""
+    return svc.accounts.set_weight(name, body.weight)
 
 
 @router.post("/keys", status_code=201)

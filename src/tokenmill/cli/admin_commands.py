@@ -7,6 +7,7 @@ import typer
 
 from tokenmill.cli.client import AdminClient, resolve_url, save_login
 from tokenmill.cli.output import console, emit
+from tokenmill.security.accounts import MAX_WEIGHT, MIN_WEIGHT
 
 Url = Annotated[str | None, typer.Option("--url", help="Server URL (default: saved or local)")]
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
@@ -14,6 +15,10 @@ Json = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 models = typer.Typer(help="Deploy and manage models.", no_args_is_help=True)
 tenants = typer.Typer(help="Tenants: who is served and billed.", no_args_is_help=True)
 keys = typer.Typer(help="API keys: created once, revoked instantly.", no_args_is_help=True)
+_WEIGHT_HELP = (
+    f"Share of a busy model relative to other tenants ({MIN_WEIGHT}-{MAX_WEIGHT}; "
+    "weight 3 gets 3x the tokens of weight 1)"
+)
 
 
 @models.command("deploy")
@@ -76,13 +81,26 @@ def models_remove(name: str, url: Url = None, json_out: Json = False) -> None:
 def tenants_create(
     name: str,
     display_name: Annotated[str | None, typer.Option()] = None,
+    weight: Annotated[int, typer.Option(help=_WEIGHT_HELP)] = 1,
     url: Url = None,
     json_out: Json = False,
 ) -> None:
-    data = AdminClient(url).call(
-        "POST", "/admin/tenants", json={"name": name, "display_name": display_name}
-    )
+    body = {"name": name, "display_name": display_name, "weight": weight}
+    data = AdminClient(url).call("POST", "/admin/tenants", json=body)
     emit(data, True) if json_out else console.print(f"created tenant [bold]{name}[/]")
+
+
+@tenants.command("set-weight")
+def tenants_set_weight(
+    name: str,
+    weight: Annotated[int, typer.Argument(help=_WEIGHT_HELP)],
+    url: Url = None,
+    json_out: Json = False,
+) -> None:
+    """Change a tenant's share of the scheduler; running servers apply it at once."""
+    data = AdminClient(url).call("PATCH", f"/admin/tenants/{name}", json={"weight": weight})
+    msg = f"tenant [bold]{name}[/] now has weight {data['weight']}"
+    emit(data, True) if json_out else console.print(msg)
 
 
 @tenants.command("list")

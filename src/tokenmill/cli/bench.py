@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+from tokenmill.bench import plot as bench_plot
 from tokenmill.bench import workload
 from tokenmill.bench.report import summarize
 from tokenmill.bench.runner import Outcome, run
@@ -62,9 +63,12 @@ def bench(
     slo_tpot_ms: Annotated[float, typer.Option(help="Goodput SLO per output token")] = 200.0,
     out: Annotated[Path | None, typer.Option(help="Write the JSON report here")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON only")] = False,
+    plot: Annotated[Path | None, typer.Option(help="Also draw the run to this .png")] = None,
 ) -> None:
     """Send a synthetic or trace workload and report TTFT, TPOT, latency, throughput, goodput
     and per-tenant service."""
+    if plot is not None:
+        _check_plot(plot)  # before the load: a long run should not end in a missing module
     keys = _pairs(tenant_keys, "--tenant-keys")
     default_key = key or os.environ.get("TOKENMILL_API_KEY")
     if default_key:
@@ -87,10 +91,25 @@ def bench(
     }  # fmt: skip
     if out is not None:
         out.write_text(json.dumps(report, indent=2))
+    if plot is not None:
+        bench_plot.plot(outcomes, wall, model, plot)
     if json_out:
         print(json.dumps(report, indent=2))
         return
     _print(summary)
+    if plot is not None:
+        console.print(f"[dim]plot written to {plot}[/]")
+
+
+def _check_plot(path: Path) -> None:
+    if path.suffix.lower() != ".png":
+        raise typer.BadParameter(f"{path}: the plot is a PNG; name it *.png", param_hint="--plot")
+    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
+        raise typer.BadParameter(f"cannot write into {path.parent}/", param_hint="--plot")
+    try:
+        bench_plot.require_matplotlib()
+    except ImportError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--plot") from None
 
 
 def _run_with_progress(

@@ -1,6 +1,7 @@
 """Tenants and their keys: the database side, kept in step with the in-memory KeyRing."""
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -21,6 +22,11 @@ from tokenmill.store.tables import ApiKey, Tenant
 
 SYSTEM_TENANT = "system"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# A tenant's share of a contended model relative to the others: weight 3 gets 3x weight 1's
+# tokens while both wait. Integers keep the admin's intent exact; the range keeps it sane.
+MIN_WEIGHT, MAX_WEIGHT = 1, 1000
+
+WeightListener = Callable[[str, int], object]  # (tenant, weight), once the change is committed
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,22 @@ class IssuedKey:
     role: Role
     prefix: str
     secret: str
+
+
+def _tenant_view(row: Tenant) -> dict[str, object]:
+    return {
+        "name": row.name,
+        "display_name": row.display_name,
+        "weight": row.weight,
+        "created_at": row.created_at,
+    }
+
+
+def _check_weight(weight: int) -> None:
+    if not MIN_WEIGHT <= weight <= MAX_WEIGHT:
+        raise InvalidRequest(
+            f"weight must be an integer from {MIN_WEIGHT} to {MAX_WEIGHT}", param="weight"
+        )
 
 
 def _key_view(row: ApiKey) -> dict[str, object]:
@@ -51,24 +73,54 @@ class Accounts:
     def __init__(self, engine: Engine, keyring: KeyRing) -> None:
         self._engine = engine
         self.keyring = keyring
+        self._weight_listeners: list[WeightListener] = []
+
+    def on_weight_change(self, listener: WeightListener) -> None:
+        """Call `listener` with every tenant weight set from now on (the live scheduler)."""
+        self._weight_listeners.append(listener)
+
+    def _weight_changed(self, tenant: str, weight: int) -> None:
+        for listener in self._weight_listeners:
+            listener(tenant, weight)
 
     def load_keyring(self) -> None:
         with Session(self._engine) as s:
             for row in s.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None))):
                 self.keyring.add(row.secret_hash, _principal(row))
 
-    def create_tenant(self, name: str, display_name: str | None = None) -> dict[str, object]:
+    def create_tenant(
+        self, name: str, display_name: str | None = None, weight: int = 1
+    ) -> dict[str, object]:
         if not _NAME.match(name):
             raise InvalidRequest(
                 "tenant name must be 1-64 chars of a-z, 0-9, '-' or '_', starting alphanumeric",
                 param="name",
             )
+        _check_weight(weight)
         with Session(self._engine, expire_on_commit=False) as s, s.begin():
             if s.get(Tenant, name) is not None:
                 raise Conflict(f"tenant '{name}' already exists", param="name")
-            row = Tenant(name=name, display_name=display_name or name, created_at=_now())
+            row = Tenant(
+                name=name, display_name=display_name or name, weight=weight, created_at=_now()
+            )
             s.add(row)
-        return {"name": name, "display_name": row.display_name, "created_at": row.created_at}
+        self._weight_changed(name, weight)
+        return _tenant_view(row)
+
+    def set_weight(self, name: str, weight: int) -> dict[str, object]:
+        _check_weight(weight)
+        with Session(self._engine, expire_on_commit=False) as s, s.begin():
+            row = s.get(Tenant, name)
+            if row is None:
+                raise NotFound(f"tenant '{name}' does not exist", param="name")
+            row.weight = weight
+        self._weight_changed(name, weight)
+        return _tenant_view(row)
+
+    def weights(self) -> dict[str, int]:
+        """Every tenant's weight, for the scheduler at startup."""
+        with Session(self._engine) as s:
+            return {name: weight for name, weight in s.execute(select(Tenant.name, Tenant.weight))}
 
     def ensure_tenant(self, name: str) -> None:
         with Session(self._engine, expire_on_commit=False) as s, s.begin():
@@ -77,11 +129,7 @@ class Accounts:
 
     def list_tenants(self) -> list[dict[str, object]]:
         with Session(self._engine) as s:
-            rows = s.scalars(select(Tenant).order_by(Tenant.name))
-            return [
-                {"name": r.name, "display_name": r.display_name, "created_at": r.created_at}
-                for r in rows
-            ]
+            return [_tenant_view(r) for r in s.scalars(select(Tenant).order_by(Tenant.name))]
 
     def create_key(
         self, tenant: str, name: str, role: Role, secret: str | None = None

@@ -17,6 +17,8 @@ class Tenant(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     display_name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Its share of a busy model relative to other tenants' (the fair queue's VTC weight).
+    weight: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class ApiKey(Base):
