@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tokenmill.scheduling.core import Dispatch, Limits, Rejected, SchedulerCore
+from tokenmill.scheduling.fair_queue import FairQueue, FcfsQueue
 from tokenmill.scheduling.job import Band, Job
 from tokenmill.scheduling.prefix import BLOCK_CHARS, prompt_blocks
 from tokenmill.scheduling.router import ReplicaPicker, ReplicaSlot
@@ -117,13 +118,13 @@ def test_interactive_waits_only_behind_its_band_and_batch_only_for_what_is_left(
         assert running.band is Band.INTERACTIVE
     pool = core.pool("m")
     # 20 batch jobs ahead do not count against an interactive one: it is next
-    assert core.predicted_wait(pool, Band.INTERACTIVE, 60.0) == pytest.approx(1.0)
+    assert core.predicted_wait(pool, job(), 60.0) == pytest.approx(1.0)
     # interactive has been taking the whole replica: batch would wait for nothing
     with pytest.raises(Rejected, match="higher-priority requests") as exc:
         core.submit(job(band=Band.BATCH, deadline=400.0), 60.0)
     assert 1 <= exc.value.retry_after_s <= 60
     # once interactive traffic has died down, batch has the capacity again
-    assert core.predicted_wait(pool, Band.BATCH, 120.0) == pytest.approx(21.0, rel=0.05)
+    assert core.predicted_wait(pool, job(band=Band.BATCH), 120.0) == pytest.approx(21.0, 0.05)
 
 
 def test_no_replica_yet_means_wait_not_refuse():
@@ -238,3 +239,21 @@ def test_new_prefixes_spread_over_idle_replicas_instead_of_piling_up():
         homes[tenant] = placed.choice.replica.id
         core.finish(placed.job, 1.0)
     assert sorted(homes.values()) == ["r0", "r0", "r1", "r1"]
+
+
+@pytest.mark.parametrize(("queue_type", "admitted"), [(FairQueue, True), (FcfsQueue, False)])
+def test_a_light_tenant_is_not_refused_for_a_heavy_tenants_backlog(queue_type, admitted):
+    core = SchedulerCore(Limits(1000, 1000), queue_type=queue_type)
+    core.update_replicas("m", [ReplicaSlot("r0", capacity=1, cache_blocks=8)])
+    first = job("heavy")
+    core.submit(first, 0.0)
+    core.finish(first, now=1.0)  # requests take ~1 s here
+    for _ in range(50):
+        core.submit(job("heavy"), 1.0)  # 50 s of the heavy tenant's work waits
+    light = job("light", deadline=11.0)
+    if admitted:  # VTC serves it within a turn or two of the heavy tenant's
+        assert core.predicted_wait(core.pool("m"), light, 1.0) == pytest.approx(2.0)
+        core.submit(light, 1.0)
+    else:  # FCFS puts it behind all 50
+        with pytest.raises(Rejected, match="predicted wait"):
+            core.submit(light, 1.0)

@@ -137,14 +137,14 @@ class SchedulerCore:
             return None
         limit = self.limits.queue_per_model * self.limits.fill_limit(job.band)
         if len(queue) >= limit:
-            retry = self._retry_after(pool, job.band, now)
+            retry = self._retry_after(pool, job, now)
             raise Rejected(f"the queue for '{job.model}' is full", retry)
         if queue.queued(job.tenant) >= self.limits.queue_per_tenant:
-            retry = self._retry_after(pool, job.band, now)
+            retry = self._retry_after(pool, job, now)
             raise Rejected("too many of your requests are waiting", retry)
-        wait = self.predicted_wait(pool, job.band, now)
+        wait = self.predicted_wait(pool, job, now)
         if wait is not None and now + wait > job.deadline:
-            retry = self._retry_after(pool, job.band, now)
+            retry = self._retry_after(pool, job, now)
             if math.isinf(wait):
                 raise Rejected("higher-priority requests are taking all capacity", retry)
             raise Rejected(
@@ -153,23 +153,23 @@ class SchedulerCore:
         queue.push(job)
         return None
 
-    def predicted_wait(self, pool: _Pool, band: Band, now: float) -> float | None:
-        """Seconds until a new job in `band` would be dispatched, if there is history: behind
-        the jobs of its band and above, served at the capacity the bands above leave it."""
-        ahead = pool.queue.ahead_of(band)
+    def predicted_wait(self, pool: _Pool, job: Job, now: float) -> float | None:
+        """Seconds until a new job would be dispatched, if there is history: behind the jobs
+        its queue would serve first, at the capacity the bands above leave its band."""
+        ahead = pool.queue.ahead_of(job)
         free = sum(r.capacity - r.in_flight for r in pool.replicas.values() if r.free)
         if ahead < free:
             return 0.0
         capacity = pool.capacity()
         if pool.mean_service_s is None or capacity == 0:
             return None
-        share = pool.share_left(band, now)
+        share = pool.share_left(job.band, now)
         if share < MIN_SHARE:
             return math.inf  # the bands above take it all
         return (ahead - free + 1) * pool.mean_service_s / (capacity * share)
 
-    def _retry_after(self, pool: _Pool, band: Band, now: float) -> float:
-        wait = self.predicted_wait(pool, band, now)
+    def _retry_after(self, pool: _Pool, job: Job, now: float) -> float:
+        wait = self.predicted_wait(pool, job, now)
         if wait is None:
             return 1.0
         return float(max(1, math.ceil(min(wait, MAX_RETRY_AFTER_S))))
@@ -235,3 +235,12 @@ class SchedulerCore:
     def in_flight(self, model: str) -> dict[str, int]:
         """Requests each of the model's replicas is serving now."""
         return {r.id: r.in_flight for r in self.pool(model).replicas.values()}
+
+    def set_weight(self, tenant: str, weight: float) -> None:
+        """A tenant's new fairness weight, in every model's queue and in those made later.
+        Counters already kept stay as they are (see `FairQueue.set_weight`)."""
+        if weight <= 0:  # checked here too: with no queue yet, none would check it
+            raise ValueError("a tenant's weight must be positive")
+        self._weights[tenant] = weight
+        for pool in self._pools.values():
+            pool.queue.set_weight(tenant, weight)

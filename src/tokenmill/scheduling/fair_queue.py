@@ -8,6 +8,7 @@ among those already waiting (or, with none waiting, to the last served tenant's)
 cannot be saved up and spent as a burst that starves the others.
 """
 
+import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -62,9 +63,18 @@ class FairQueue:
     def queued(self, tenant: str) -> int:
         return self._waiting.get(tenant, 0)
 
-    def ahead_of(self, band: Band) -> int:
-        """Jobs that a new job in `band` would wait behind: those of its band and above."""
-        return sum(len(q) for b in _BANDS if b <= band for q in self._queues[b].values())
+    def ahead_of(self, job: Job) -> int:
+        """About how many queued jobs a new `job` would wait behind: every job of the bands
+        above; in its own band, its tenant's, and of every other tenant as many as that
+        tenant's weight earns it in the turns until this job's (jobs taken as equal in size)."""
+        ahead = sum(len(q) for b in _BANDS if b < job.band for q in self._queues[b].values())
+        tenants = self._queues[job.band]
+        mine = len(tenants.get(job.tenant, ()))
+        turns = (mine + 1) / self.weight(job.tenant)
+        for tenant, queue in tenants.items():
+            share = len(queue) if tenant == job.tenant else math.ceil(turns * self.weight(tenant))
+            ahead += min(len(queue), share)
+        return ahead
 
     def push(self, job: Job) -> None:
         if job.tenant not in self._waiting:
@@ -160,6 +170,13 @@ class FairQueue:
     def _charge(self, tenant: str, cost: float) -> None:
         self._counters[tenant] = self.counter(tenant) + cost / self.weight(tenant)
 
+    def set_weight(self, tenant: str, weight: float) -> None:
+        """Weigh the tenant's service by `weight` from now on. Its counter stays: counters are
+        in normalised units (service / weight), so what it got so far keeps its old weighting."""
+        if weight <= 0:
+            raise ValueError("a tenant's weight must be positive")
+        self._weights[tenant] = weight
+
 
 class FcfsQueue(FairQueue):
     """First come, first served across tenants (bands still strict): the baseline VTC is
@@ -168,6 +185,9 @@ class FcfsQueue(FairQueue):
     def peek(self) -> Job | None:
         heads = self.near_fair_heads(0.0)
         return heads[0] if heads else None
+
+    def ahead_of(self, job: Job) -> int:
+        return sum(len(q) for b in _BANDS if b <= job.band for q in self._queues[b].values())
 
     def near_fair_heads(self, slack: float) -> list[Job]:
         for band in _BANDS:
