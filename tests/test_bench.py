@@ -1,5 +1,7 @@
 """`tokenmill bench` against the real server: what it reports agrees with the ledger."""
 
+import asyncio
+import dataclasses
 import itertools
 import json
 import subprocess
@@ -10,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tokenmill.bench.plot import plot, token_times
-from tokenmill.bench.runner import Outcome
+from tokenmill.bench.runner import Outcome, run
 from tokenmill.bench.workload import from_trace, synthetic, words
 from tokenmill.cli.main import app
 from tokenmill.scheduling.traces import TraceRow
@@ -54,6 +56,18 @@ def test_bench_reports_what_the_ledger_metered(server: ServerProcess, tmp_path: 
         assert (row["prompt_tokens"], row["completion_tokens"]) == (
             seen["prompt_tokens"], seen["completion_tokens"],
         )  # fmt: skip
+
+
+def test_runner_times_refusals_and_sends_the_service_tier(server: ServerProcess):
+    key = server.new_tenant_key("bench-tier")
+    reqs = synthetic({"ok": 1.0}, requests=2, rate=50, system_tokens=0, max_tokens=4)
+    reqs = [dataclasses.replace(reqs[0], service_tier="flex"),
+            dataclasses.replace(reqs[1], tenant="bad")]  # fmt: skip
+    keys = {"ok": key, "bad": "tm-not-a-key"}
+    outcomes, _ = asyncio.run(run(server.url + "/v1", keys, "smollm2-135m", reqs))
+    by = {o.tenant: o for o in outcomes}
+    assert by["ok"].ok and by["ok"].completion_tokens > 0  # "flex" is accepted: the batch band
+    assert by["bad"].status == 401 and by["bad"].e2e_s > 0  # a refusal is timed too
 
 
 def _outcomes() -> list[Outcome]:

@@ -62,7 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
         dispatcher = Dispatcher(core)
         metrics.watch_queues(dispatcher.core.queue_depths)
         proxy = InferenceProxy(
-            deployments, dispatcher, metering, metrics, http, settings.queue_wait_s
+            deployments, dispatcher, metering, metrics, http, settings.queue_waits()
         )
         app.state.services = Services(settings, db, accounts, deployments, metering, metrics, proxy)
         await deployments.start_all()

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tokenmill.scheduling.job import Band
+
 DEFAULT_PORT = 8400
 
 
@@ -27,6 +29,9 @@ class Settings(BaseSettings):
     # The longest a request waits in the gateway for a replica slot (queued behind others,
     # or while replicas start); past it, 429 with Retry-After.
     queue_wait_s: float = 30.0
+    # The same for the batch band (`service_tier: "flex"`): patient work, refused at
+    # admission when it could not be served in time rather than after a long wait.
+    batch_queue_wait_s: float = Field(default=600.0, gt=0)
     # How a request picks among a model's replicas: where its prompt prefix is probably cached
     # (balanced against load), or plain round-robin (a baseline, for comparison).
     router: Literal["prefix-affinity", "round-robin"] = "prefix-affinity"
@@ -45,6 +50,9 @@ class Settings(BaseSettings):
     # any crash of TokenMill, kill -9 included; the group fsync follows within about a
     # millisecond) or after that fsync ("fsync": survives power loss too; ~0.8 ms more per request).
     journal_sync: Literal["fsync", "write"] = "write"
+
+    def queue_waits(self) -> dict[Band, float]:
+        return {Band.INTERACTIVE: self.queue_wait_s, Band.BATCH: self.batch_queue_wait_s}
 
     @property
     def journal_dir(self) -> Path:

@@ -86,6 +86,8 @@ async def _send(
 ) -> Outcome:
     body = {"model": model, "messages": list(req.messages), "max_tokens": req.max_tokens,
             "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
+    if req.service_tier is not None:
+        body["service_tier"] = req.service_tier
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     sent = time.perf_counter()
     out = Outcome(req.tenant, sent - start)
@@ -95,6 +97,7 @@ async def _send(
             out.status = resp.status
             if resp.status != 200:
                 out.error = (await resp.text())[:200]
+                out.e2e_s = time.perf_counter() - sent  # how fast a refusal came matters too
                 return out
             async for line in sse_events(resp.content):
                 data = line[5:].strip()

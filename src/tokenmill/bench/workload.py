@@ -38,6 +38,7 @@ class BenchRequest:
     tenant: str
     messages: tuple[dict[str, Any], ...]
     max_tokens: int
+    service_tier: str | None = None  # "flex": TokenMill's batch band
 
 
 def synthetic(

@@ -1,6 +1,7 @@
 """From an OpenAI request body to what the scheduler needs: tenant, size, prefix, priority."""
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from tokenmill.scheduling.job import Band, Job
@@ -32,9 +33,15 @@ def _text(content: Any) -> str:
 
 
 def job_for(
-    request_id: str, tenant: str, endpoint: str, body: dict[str, Any], wait_s: float
+    request_id: str,
+    tenant: str,
+    endpoint: str,
+    body: dict[str, Any],
+    wait_s: Mapping[Band, float],
 ) -> Job:
+    """`wait_s`: how long each band may wait for a slot."""
     parts = prompt_parts(endpoint, body)
+    band = _BANDS.get(str(body.get("service_tier")), Band.INTERACTIVE)
     now = time.monotonic()
     max_out = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_OUTPUT
     return Job(
@@ -44,7 +51,7 @@ def job_for(
         input_tokens=max(1, sum(len(p) for p in parts) // CHARS_PER_TOKEN),
         max_output_tokens=int(max_out),
         arrived=now,
-        deadline=now + wait_s,
-        band=_BANDS.get(str(body.get("service_tier")), Band.INTERACTIVE),
+        deadline=now + wait_s[band],
+        band=band,
         prefix_blocks=prompt_blocks(parts),
     )

@@ -6,7 +6,7 @@ A response's last bytes leave only after its usage record is durable in the jour
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ from tokenmill.runtime.deployments import DeploymentRuntime, Deployments
 from tokenmill.runtime.replica import Replica, ReplicaState
 from tokenmill.scheduling.core import Rejected
 from tokenmill.scheduling.dispatcher import Abandoned, Dispatcher
-from tokenmill.scheduling.job import Job
+from tokenmill.scheduling.job import Band, Job
 from tokenmill.scheduling.prefix import BLOCK_CHARS
 from tokenmill.scheduling.router import ReplicaSlot
 from tokenmill.security.keys import Principal
@@ -67,7 +67,7 @@ class InferenceProxy:
         metering: Metering,
         metrics: GatewayMetrics,
         http: aiohttp.ClientSession,
-        queue_wait_s: float,
+        queue_wait_s: Mapping[Band, float],
     ) -> None:
         self._deployments = deployments
         self._dispatcher = dispatcher
