@@ -28,6 +28,16 @@ def test_one_request_follows_the_iteration_model():
     assert result.e2e_s == [pytest.approx(prefill + 4 * MODEL.seconds(0, decoding=1))]
 
 
+def test_a_cached_prefix_saves_prefill_but_its_attention_still_costs():
+    model = IterationModel(a=0.01, b=0.001, c=0.002, e=1e-6)
+    sim = FleetSimulator(FleetSpec(replicas=1, block_tokens=16, model=model), ReplicaPicker())
+    blocks = (1, 2, 3, 4)  # 64 tokens of shared prefix
+    result = sim.run([_job(0, at=0.0, blocks=blocks, out=1), _job(1, at=5.0, blocks=blocks, out=1)])
+    cold, warm = result.ttft_s
+    assert cold == pytest.approx(model.seconds(100, 0))
+    assert warm == pytest.approx(model.seconds(36, 0, attention=36 * 64))
+
+
 def test_every_request_finishes_once_and_the_slots_drain():
     jobs = [_job(i, at=i * 0.001, blocks=(i % 3, 100 + i)) for i in range(200)]
     sim = FleetSimulator(FleetSpec(replicas=3, slots=4, model=MODEL), ReplicaPicker())

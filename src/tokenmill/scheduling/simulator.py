@@ -3,8 +3,10 @@ with a model of each replica instead of a real engine, to compare policies at fl
 
 Replica model (continuous batching): every iteration prefills the prompts admitted since the
 last one (the part not in the replica's prefix cache) and decodes one token for each running
-sequence; it takes `a + b x prefill tokens + c x decoding sequences` seconds. A request's first
-token comes at the end of its prefill iteration. Each replica keeps a block-LRU prefix cache.
+sequence; it takes `a + b x prefill tokens + c x decoding sequences + e x (new tokens x cached
+tokens, summed over the prompts prefilled)` seconds, the last term being the new tokens'
+attention over a cached prefix. A request's first token comes at the end of its prefill
+iteration. Each replica keeps a block-LRU prefix cache.
 """
 
 import heapq
@@ -27,9 +29,10 @@ class IterationModel:
     a: float = 0.010  # fixed cost of an iteration
     b: float = 1 / 10_000  # per prompt token prefilled
     c: float = 0.0005  # per sequence decoding
+    e: float = 0.0  # per (new prompt token x cached prompt token it attends to)
 
-    def seconds(self, prefill_tokens: int, decoding: int) -> float:
-        return self.a + self.b * prefill_tokens + self.c * decoding
+    def seconds(self, prefill_tokens: int, decoding: int, attention: int = 0) -> float:
+        return self.a + self.b * prefill_tokens + self.c * decoding + self.e * attention
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class _Seq:
     job: Job
     prefill: int  # tokens still to prefill (0 once its first token is out)
     decode: int  # tokens still to generate after the first
+    cached: int = 0  # prompt tokens found in the prefix cache
 
 
 @dataclass
@@ -135,17 +139,21 @@ class FleetSimulator:
         self.result.hit_blocks += cached
         self.result.total_blocks += len(job.prefix_blocks)
         prefill = max(1, job.input_tokens - cached * self.spec.block_tokens)
-        replica.waiting.append(_Seq(job, prefill, job.max_output_tokens - 1))
+        replica.waiting.append(
+            _Seq(job, prefill, job.max_output_tokens - 1, job.input_tokens - prefill)
+        )
         if not replica.busy:
             self._start_iteration(replica, now)
 
     def _start_iteration(self, replica: _Replica, now: float) -> None:
         prefill = sum(s.prefill for s in replica.waiting)
+        attention = sum(s.prefill * s.cached for s in replica.waiting)
         replica.running += replica.waiting
         replica.waiting = []
         decoding = sum(1 for s in replica.running if s.prefill == 0)
         replica.busy = True
-        self._at(now + self.spec.model.seconds(prefill, decoding), "iteration", replica)
+        seconds = self.spec.model.seconds(prefill, decoding, attention)
+        self._at(now + seconds, "iteration", replica)
 
     def _iteration_done(self, replica: _Replica, now: float) -> None:
         still: list[_Seq] = []
