@@ -48,8 +48,16 @@ def _policy(router: str, args: argparse.Namespace) -> dict[str, Any]:
         print(f"{router}: {len(work)} requests at {args.rate}/s ...", flush=True)
         outcomes, wall = asyncio.run(run(srv.url + "/v1", keys, "smol", work))
         summary = summarize(outcomes, wall, slo_ttft_s=2.0, slo_tpot_s=0.2)
-        rows = srv.usage("tenant")
-        mine = [r for r in rows if r["tenant"].startswith(router)]
+        # the ledger writes in batches: wait until it counts every answered request
+        answered = sum(o.status == 200 for o in outcomes)
+        mine = [
+            row
+            for t in TENANTS
+            for row in srv.tenant_usage(
+                f"{router}-{t}", sum(o.tenant == t and o.status == 200 for o in outcomes)
+            )
+        ]
+        assert sum(r["requests"] for r in mine) == answered, "the ledger lost requests"
         prompt = sum(r["prompt_tokens"] for r in mine)
         cached = sum(r["cached_tokens"] for r in mine)
         return {

@@ -151,3 +151,32 @@ def test_cached_input_is_discounted_and_estimates_are_corrected():
     q.pop()
     q.correct_input("a", estimated=100, actual=1000, cached=800)
     assert q.counter("a") == 400
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    tenants=st.integers(2, 4),
+    lo=st.integers(1, 50),
+    spread=st.integers(1, 8),
+)
+def test_no_backlogged_tenant_starves_within_its_band(seed, tenants, lo, spread):
+    """With requests of cost lo..hi arriving at random, a waiting tenant is served before
+    every other tenant has had more than hi/lo + 1 turns."""
+    rng = random.Random(seed)
+    hi = lo * spread
+    q = FairQueue(TokenCosts(output=0.0))
+    names = [f"t{i}" for i in range(tenants)]
+    waited = dict.fromkeys(names, 0)  # turns others took while this tenant waited
+    for _ in range(400):
+        for _ in range(rng.randint(0, 2)):
+            q.push(job(rng.choice(names), inp=rng.randint(lo, hi), out=1))
+        served = q.pop()
+        if served is None:
+            continue
+        for name in names:
+            if name == served.tenant or not q.queued(name):
+                waited[name] = 0
+            else:
+                waited[name] += 1
+                assert waited[name] <= (tenants - 1) * (spread + 1)
