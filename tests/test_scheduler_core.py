@@ -11,7 +11,7 @@ from tokenmill.scheduling.core import Dispatch, Limits, Rejected, SchedulerCore
 from tokenmill.scheduling.fair_queue import FairQueue, FcfsQueue
 from tokenmill.scheduling.job import Band, Job
 from tokenmill.scheduling.prefix import BLOCK_CHARS, prompt_blocks
-from tokenmill.scheduling.router import ReplicaPicker, ReplicaSlot
+from tokenmill.scheduling.router import ReplicaPicker, ReplicaSlot, RoundRobinPicker
 
 _ids = itertools.count()
 
@@ -257,3 +257,49 @@ def test_a_light_tenant_is_not_refused_for_a_heavy_tenants_backlog(queue_type, a
     else:  # FCFS puts it behind all 50
         with pytest.raises(Rejected, match="predicted wait"):
             core.submit(light, 1.0)
+
+
+def _learned_prefill(core: SchedulerCore, seconds_per_token: float) -> None:
+    """One finished request teaches the core how long a prefill takes."""
+    warm = job("w")
+    assert len(enter(core, warm)) == 1
+    core.on_first_token(warm, now=100 * seconds_per_token)
+    core.on_prompt_counted(warm, prompt_tokens=100, cached_tokens=0)
+    core.finish(warm, now=1.0)
+
+
+def test_a_request_waits_for_the_busy_replica_holding_its_prompt_but_not_for_long():
+    core = core_with(1, 1)
+    _learned_prefill(core, 0.01)  # 10 ms a prompt token: 8 blocks of 100 tokens save ~1 s
+    system = prompt_blocks(["S" * BLOCK_CHARS * 8])
+    [first] = enter(core, job("a", blocks=system), now=1.0)
+    home = first.choice.replica.id
+    held = Job(id="held", tenant="a", model="m", input_tokens=100, max_output_tokens=20,
+               arrived=1.1, deadline=1e9, prefix_blocks=system)  # fmt: skip
+    assert enter(core, held, now=1.1) == []  # the other replica is free, but cold
+    assert core.wake_at("m") == pytest.approx(1.1 + 1.0)
+    assert core.dispatch(now=1.5) == []
+    core.finish(first.job, now=1.6)  # home frees up within the wait: it goes there
+    [placed] = core.dispatch(now=1.6)
+    assert placed.job is held and placed.choice.replica.id == home
+
+
+def test_a_held_request_goes_elsewhere_once_the_saving_is_used_up():
+    core = core_with(1, 1)
+    _learned_prefill(core, 0.01)
+    system = prompt_blocks(["S" * BLOCK_CHARS * 8])
+    [first] = enter(core, job("a", blocks=system), now=1.0)
+    held = Job(id="held", tenant="a", model="m", input_tokens=100, max_output_tokens=20,
+               arrived=1.1, deadline=1e9, prefix_blocks=system)  # fmt: skip
+    assert enter(core, held, now=1.1) == []
+    [placed] = core.dispatch(now=core.wake_at("m"))
+    assert placed.job is held and placed.choice.replica.id != first.choice.replica.id
+
+
+def test_round_robin_never_holds():
+    core = SchedulerCore(picker=RoundRobinPicker())
+    core.update_replicas("m", [ReplicaSlot(f"r{i}", 1, 64) for i in range(2)])
+    _learned_prefill(core, 0.01)
+    system = prompt_blocks(["S" * BLOCK_CHARS * 8])
+    enter(core, job("a", blocks=system), now=1.0)
+    assert len(enter(core, job("a", blocks=system), now=1.1)) == 1

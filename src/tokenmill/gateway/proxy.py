@@ -219,6 +219,7 @@ class InferenceProxy:
     ) -> AsyncIterator[bytes]:
         tracker = call.tracker
         recorded = False
+        first = True
         try:
             ended = False
             async for line in sse_events(resp.content):
@@ -227,6 +228,9 @@ class InferenceProxy:
                     ended = True
                     break
                 out = relay.rewrite(data, tracker)
+                if first and tracker.first_token_at is not None:
+                    first = False
+                    self._dispatcher.first_token(call.job)  # how long prefills take
                 if out is not None:
                     yield out
                     relay.delivered(tracker)  # the yield returned: the client took it

@@ -16,6 +16,7 @@ from tokenmill.scheduling.router import Choice, Picker, ReplicaPicker, ReplicaSl
 RATE_WINDOW_S = 10.0  # how far back a band's dispatch rate looks, roughly
 MIN_SHARE = 0.02  # below this share of capacity a band's queue is not worth joining
 MAX_RETRY_AFTER_S = 60.0
+MIN_PREFILL_SAMPLE = 64  # prompt tokens: shorter prefills say more of overheads than of speed
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,11 @@ class Limits:
     # within this many weighted tokens of the most-owed one, the request whose prompt prefix
     # it holds (deficit-longest-prefix-match); 0 is strict VTC order.
     locality_slack: float = 4096.0
+
+    # A request may wait, up to this long, for a busy replica holding more of its prompt than
+    # a free one, as long as the wait is shorter than the prefill that replica saves it
+    # (estimated from how long prefills have been taking). Not work conserving, but bounded.
+    max_hold_s: float = 10.0
 
     def fill_limit(self, band: Band) -> float:
         defaults = {Band.INTERACTIVE: 1.0, Band.BATCH: 0.5}
@@ -61,6 +67,8 @@ class _Pool:
         self.queue = queue_type(costs, weights)
         self.replicas: dict[str, ReplicaSlot] = {}
         self.mean_service_s: float | None = None  # EWMA of dispatch -> finish
+        self.prefill_s_per_token: float | None = None  # EWMA of dispatch -> first token
+        self.wake_at: float | None = None  # when a job held for its replica stops waiting
         self.dispatch_rate = {band: DecayingRate(RATE_WINDOW_S) for band in Band}
 
     def capacity(self) -> int:
@@ -69,6 +77,11 @@ class _Pool:
     def observe_service(self, seconds: float) -> None:
         prev = self.mean_service_s
         self.mean_service_s = seconds if prev is None else 0.8 * prev + 0.2 * seconds
+
+    def observe_prefill(self, seconds: float, tokens: int) -> None:
+        rate = seconds / tokens
+        prev = self.prefill_s_per_token
+        self.prefill_s_per_token = rate if prev is None else 0.8 * prev + 0.2 * rate
 
     def share_left(self, band: Band, now: float) -> float:
         """The fraction of capacity the bands above `band` have been leaving free of late."""
@@ -95,6 +108,7 @@ class SchedulerCore:
         self._weights = dict(weights or {})
         self._pools: dict[str, _Pool] = {}
         self._running: dict[str, tuple[Job, ReplicaSlot, float]] = {}  # job id -> placement
+        self._first_token: dict[str, float] = {}  # job id -> seconds from dispatch
 
     def pool(self, model: str) -> _Pool:
         pool = self._pools.get(model)
@@ -128,8 +142,9 @@ class SchedulerCore:
         pool = self.pool(job.model)
         queue = pool.queue
         if not len(queue):
-            choice = self.picker.pick(job, list(pool.replicas.values()))
-            if choice is not None:
+            replicas = list(pool.replicas.values())
+            choice = self.picker.pick(job, replicas)
+            if choice is not None and not self._holds(pool, job, choice, replicas, now):
                 queue.serve_now(job)
                 return self._place(job, choice, now)
         if readmit:
@@ -180,6 +195,7 @@ class SchedulerCore:
         placed: list[Dispatch] = []
         pools = [self.pool(model)] if model is not None else list(self._pools.values())
         for pool in pools:
+            pool.wake_at = None
             while len(pool.queue):
                 best: tuple[Job, Choice] | None = None
                 replicas = list(pool.replicas.values())
@@ -187,6 +203,8 @@ class SchedulerCore:
                     choice = self.picker.pick(job, replicas)
                     if choice is None:
                         break  # no free replica for anyone
+                    if self._holds(pool, job, choice, replicas, now):
+                        continue
                     if best is None or choice.matched_blocks > best[1].matched_blocks:
                         best = (job, choice)
                 if best is None:
@@ -194,6 +212,28 @@ class SchedulerCore:
                 pool.queue.take(best[0])
                 placed.append(self._place(best[0], best[1], now))
         return placed
+
+    def _holds(
+        self, pool: _Pool, job: Job, choice: Choice, replicas: list[ReplicaSlot], now: float
+    ) -> bool:
+        """Should the job wait for a busy replica that holds more of its prompt than the
+        chosen free one? Yes while it has waited less than the prefill that would save."""
+        rate = pool.prefill_s_per_token
+        if rate is None or not job.prefix_blocks:
+            return False
+        extra = self.picker.best_match(job, replicas) - choice.matched_blocks
+        if extra <= 0:
+            return False
+        saved_s = extra * job.input_tokens / len(job.prefix_blocks) * rate
+        until = job.arrived + min(self.limits.max_hold_s, saved_s)
+        if now >= until:
+            return False
+        pool.wake_at = until if pool.wake_at is None else min(pool.wake_at, until)
+        return True
+
+    def wake_at(self, model: str) -> float | None:
+        """When a job now held for its replica must be looked at again, if any is."""
+        return self.pool(model).wake_at
 
     def _place(self, job: Job, choice: Choice, now: float) -> Dispatch:
         slot = choice.replica
@@ -215,13 +255,22 @@ class SchedulerCore:
             self.pool(job.model).queue.charge_output(job.tenant, new)
             job.output_charged = tokens
 
+    def on_first_token(self, job: Job, now: float) -> None:
+        placed = self._running.get(job.id)
+        if placed is not None:
+            self._first_token.setdefault(job.id, now - placed[2])
+
     def on_prompt_counted(self, job: Job, prompt_tokens: int, cached_tokens: int) -> None:
-        self.pool(job.model).queue.correct_input(
-            job.tenant, job.input_tokens, prompt_tokens, cached_tokens
-        )
+        pool = self.pool(job.model)
+        pool.queue.correct_input(job.tenant, job.input_tokens, prompt_tokens, cached_tokens)
+        first = self._first_token.pop(job.id, None)
+        prefilled = prompt_tokens - cached_tokens
+        if first is not None and prefilled >= MIN_PREFILL_SAMPLE:
+            pool.observe_prefill(first, prefilled)
 
     def finish(self, job: Job, now: float) -> None:
         placed = self._running.pop(job.id, None)
+        self._first_token.pop(job.id, None)
         if placed is None:
             return
         _, slot, started = placed

@@ -60,6 +60,7 @@ class Dispatcher:
         self._clock = clock
         self._waiting: dict[str, asyncio.Future[Choice]] = {}
         self._placed: dict[str, Choice] = {}  # placed in a pump before their waiter ran
+        self._wakes: dict[str, tuple[float, asyncio.TimerHandle]] = {}  # model -> next pump
 
     async def acquire(
         self,
@@ -91,6 +92,9 @@ class Dispatcher:
         if not self.core.cancel(job):  # placed in the meantime: hand the slot back
             self.release(job)
 
+    def first_token(self, job: Job) -> None:
+        self.core.on_first_token(job, self._clock())
+
     def release(self, job: Job) -> None:
         self.core.finish(job, self._clock())
         self._pump(job.model)
@@ -106,3 +110,22 @@ class Dispatcher:
                 self._placed[placed.job.id] = placed.choice
             elif not fut.done():
                 fut.set_result(placed.choice)
+        wake = self.core.wake_at(model)
+        if wake is not None:
+            self._wake(model, wake)
+
+    def _wake(self, model: str, at: float) -> None:
+        """Pump again at `at`, when a job held for its replica stops waiting for it, unless
+        an earlier pump is already due."""
+        due = self._wakes.get(model)
+        if due is not None and due[0] <= at and not due[1].cancelled():
+            return
+        if due is not None:
+            due[1].cancel()
+        delay = max(0.0, at - self._clock())
+        handle = asyncio.get_running_loop().call_later(delay, self._woken, model)
+        self._wakes[model] = (at, handle)
+
+    def _woken(self, model: str) -> None:
+        self._wakes.pop(model, None)
+        self._pump(model)

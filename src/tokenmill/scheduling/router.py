@@ -51,6 +51,10 @@ class Choice:
 class Picker(Protocol):
     def pick(self, job: Job, replicas: Sequence[ReplicaSlot]) -> Choice | None: ...
 
+    def best_match(self, job: Job, replicas: Sequence[ReplicaSlot]) -> int:
+        """The most prefix blocks any healthy replica holds, free or not (0: blind)."""
+        ...
+
 
 @dataclass(frozen=True)
 class ReplicaPicker:
@@ -83,6 +87,10 @@ class ReplicaPicker:
             return Choice(least, "imbalance", matched[least.id], scores)
         return Choice(best, "affinity", matched[best.id], scores)
 
+    def best_match(self, job: Job, replicas: Sequence[ReplicaSlot]) -> int:
+        blocks = job.prefix_blocks
+        return max((r.index.match(blocks) for r in replicas if r.healthy), default=0)
+
 
 class RoundRobinPicker:
     """The baseline: free replicas in turn, blind to prefixes and load (it reports no prefix
@@ -97,3 +105,6 @@ class RoundRobinPicker:
             return None
         slot = free[next(self._turn) % len(free)]
         return Choice(slot, "round-robin", 0, {})  # blind to prefixes, also when choosing jobs
+
+    def best_match(self, job: Job, replicas: Sequence[ReplicaSlot]) -> int:
+        return 0  # blind: never waits for a replica

@@ -100,6 +100,7 @@ class FleetSimulator:
             slots.append(slot)
             self._replicas[slot.id] = _Replica(slot, PrefixIndex(spec.cache_blocks))
         self.core.update_replicas(model_name, slots)
+        self.model_name = model_name
         self._events: list[tuple[float, int, str, object]] = []
         self._order = itertools.count()
         self.result = SimResult()
@@ -113,6 +114,8 @@ class FleetSimulator:
             if kind == "arrive":
                 assert isinstance(what, Job)
                 self._arrive(what, now)
+            elif kind == "wake":
+                self._dispatch(now)
             else:
                 assert isinstance(what, _Replica)
                 self._iteration_done(what, now)
@@ -130,6 +133,15 @@ class FleetSimulator:
             return
         if placed is not None:
             self._admit(placed, now)
+        else:
+            self._dispatch(now)  # a job held for its replica schedules its own wake-up
+
+    def _dispatch(self, now: float) -> None:
+        for placed in self.core.dispatch(now):
+            self._admit(placed, now)
+        wake = self.core.wake_at(self.model_name)
+        if wake is not None and wake > now:
+            self._at(wake, "wake", None)
 
     def _admit(self, placed: Dispatch, now: float) -> None:
         replica = self._replicas[placed.choice.replica.id]
@@ -161,6 +173,8 @@ class FleetSimulator:
             if seq.prefill:
                 seq.prefill = 0
                 self.result.ttft_s.append(now - seq.job.arrived)
+                self.core.on_first_token(seq.job, now)
+                self.core.on_prompt_counted(seq.job, seq.job.input_tokens, seq.cached)
             else:
                 seq.decode -= 1
             if seq.decode > 0:
@@ -170,7 +184,6 @@ class FleetSimulator:
                 self.core.finish(seq.job, now)
         replica.running = still
         replica.busy = False
-        for placed in self.core.dispatch(now):
-            self._admit(placed, now)
+        self._dispatch(now)
         if (replica.running or replica.waiting) and not replica.busy:
             self._start_iteration(replica, now)
