@@ -1,18 +1,20 @@
-"""Calibrate the simulator's iteration model on the real engine, then replay the real-engine
-prefix-routing run in it and compare TTFT (issue 3: within 25% of the measured one).
+"""Calibrate the simulator's iteration model on the real engine, run the real-engine
+prefix-routing benchmark, replay it in the simulator and compare TTFT (issue 3: within 25%).
 
-    python benchmarks/calibrate_simulator.py [--measured benchmarks/results/prefix_routing.json]
+    python benchmarks/calibrate_simulator.py [--requests 40] [--rate 0.25]
 
 1. On one llama.cpp replica configured as in benchmarks/prefix_routing.py (2 slots, 1 thread,
    no host prompt cache), read the engine's own `timings`: prefill ms per prompt token (b);
    decode ms per token with one and with two sequences running (a + c, a + 2c); and a short
    prompt's prefill after a long cached prefix, whose excess over `b` is its attention over
    the cached tokens (e).
-2. Build the prefix-routing workload (same generator, same seed) as scheduler jobs, with the
-   gateway's own prompt blocks, and run it through `FleetSimulator` on 2 modelled replicas with
-   both pickers. llama.cpp keeps each slot's last prompt, so a replica's block cache is sized to
-   two prompts.
-3. Compare the simulated TTFT p50/p90 with the measured run's.
+2. Run benchmarks/prefix_routing.py's two policies on the real engines, then calibrate again:
+   this VM's speed drifts by tens of percent over minutes, so the coefficients are the mean of
+   the calibrations before and after.
+3. Build the same workload (same generator, same seed) as scheduler jobs, with the gateway's
+   own prompt blocks, and run it through `FleetSimulator` on 2 modelled replicas with both
+   pickers, each replica caching one prompt per slot as llama.cpp does.
+4. Compare the simulated TTFT p50/p90 with the measured ones.
 """
 
 import argparse
@@ -23,11 +25,13 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from prefix_routing import TENANTS, _policy  # the benchmark beside this one
 from tokenmill.bench.workload import BenchRequest, synthetic, words
 from tokenmill.bootstrap import default_model_path
 from tokenmill.gateway.jobs import prompt_parts
@@ -37,7 +41,6 @@ from tokenmill.scheduling.router import Picker, ReplicaPicker, RoundRobinPicker
 from tokenmill.scheduling.simulator import FleetSimulator, FleetSpec, IterationModel
 from tokenmill.testing import ServerProcess
 
-TENANTS = ("t1", "t2", "t3", "t4")
 SLOTS = 2
 TEMPLATE_TOKENS = 14  # SmolLM2's chat template around a system and a user message
 
@@ -89,24 +92,12 @@ def _jobs(reqs: list[BenchRequest]) -> tuple[list[Job], int]:
 
 def _simulate(model: IterationModel, picker: Picker, reqs: list[BenchRequest]) -> dict[str, Any]:
     jobs, block_tokens = _jobs(reqs)
-    prompt_blocks_each = max(len(j.prefix_blocks) for j in jobs)
-    spec = FleetSpec(replicas=2, slots=SLOTS, cache_blocks=SLOTS * prompt_blocks_each,
-                     block_tokens=block_tokens, model=model)  # fmt: skip
+    spec = FleetSpec(replicas=2, slots=SLOTS, cache="slots", block_tokens=block_tokens,
+                     model=model)  # fmt: skip
     return FleetSimulator(spec, picker).run(jobs).summary()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--measured", type=Path,
-                    default=Path("benchmarks/results/prefix_routing.json"))  # fmt: skip
-    ap.add_argument("--out", type=Path,
-                    default=Path("benchmarks/results/calibrate_simulator.json"))  # fmt: skip
-    args = ap.parse_args()
-    measured = json.loads(args.measured.read_text())
-    run_args = measured["command"].split()
-    requests = int(run_args[run_args.index("--requests") + 1])
-    rate = float(run_args[run_args.index("--rate") + 1])
-
+def _calibrated() -> IterationModel:
     srv = ServerProcess(Path(tempfile.mkdtemp(prefix="tm-calib-")))
     try:
         srv.start(default_model=False)
@@ -115,20 +106,38 @@ def main() -> None:
         srv.admin("POST", "/admin/deployments", json=spec)
         srv.wait_ready(120)
         [dep] = srv.admin("GET", "/admin/deployments")["data"]
-        model = asyncio.run(_calibrate(dep["replica_status"][0]["endpoint"]))
+        return asyncio.run(_calibrate(dep["replica_status"][0]["endpoint"]))
     finally:
         srv.stop()
+
+
+def _mean(a: IterationModel, b: IterationModel) -> IterationModel:
+    return IterationModel(*((x + y) / 2 for x, y in zip(astuple(a), astuple(b), strict=True)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--requests", type=int, default=40)
+    ap.add_argument("--rate", type=float, default=0.25)
+    ap.add_argument("--out", type=Path,
+                    default=Path("benchmarks/results/calibrate_simulator.json"))  # fmt: skip
+    args = ap.parse_args()
+    before = _calibrated()
+    real_args = argparse.Namespace(requests=args.requests, rate=args.rate, system_words=1000,
+                                   cache_ram_mib=0)  # fmt: skip
+    measured = {name: _policy(name, real_args) for name in ("prefix-affinity", "round-robin")}
+    model = _mean(before, _calibrated())
     print(f"calibrated: a={model.a * 1000:.1f} ms, b={model.b * 1000:.2f} ms/prompt token, "
           f"c={model.c * 1000:.1f} ms/decoding sequence, e={model.e * 1e6:.2f} us/(new x cached "
           "token)")  # fmt: skip
 
-    reqs = synthetic(dict.fromkeys(TENANTS, 1.0), requests, rate, 1000, 16, 8)
+    reqs = synthetic(dict.fromkeys(TENANTS, 1.0), args.requests, args.rate, 1000, 16, 8)
     results: dict[str, Any] = {
         "machine": f"{platform.machine()}, python {platform.python_version()}",
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": " ".join(sys.argv),
         "iteration_model": vars(model),
-        "measured_from": str(args.measured),
+        "calibration_before": vars(before),
     }
     for name, picker in (("prefix-affinity", ReplicaPicker()),
                          ("round-robin", RoundRobinPicker())):  # fmt: skip

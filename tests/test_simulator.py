@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tokenmill.scheduling.job import Job
+from tokenmill.scheduling.kv_cache import SlotCache
 from tokenmill.scheduling.router import ReplicaPicker, RoundRobinPicker
 from tokenmill.scheduling.simulator import FleetSimulator, FleetSpec, IterationModel
 from tokenmill.scheduling.traces import ideal_hit_rate, mooncake_jobs, read_azure
@@ -80,3 +81,27 @@ def test_trace_readers(tmp_path: Path):
     first, second = read_azure(azure)
     assert (first.at, second.at) == (0.0, pytest.approx(1.5))
     assert (second.input_tokens, second.output_tokens, second.blocks) == (3180, 8, ())
+
+
+def test_slot_cache_keeps_one_prompt_per_slot_and_never_evicts_a_busy_one():
+    cache = SlotCache(2)
+    assert cache.admit((1, 2, 3)) == (0, 0)  # cold: slot 0
+    cached, other = cache.admit((7, 8))  # slot 0 is busy: slot 1, cold
+    assert (cached, other) == (0, 1)
+    cache.release(other)
+    cache.release(0)
+    assert cache.admit((1, 2, 9)) == (2, 0)  # the slot sharing the longest prefix
+    assert cache.admit((5,)) == (0, 1)  # the only free slot, 7 8 evicted
+    with pytest.raises(RuntimeError, match="no free slot"):
+        cache.admit((1,))
+
+
+def test_slot_cached_replicas_lose_prompts_that_a_block_cache_would_keep():
+    """Four prompts, two slots: round-robin over one replica misses with slots, where a block
+    cache big enough for all four hits."""
+    jobs = [_job(i, at=i * 10.0, blocks=(i % 4, 50 + i % 4)) for i in range(40)]
+    spec = {"replicas": 1, "slots": 2, "block_tokens": 16, "model": MODEL}
+    slots = FleetSimulator(FleetSpec(cache="slots", **spec), RoundRobinPicker()).run(jobs)
+    blocks = FleetSimulator(FleetSpec(cache_blocks=8, **spec), RoundRobinPicker()).run(jobs)
+    assert blocks.hit_rate == pytest.approx(36 / 40)
+    assert slots.hit_rate == 0.0  # each prompt comes back after two others overwrote its slot

@@ -6,7 +6,8 @@ last one (the part not in the replica's prefix cache) and decodes one token for 
 sequence; it takes `a + b x prefill tokens + c x decoding sequences + e x (new tokens x cached
 tokens, summed over the prompts prefilled)` seconds, the last term being the new tokens'
 attention over a cached prefix. A request's first token comes at the end of its prefill
-iteration. Each replica keeps a block-LRU prefix cache.
+iteration. Each replica keeps a prompt cache: block-LRU (vLLM, SGLang) or one prompt per slot
+(llama.cpp), see `kv_cache`.
 """
 
 import heapq
@@ -14,10 +15,11 @@ import itertools
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from tokenmill.scheduling.core import Dispatch, Limits, Rejected, SchedulerCore
 from tokenmill.scheduling.job import Job
-from tokenmill.scheduling.prefix import PrefixIndex
+from tokenmill.scheduling.kv_cache import BlockCache, PromptCache, SlotCache
 from tokenmill.scheduling.router import Picker, ReplicaSlot
 
 
@@ -39,7 +41,8 @@ class IterationModel:
 class FleetSpec:
     replicas: int
     slots: int = 32  # sequences a replica runs at once
-    cache_blocks: int = 1000  # prefix blocks a replica's KV cache holds
+    cache_blocks: int = 1000  # prefix blocks a replica's KV cache holds (block cache)
+    cache: Literal["blocks", "slots"] = "blocks"
     block_tokens: int = 512
     model: IterationModel = IterationModel()
 
@@ -50,12 +53,13 @@ class _Seq:
     prefill: int  # tokens still to prefill (0 once its first token is out)
     decode: int  # tokens still to generate after the first
     cached: int = 0  # prompt tokens found in the prefix cache
+    handle: int = 0  # its place in the replica's cache, released when it finishes
 
 
 @dataclass
 class _Replica:
     slot: ReplicaSlot
-    cache: PrefixIndex
+    cache: PromptCache
     waiting: list[_Seq] = field(default_factory=list)  # admitted, not yet in an iteration
     running: list[_Seq] = field(default_factory=list)
     busy: bool = False
@@ -98,7 +102,10 @@ class FleetSimulator:
         for i in range(spec.replicas):
             slot = ReplicaSlot(f"r{i}", capacity=spec.slots, cache_blocks=spec.cache_blocks)
             slots.append(slot)
-            self._replicas[slot.id] = _Replica(slot, PrefixIndex(spec.cache_blocks))
+            cache: PromptCache = (
+                SlotCache(spec.slots) if spec.cache == "slots" else BlockCache(spec.cache_blocks)
+            )
+            self._replicas[slot.id] = _Replica(slot, cache)
         self.core.update_replicas(model_name, slots)
         self.model_name = model_name
         self._events: list[tuple[float, int, str, object]] = []
@@ -146,13 +153,12 @@ class FleetSimulator:
     def _admit(self, placed: Dispatch, now: float) -> None:
         replica = self._replicas[placed.choice.replica.id]
         job = placed.job
-        cached = replica.cache.match(job.prefix_blocks)
-        replica.cache.insert(job.prefix_blocks)
+        cached, handle = replica.cache.admit(job.prefix_blocks)
         self.result.hit_blocks += cached
         self.result.total_blocks += len(job.prefix_blocks)
         prefill = max(1, job.input_tokens - cached * self.spec.block_tokens)
         replica.waiting.append(
-            _Seq(job, prefill, job.max_output_tokens - 1, job.input_tokens - prefill)
+            _Seq(job, prefill, job.max_output_tokens - 1, job.input_tokens - prefill, handle)
         )
         if not replica.busy:
             self._start_iteration(replica, now)
@@ -181,6 +187,7 @@ class FleetSimulator:
                 still.append(seq)
             else:
                 self.result.e2e_s.append(now - seq.job.arrived)
+                replica.cache.release(seq.handle)
                 self.core.finish(seq.job, now)
         replica.running = still
         replica.busy = False
