@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tokenmill.testing import ServerProcess
+from tokenmill.testing import ADMIN_KEY, ServerProcess
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +102,28 @@ def test_sustained_queueing_adds_a_replica_and_idle_drains_it_away(quick, model_
         assert row["requests"] == 12
     finally:
         quick.admin("DELETE", "/admin/deployments/smol-up")
+
+
+def test_the_range_can_be_changed_live_and_a_fixed_size_follows_it(quick, model_path):
+    spec = {"name": "smol-range", "engine": "llamacpp", "model_path": str(model_path),
+            "options": {"parallel": 1, "threads": 1}}  # fmt: skip
+    quick.admin("POST", "/admin/deployments", json=spec)
+    try:
+        view = quick.admin("PATCH", "/admin/deployments/smol-range",
+                           json={"min_replicas": 2, "max_replicas": 2})  # fmt: skip
+        assert (view["min_replicas"], view["max_replicas"]) == (2, 2)
+        dep = _until(quick, "smol-range", lambda d: d["ready_replicas"] == 2)
+        assert dep["ready_replicas"] == 2, dep
+        quick.admin(
+            "PATCH", "/admin/deployments/smol-range", json={"min_replicas": 1, "max_replicas": 1}
+        )
+        dep = _until(quick, "smol-range", lambda d: len(d["replica_status"]) == 1)
+        assert dep["replicas"] == 1 and len(dep["replica_status"]) == 1, dep
+        auth = {"Authorization": "Bearer " + ADMIN_KEY}
+        bad = httpx.patch(quick.url + "/admin/deployments/smol-range", headers=auth,
+                          json={"min_replicas": 3, "max_replicas": 2})  # fmt: skip
+        assert bad.status_code == 400 and "min_replicas <= max_replicas" in bad.text
+        missing = httpx.patch(quick.url + "/admin/deployments/nope", headers=auth, json={})
+        assert missing.status_code == 404
+    finally:
+        quick.admin("DELETE", "/admin/deployments/smol-range")

@@ -111,6 +111,16 @@ async def create_deployment(body: DeploymentIn, svc: Svc) -> dict[str, Any]:
     )
 
 
+class ReplicaRangeIn(_Body):
+    min_replicas: int | None = Field(default=None, ge=0, le=64)
+    max_replicas: int | None = Field(default=None, ge=1, le=64)
+
+
+@router.patch("/deployments/{name}")
+async def set_replica_range(name: str, body: ReplicaRangeIn, svc: Svc) -> dict[str, Any]:
+    return await svc.deployments.set_range(name, body.min_replicas, body.max_replicas)
+
+
 @router.get("/deployments")
 def list_deployments(svc: Svc) -> dict[str, Any]:
     return {"data": svc.deployments.views()}

@@ -71,6 +71,24 @@ def models_list(url: Url = None, json_out: Json = False) -> None:
     emit(rows, False, ["name", "engine", "ready", "replica_states", "source"], "deployments")
 
 
+@models.command("scale")
+def models_scale(
+    name: str,
+    min_replicas: Annotated[int | None, typer.Option("--min", min=0, max=64)] = None,
+    max_replicas: Annotated[int | None, typer.Option("--max", min=1, max=64)] = None,
+    url: Url = None,
+    json_out: Json = False,
+) -> None:
+    """Set the autoscaling range (--min 0 allows scale-to-zero; --min N --max N: fixed)."""
+    body = {"min_replicas": min_replicas, "max_replicas": max_replicas}
+    data = AdminClient(url).call("PATCH", f"/admin/deployments/{name}", json=body)
+    if json_out:
+        emit(data, True)
+    else:
+        console.print(f"[bold]{name}[/]: {data['min_replicas']}..{data['max_replicas']} "
+                      f"replicas, {data['replicas']} now")  # fmt: skip
+
+
 @models.command("remove")
 def models_remove(name: str, url: Url = None, json_out: Json = False) -> None:
     data = AdminClient(url).call("DELETE", f"/admin/deployments/{name}")

@@ -68,8 +68,6 @@ class AutoscaleLoop:
         t = self._timing
         policy = ScalePolicy(row.min_replicas, row.max_replicas, t.up_after_s, t.down_after_s,
                              t.zero_after_s)  # fmt: skip
-        if policy.fixed:
-            return
         scaler = self._scalers.get(row.name)
         if scaler is None or scaler.policy != policy:
             scaler = self._scalers[row.name] = Autoscaler(policy)

@@ -161,11 +161,7 @@ class Deployments:
             )
         low = replicas if min_replicas is None else min_replicas
         high = replicas if max_replicas is None else max_replicas
-        if not 0 <= low <= high <= MAX_REPLICAS or high == 0:
-            raise InvalidRequest(
-                f"replicas: need 0 <= min_replicas <= max_replicas <= {MAX_REPLICAS}, max >= 1",
-                param="replicas",
-            )
+        _check_range(low, high)
         if name in self._running:
             raise Conflict(f"deployment '{name}' already exists", param="name")
         row = Deployment(
@@ -183,6 +179,27 @@ class Deployments:
         await asyncio.to_thread(_validate, row)
         await asyncio.to_thread(self._insert, row)
         return self._launch(row).view()
+
+    async def set_range(
+        self, name: str, min_replicas: int | None, max_replicas: int | None
+    ) -> dict[str, Any]:
+        """A new autoscaling range; the autoscaler moves the replica count into it."""
+        runtime = self._running.get(name)
+        if runtime is None:
+            raise NotFound(f"deployment '{name}' does not exist", param="name")
+        row = runtime.row
+        low = row.min_replicas if min_replicas is None else min_replicas
+        high = row.max_replicas if max_replicas is None else max_replicas
+        _check_range(low, high)
+        await asyncio.to_thread(self._update_range, name, low, high)
+        row.min_replicas, row.max_replicas = low, high
+        return runtime.view()
+
+    def _update_range(self, name: str, low: int, high: int) -> None:
+        with Session(self._engine) as s, s.begin():
+            stored = s.get(Deployment, name)
+            if stored is not None:
+                stored.min_replicas, stored.max_replicas = low, high
 
     def _insert(self, row: Deployment) -> None:
         with Session(self._engine, expire_on_commit=False) as s, s.begin():
@@ -219,6 +236,14 @@ class Deployments:
     async def stop_all(self) -> None:
         sups = [s for rt in self._running.values() for s in rt.supervisors]
         await asyncio.gather(*(s.stop() for s in sups))
+
+
+def _check_range(low: int, high: int) -> None:
+    if not 0 <= low <= high <= MAX_REPLICAS or high == 0:
+        raise InvalidRequest(
+            f"replicas: need 0 <= min_replicas <= max_replicas <= {MAX_REPLICAS}, max >= 1",
+            param="replicas",
+        )
 
 
 def _validate(row: Deployment) -> None:

@@ -22,10 +22,6 @@ class ScalePolicy:
         if not 0 <= self.min_replicas <= self.max_replicas:
             raise ValueError("replicas: need 0 <= min <= max")
 
-    @property
-    def fixed(self) -> bool:
-        return self.min_replicas == self.max_replicas
-
 
 @dataclass(frozen=True)
 class ScaleSignals:
