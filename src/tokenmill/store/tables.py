@@ -71,3 +71,33 @@ class UsageRow(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     finish_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     usage_source: Mapped[str] = mapped_column(String(16))
+
+
+class AuditRecord(Base):
+    """One entry of the append-only, hash-chained audit log (`security/audit.py`)."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(32))  # UTC, ISO 8601: hashed as stored
+    actor: Mapped[str] = mapped_column(String(200))
+    on_behalf_of: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    action: Mapped[str] = mapped_column(String(100))
+    resource: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(32))
+    origin: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    detail: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The chain's last record, signed with a key kept outside the database: cutting records
+    off the end leaves a valid chain, but not a head that matches it."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,135 @@
+"""The audit log's hash chain: every kind of tampering is detected and the first bad record
+named (on a real SQLite store, tampered with by direct SQL as an intruder would)."""
+
+import itertools
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from tokenmill.security.audit import AuditLog, record_hash
+from tokenmill.store.db import make_engine, migrate, sqlite_url
+
+KEY = b"k" * 32
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Engine:
+    engine = make_engine(sqlite_url(tmp_path))
+    migrate(engine)
+    return engine
+
+
+def _filled(db: Engine, n: int = 10) -> AuditLog:
+    log = AuditLog(db, KEY)
+    for i in range(n):
+        log.append(f"admin-{i % 3}", "tenant.create", "ok", resource=f"tenant/t{i}",
+                   origin="127.0.0.1", detail={"weight": i})  # fmt: skip
+    return log
+
+
+def _sql(db: Engine, statement: str, **params: object) -> None:
+    with db.begin() as conn:
+        conn.execute(text(statement), params)
+
+
+def test_an_untouched_log_verifies(db: Engine):
+    assert AuditLog(db, KEY).verify().ok  # empty
+    log = _filled(db)
+    verdict = log.verify()
+    assert verdict.ok and verdict.checked == 10
+    records = list(log.records())
+    assert [r["seq"] for r in records] == list(range(1, 11))
+    assert all(r["prev_hash"] == p["hash"] for p, r in itertools.pairwise(records))
+
+
+def test_an_edited_record_is_named(db: Engine):
+    log = _filled(db)
+    _sql(db, "UPDATE audit_log SET outcome = 'denied' WHERE seq = 4")
+    verdict = log.verify()
+    assert not verdict.ok and verdict.first_bad_seq == 4 and verdict.checked == 3
+    assert "does not match its hash" in str(verdict.reason)
+
+
+def test_an_edit_that_rehashes_the_record_breaks_the_next_link(db: Engine):
+    log = _filled(db)
+    rec = next(r for r in log.records() if r["seq"] == 4)
+    forged = {**rec, "actor": "someone-else"}
+    _sql(db, "UPDATE audit_log SET actor = :a, hash = :h WHERE seq = 4",
+         a="someone-else", h=record_hash(forged))  # fmt: skip
+    verdict = log.verify()
+    assert not verdict.ok and verdict.first_bad_seq == 5
+    assert "does not follow" in str(verdict.reason)
+
+
+def test_a_deleted_record_is_named(db: Engine):
+    log = _filled(db)
+    _sql(db, "DELETE FROM audit_log WHERE seq = 6")
+    verdict = log.verify()
+    assert not verdict.ok and verdict.first_bad_seq == 6 and "missing" in str(verdict.reason)
+
+
+def test_an_inserted_record_is_caught(db: Engine):
+    log = _filled(db)
+    # make room after record 3 and slip a forged record in, correctly linked to record 3
+    _sql(db, "UPDATE audit_log SET seq = seq + 1000 WHERE seq > 3")
+    _sql(db, "UPDATE audit_log SET seq = seq - 999 WHERE seq > 1000")
+    third = next(r for r in log.records() if r["seq"] == 3)
+    forged = {"seq": 4, "at": third["at"], "actor": "intruder", "on_behalf_of": None,
+              "action": "key.create", "resource": "key/x", "outcome": "ok", "origin": None,
+              "detail": {}, "prev_hash": third["hash"]}  # fmt: skip
+    _sql(db, "INSERT INTO audit_log VALUES (:seq, :at, :actor, :on_behalf_of, :action, "
+             ":resource, :outcome, :origin, '{}', :prev_hash, :hash)",
+         **{**forged, "hash": record_hash(forged)})  # fmt: skip
+    verdict = log.verify()
+    assert not verdict.ok and verdict.first_bad_seq == 5  # the record after the forgery
+
+
+def test_reordered_records_are_caught(db: Engine):
+    log = _filled(db)
+    _sql(db, "UPDATE audit_log SET seq = 0 WHERE seq = 7")
+    _sql(db, "UPDATE audit_log SET seq = 7 WHERE seq = 8")
+    _sql(db, "UPDATE audit_log SET seq = 8 WHERE seq = 0")
+    verdict = log.verify()
+    assert not verdict.ok and verdict.first_bad_seq == 7
+
+
+def test_truncation_is_caught_by_the_signed_head(db: Engine):
+    log = _filled(db)
+    _sql(db, "DELETE FROM audit_log WHERE seq > 7")
+    verdict = log.verify()
+    assert not verdict.ok and verdict.first_bad_seq == 8 and "cut off" in str(verdict.reason)
+
+
+def test_a_head_rewritten_without_the_key_is_caught(db: Engine):
+    log = _filled(db)
+    seventh = next(r for r in log.records() if r["seq"] == 7)
+    _sql(db, "DELETE FROM audit_log WHERE seq > 7")
+    _sql(db, "UPDATE audit_head SET seq = 7, hash = :h", h=seventh["hash"])
+    verdict = log.verify()
+    assert not verdict.ok and "signature" in str(verdict.reason)
+    assert AuditLog(db, b"x" * 32).verify().ok is False  # the wrong key fails the head too
+
+
+def test_records_forged_after_the_head_are_caught(db: Engine):
+    log = _filled(db, 3)
+    last = list(log.records())[-1]
+    forged = {**last, "seq": 4, "prev_hash": last["hash"], "actor": "intruder"}
+    _sql(db, "INSERT INTO audit_log VALUES (:seq, :at, :actor, :on_behalf_of, :action, "
+             ":resource, :outcome, :origin, '{}', :prev_hash, :hash)",
+         **{**forged, "detail": None, "hash": record_hash({**forged, "detail": {}})})  # fmt: skip
+    verdict = log.verify()
+    assert not verdict.ok and verdict.first_bad_seq == 4
+    assert "follow the signed head" in str(verdict.reason)
+
+
+def test_a_reopened_log_appends_where_the_head_is(db: Engine):
+    _filled(db, 5)
+    again = AuditLog(db, KEY)  # a restart: nothing kept in memory
+    assert again.append("admin-0", "key.revoke", "ok")["seq"] == 6
+    assert again.verify().ok and again.verify().checked == 6
+
+
+def test_a_short_key_is_refused():
+    with pytest.raises(ValueError, match="32 bytes"):
+        AuditLog(make_engine("sqlite://"), b"short")
