@@ -14,7 +14,7 @@ from tokenmill import __version__
 from tokenmill.api import admin_routes, openai_routes
 from tokenmill.api.errors import install_error_handlers
 from tokenmill.api.hot_path import HotPathRouter
-from tokenmill.api.middleware import RequestIdMiddleware
+from tokenmill.api.middleware import AdminAuditMiddleware, RequestIdMiddleware
 from tokenmill.api.state import Services, services
 from tokenmill.bootstrap import open_database
 from tokenmill.config import Settings
@@ -28,6 +28,7 @@ from tokenmill.scheduling.dispatcher import Dispatcher
 from tokenmill.scheduling.fair_queue import FairQueue, FcfsQueue
 from tokenmill.scheduling.router import ReplicaPicker, RoundRobinPicker
 from tokenmill.security.accounts import Accounts
+from tokenmill.security.audit import AuditLog
 from tokenmill.security.keys import KeyRing
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,10 @@ def create_app(settings: Settings) -> FastAPI:
         proxy = InferenceProxy(
             deployments, dispatcher, metering, metrics, http, settings.queue_waits()
         )
-        app.state.services = Services(settings, db, accounts, deployments, metering, metrics, proxy)
+        audit = AuditLog(db, settings.audit_key_bytes())
+        app.state.services = Services(
+            settings, db, accounts, deployments, metering, metrics, proxy, audit
+        )
         await deployments.start_all()
         timing = ScaleTiming(settings.scale_up_after_s, settings.scale_down_after_s,
                              settings.scale_to_zero_after_s)  # fmt: skip
@@ -99,4 +103,4 @@ def create_asgi(settings: Settings) -> tuple[ASGIApp, FastAPI]:
     """The served ASGI app (request ids, inference fast path, FastAPI) and the FastAPI app."""
     app = create_app(settings)
     hot = HotPathRouter(app, openai_routes.HOT_ROUTES)
-    return RequestIdMiddleware(hot), app
+    return RequestIdMiddleware(AdminAuditMiddleware(hot, app)), app

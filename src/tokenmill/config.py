@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str | None = None  # default: SQLite in data_dir
     admin_key: SecretStr | None = None  # bootstrap admin key instead of a generated one
+    # Signs the audit log's head; default: a key file made in data_dir on first start.
+    audit_key: SecretStr | None = None
     max_body_bytes: int = 4 * 1024 * 1024
     # The longest a request waits in the gateway for a replica slot (queued behind others,
     # or while replicas start); past it, 429 with Retry-After.
@@ -53,6 +55,13 @@ class Settings(BaseSettings):
 
     def queue_waits(self) -> dict[Band, float]:
         return {Band.INTERACTIVE: self.queue_wait_s, Band.BATCH: self.batch_queue_wait_s}
+
+    def audit_key_bytes(self) -> bytes:
+        from tokenmill.security.audit import load_or_create_key  # the store's side, lazily
+
+        if self.audit_key is not None:
+            return self.audit_key.get_secret_value().encode()
+        return load_or_create_key(self.data_dir / "audit.key")
 
     @property
     def journal_dir(self) -> Path:

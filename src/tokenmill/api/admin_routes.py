@@ -1,6 +1,8 @@
 """The admin surface: tenants, keys, deployments, usage. Every route requires an admin key."""
 
 import asyncio
+import dataclasses
+import itertools
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -16,6 +18,7 @@ from tokenmill.security.keys import Principal, Role
 
 def admin(request: Request) -> Principal:
     principal = authenticate(request, services(request).accounts.keyring)
+    request.state.principal = principal  # for the audit record, allowed or not
     require_role(principal, Role.ADMIN)
     return principal
 
@@ -130,6 +133,24 @@ def list_deployments(svc: Svc) -> dict[str, Any]:
 async def remove_deployment(name: str, svc: Svc) -> dict[str, Any]:
     await svc.deployments.remove(name)
     return {"name": name, "removed": True}
+
+
+@router.get("/audit")
+async def audit_records(
+    svc: Svc,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Audit records after sequence number `after`, oldest first (this read is audited too)."""
+    records = svc.audit.records(after_seq=after, batch=limit)
+    page = await asyncio.to_thread(lambda: list(itertools.islice(records, limit)))
+    return {"data": page}
+
+
+@router.get("/audit/verify")
+async def audit_verify(svc: Svc) -> dict[str, Any]:
+    verdict = await asyncio.to_thread(svc.audit.verify)
+    return dataclasses.asdict(verdict)
 
 
 @router.get("/usage")

@@ -1,5 +1,8 @@
 """Pure ASGI middleware (no BaseHTTPMiddleware: it would buffer streams and cost latency)."""
 
+import asyncio
+
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tokenmill.core.ids import new_request_id
@@ -29,3 +32,53 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+class AdminAuditMiddleware:
+    """Every request to the admin surface, allowed or refused, leaves an audit record: who
+    (the key, once authenticated), what (method and route), when, on what, the outcome (its
+    status) and from where (the client address). Inference requests pass untouched."""
+
+    def __init__(self, app: ASGIApp, fastapi_app: FastAPI) -> None:
+        self.app = app
+        self._state = fastapi_app.state  # where the services live once started
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/admin"):
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_capturing(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_capturing)
+        finally:
+            await asyncio.to_thread(self._record, scope, status)
+
+    def _record(self, scope: Scope, status: int) -> None:
+        state = scope.get("state", {})
+        principal = state.get("principal")
+        route = scope.get("route")
+        client = scope.get("client")
+        self._state.services.audit.append(
+            actor=f"key:{principal.key_id}" if principal else "unauthenticated",
+            on_behalf_of=f"tenant:{principal.tenant}" if principal else None,
+            action=f"{scope['method']} {getattr(route, 'path', scope['path'])}",
+            resource=scope["path"],
+            outcome=_outcome(status),
+            origin=client[0] if client else None,
+            detail={"status": status, "request_id": state.get("request_id")},
+        )
+
+
+def _outcome(status: int) -> str:
+    if status < 400:
+        return "ok"
+    if status in (401, 403):
+        return "denied"
+    return "refused" if status < 500 else "error"

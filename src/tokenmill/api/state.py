@@ -11,6 +11,7 @@ from tokenmill.metering.service import Metering
 from tokenmill.observe.metrics import GatewayMetrics
 from tokenmill.runtime.deployments import Deployments
 from tokenmill.security.accounts import Accounts
+from tokenmill.security.audit import AuditLog
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Services:
     metering: Metering
     metrics: GatewayMetrics
     proxy: InferenceProxy
+    audit: AuditLog
 
 
 def services(request: Request) -> Services:

@@ -1,5 +1,6 @@
 """Management commands: they talk to a running server over its admin API."""
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,7 @@ Json = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 models = typer.Typer(help="Deploy and manage models.", no_args_is_help=True)
 tenants = typer.Typer(help="Tenants: who is served and billed.", no_args_is_help=True)
 keys = typer.Typer(help="API keys: created once, revoked instantly.", no_args_is_help=True)
+audit = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 _WEIGHT_HELP = (
     f"Share of a busy model relative to other tenants ({MIN_WEIGHT}-{MAX_WEIGHT}; "
     "weight 3 gets 3x the tokens of weight 1)"
@@ -202,3 +204,33 @@ def login(
     """Save a server URL and admin key for later commands (file mode 0600)."""
     path = save_login(resolve_url(url), key)
     console.print(f"saved to {path}")
+
+
+@audit.command("verify")
+def audit_verify(url: Url = None, json_out: Json = False) -> None:
+    """Check the hash chain and its signed head; exit 1 naming the first bad record."""
+    data = AdminClient(url).call("GET", "/admin/audit/verify")
+    if json_out:
+        emit(data, True)
+    elif data["ok"]:
+        console.print(f"audit log intact: {data['checked']} records verified")
+    else:
+        bad, checked = data["first_bad_seq"], data["checked"]
+        console.print(f"[red]audit log tampered with at record {bad}:[/] {data['reason']} "
+                      f"({checked} records verified before it)")  # fmt: skip
+    if not data["ok"]:
+        raise typer.Exit(1)
+
+
+@audit.command("export")
+def audit_export(url: Url = None) -> None:
+    """Every record as JSON lines on stdout, oldest first."""
+    client = AdminClient(url)
+    params = {"after": 0, "limit": 1000}
+    while True:  # each read is audited too: a short page is the end, not an empty one
+        page = client.call("GET", "/admin/audit", params=params)["data"]
+        for record in page:
+            print(json.dumps(record, ensure_ascii=False))
+        if len(page) < params["limit"]:
+            return
+        params["after"] = page[-1]["seq"]

@@ -10,10 +10,13 @@ signed with a key that lives outside the database (HMAC-SHA256), so truncation s
 import hashlib
 import hmac
 import json
+import os
+import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -32,6 +35,18 @@ class Verdict:
     checked: int  # records that verified before the first bad one (all, when ok)
     first_bad_seq: int | None = None
     reason: str | None = None
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """The head-signing key: kept in a file only its owner reads, made on first start. Every
+    gateway writing to one database needs the same key (or TOKENMILL_AUDIT_KEY)."""
+    if path.exists():
+        return path.read_bytes()
+    key = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    return key
 
 
 def record_hash(fields: dict[str, Any]) -> str:
