@@ -83,9 +83,7 @@ def test_an_inserted_record_is_caught(db: Engine):
     forged = {"seq": 4, "at": third["at"], "actor": "intruder", "on_behalf_of": None,
               "action": "key.create", "resource": "key/x", "outcome": "ok", "origin": None,
               "detail": {}, "prev_hash": third["hash"]}  # fmt: skip
-    _sql(db, "INSERT INTO audit_log VALUES (:seq, :at, :actor, :on_behalf_of, :action, "
-             ":resource, :outcome, :origin, '{}', :prev_hash, :hash)",
-         **{**forged, "hash": record_hash(forged)})  # fmt: skip
+    _forge(db, forged)
     verdict = log.verify()
     assert not verdict.ok and verdict.first_bad_seq == 5  # the record after the forgery
 
@@ -119,13 +117,17 @@ def test_a_head_rewritten_without_the_key_is_caught(db: Engine):
 def test_records_forged_after_the_head_are_caught(db: Engine):
     log = _filled(db, 3)
     last = list(log.records())[-1]
-    forged = {**last, "seq": 4, "prev_hash": last["hash"], "actor": "intruder"}
-    _sql(db, "INSERT INTO audit_log VALUES (:seq, :at, :actor, :on_behalf_of, :action, "
-             ":resource, :outcome, :origin, '{}', :prev_hash, :hash)",
-         **{**forged, "detail": None, "hash": record_hash({**forged, "detail": {}})})  # fmt: skip
+    _forge(db, {**last, "seq": 4, "prev_hash": last["hash"], "actor": "intruder"})
     verdict = log.verify()
     assert not verdict.ok and verdict.first_bad_seq == 4
     assert "follow the signed head" in str(verdict.reason)
+
+
+def _forge(db: Engine, fields: dict) -> None:
+    """Insert a record as an intruder would: well formed, correctly hashed, no key."""
+    row = {**fields, "detail": json.dumps(fields["detail"]), "hash": record_hash(fields)}
+    _sql(db, "INSERT INTO audit_log VALUES (:seq, :at, :actor, :on_behalf_of, :action, "
+             ":resource, :outcome, :origin, :detail, :prev_hash, :hash)", **row)  # fmt: skip
 
 
 def test_a_reopened_log_appends_where_the_head_is(db: Engine):
