@@ -21,10 +21,7 @@ import argparse
 import asyncio
 import json
 import math
-import platform
-import sys
 import tempfile
-import time
 from dataclasses import astuple
 from pathlib import Path
 from typing import Any
@@ -32,6 +29,7 @@ from typing import Any
 import httpx
 
 from prefix_routing import TENANTS, _policy  # the benchmark beside this one
+from tokenmill.bench.report import run_info
 from tokenmill.bench.workload import BenchRequest, synthetic, words
 from tokenmill.bootstrap import default_model_path
 from tokenmill.gateway.jobs import prompt_parts
@@ -133,9 +131,7 @@ def main() -> None:
 
     reqs = synthetic(dict.fromkeys(TENANTS, 1.0), args.requests, args.rate, 1000, 16, 8)
     results: dict[str, Any] = {
-        "machine": f"{platform.machine()}, python {platform.python_version()}",
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "command": " ".join(sys.argv),
+        **run_info(),
         "iteration_model": vars(model),
         "calibration_before": vars(before),
     }

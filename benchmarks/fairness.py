@@ -12,15 +12,12 @@ largest service gap while both were backlogged against the VTC bound.
 import argparse
 import asyncio
 import json
-import platform
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from tokenmill.bench.fairness import gap, tokens_per_s
-from tokenmill.bench.report import percentiles
+from tokenmill.bench.report import percentiles, run_info
 from tokenmill.bench.runner import Outcome, run
 from tokenmill.bench.workload import synthetic
 from tokenmill.bootstrap import default_model_path
@@ -99,11 +96,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/fairness.json"))
     args = ap.parse_args()
-    results: dict[str, Any] = {
-        "machine": f"{platform.machine()}, python {platform.python_version()}",
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "command": " ".join(sys.argv),
-    }
+    results: dict[str, Any] = run_info()
     for fairness in ("vtc", "fcfs"):
         r = results[fairness] = _policy(fairness, args)
         for t, v in r["tenants"].items():

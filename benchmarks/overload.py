@@ -14,15 +14,12 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import platform
-import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tokenmill.bench.report import percentiles
+from tokenmill.bench.report import percentiles, run_info
 from tokenmill.bench.runner import Outcome, run
 from tokenmill.bench.workload import synthetic
 from tokenmill.bootstrap import default_model_path
@@ -81,9 +78,7 @@ def main() -> None:
     statuses = Counter(str(o.status) for o in outcomes)
     bands = {t: _band_report([o for o in outcomes if o.tenant == t]) for t in TENANTS}
     results = {
-        "machine": f"{platform.machine()}, python {platform.python_version()}",
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "command": " ".join(sys.argv),
+        **run_info(),
         "capacity_req_per_s": capacity,
         "offered_req_per_s": rate,
         "wall_s": wall,

@@ -16,14 +16,11 @@ runner, cached prompt tokens from the ledger (the engine's own count).
 import argparse
 import asyncio
 import json
-import platform
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from tokenmill.bench.report import summarize
+from tokenmill.bench.report import run_info, summarize
 from tokenmill.bench.runner import run
 from tokenmill.bench.workload import synthetic
 from tokenmill.bootstrap import default_model_path
@@ -83,11 +80,7 @@ def main() -> None:
     )
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/prefix_routing.json"))
     args = ap.parse_args()
-    results: dict[str, Any] = {
-        "machine": f"{platform.machine()}, python {platform.python_version()}",
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "command": " ".join(sys.argv),
-    }
+    results: dict[str, Any] = run_info()
     for router in ("prefix-affinity", "round-robin"):
         results[router] = _policy(router, args)
         s = results[router]["summary"]

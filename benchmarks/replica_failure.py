@@ -14,14 +14,13 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import signal
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from tokenmill.bench.report import run_info
 from tokenmill.bench.runner import Outcome, run
 from tokenmill.bench.workload import synthetic
 from tokenmill.bootstrap import default_model_path
@@ -83,9 +82,7 @@ def main() -> None:
     broken = [o for o in outcomes if not o.ok and o.ttft_s is not None]
     client_tokens = sum(_delivered(o) for o in outcomes)
     results = {
-        "machine": f"{platform.machine()}, python {platform.python_version()}",
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "command": " ".join(sys.argv),
+        **run_info(),
         "requests": len(outcomes),
         "served": sum(o.ok for o in outcomes),
         "lost_before_streaming": len(lost),

@@ -12,12 +12,11 @@ calibrated against a real engine.
 
 import argparse
 import json
-import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from tokenmill.bench.report import run_info
 from tokenmill.scheduling.router import Picker, ReplicaPicker, RoundRobinPicker
 from tokenmill.scheduling.simulator import FleetSimulator, FleetSpec, IterationModel
 from tokenmill.scheduling.traces import ideal_hit_rate, mooncake_jobs
@@ -48,9 +47,7 @@ def main() -> None:
     }
     aff, rr = runs["prefix_affinity"], runs["round_robin"]
     out = {
-        "machine": f"{platform.machine()}, python {platform.python_version()}",
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "command": " ".join(sys.argv),
+        **run_info(),
         "fleet": {
             "replicas": args.replicas,
             "slots": args.slots,

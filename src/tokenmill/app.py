@@ -28,7 +28,7 @@ from tokenmill.scheduling.dispatcher import Dispatcher
 from tokenmill.scheduling.fair_queue import FairQueue, FcfsQueue
 from tokenmill.scheduling.router import ReplicaPicker, RoundRobinPicker
 from tokenmill.security.accounts import Accounts
-from tokenmill.security.audit import AuditLog
+from tokenmill.security.audit import AuditLog, load_or_create_key
 from tokenmill.security.keys import KeyRing
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,8 @@ def create_app(settings: Settings) -> FastAPI:
         proxy = InferenceProxy(
             deployments, dispatcher, metering, metrics, http, settings.queue_waits()
         )
-        audit = AuditLog(db, settings.audit_key_bytes())
+        given = settings.audit_key.get_secret_value() if settings.audit_key else None
+        audit = AuditLog(db, load_or_create_key(given, settings.data_dir / "audit.key"))
         app.state.services = Services(
             settings, db, accounts, deployments, metering, metrics, proxy, audit
         )

@@ -56,13 +56,6 @@ class Settings(BaseSettings):
     def queue_waits(self) -> dict[Band, float]:
         return {Band.INTERACTIVE: self.queue_wait_s, Band.BATCH: self.batch_queue_wait_s}
 
-    def audit_key_bytes(self) -> bytes:
-        from tokenmill.security.audit import load_or_create_key  # the store's side, lazily
-
-        if self.audit_key is not None:
-            return self.audit_key.get_secret_value().encode()
-        return load_or_create_key(self.data_dir / "audit.key")
-
     @property
     def journal_dir(self) -> Path:
         return self.data_dir / "journal"

@@ -1,6 +1,9 @@
 """Turns outcomes into the numbers serving people compare: TTFT, time per output token,
 end-to-end latency, throughput, goodput under an SLO, and service per tenant."""
 
+import platform
+import sys
+import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -62,4 +65,13 @@ def summarize(
         "slo": {"ttft_s": slo_ttft_s, "tpot_s": slo_tpot_s},
         "goodput_requests_per_s": len(good) / wall_s,
         "tenants": tenants,
+    }
+
+
+def run_info() -> dict[str, str]:
+    """Where, when and how a benchmark ran: the head of every results file."""
+    return {
+        "machine": f"{platform.machine()}, python {platform.python_version()}",
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": " ".join(sys.argv),
     }

@@ -37,9 +37,11 @@ class Verdict:
     reason: str | None = None
 
 
-def load_or_create_key(path: Path) -> bytes:
-    """The head-signing key: kept in a file only its owner reads, made on first start. Every
-    gateway writing to one database needs the same key (or TOKENMILL_AUDIT_KEY)."""
+def load_or_create_key(given: str | None, path: Path) -> bytes:
+    """The head-signing key: the one given (TOKENMILL_AUDIT_KEY: every gateway writing to one
+    database needs the same), else a file only its owner reads, made on first start."""
+    if given is not None:
+        return given.encode()
     if path.exists():
         return path.read_bytes()
     key = secrets.token_bytes(32)
