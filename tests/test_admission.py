@@ -66,7 +66,7 @@ async def _leave_while_queued(srv: ServerProcess, key: str) -> None:
         for r in await asyncio.gather(*busy):
             assert r.status_code == 200, r.text
         # Had the leaver stayed queued it would be running now: nothing may be waiting or served.
-        metrics = (await client.get("/metrics")).text
+        metrics = srv.metrics()
         assert f'tokenmill_queue_depth{{model="{MODEL}"}} 0.0' in metrics
         assert f'tokenmill_requests_in_flight{{model="{MODEL}"}} 0.0' in metrics
 

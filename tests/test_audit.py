@@ -5,6 +5,7 @@ import itertools
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -137,6 +138,54 @@ def test_a_reopened_log_appends_where_the_head_is(db: Engine):
     assert again.verify().ok and again.verify().checked == 6
 
 
+def _backdate(db: Engine, through_seq: int, days: int) -> None:
+    """Age records as time would (their hashes cover `at`, so rehash and relink them all)."""
+    log = AuditLog(db, KEY)
+    prev = "0" * 64
+    with db.begin() as conn:
+        rows = conn.execute(text("SELECT * FROM audit_log ORDER BY seq")).mappings().all()
+        for row in rows:
+            fields = {**row, "detail": json.loads(row["detail"]), "prev_hash": prev}
+            if row["seq"] <= through_seq:
+                fields["at"] = (datetime.now(UTC) - timedelta(days=days)).isoformat()
+            fields["hash"] = record_hash(fields)
+            conn.execute(text("UPDATE audit_log SET at = :at, prev_hash = :prev_hash, "
+                              "hash = :hash WHERE seq = :seq"), fields)  # fmt: skip
+            prev = fields["hash"]
+        conn.execute(text("UPDATE audit_head SET hash = :h, mac = :m"),
+                     {"h": prev, "m": log._mac(rows[-1]["seq"], prev)})  # fmt: skip
+
+
+def test_retention_prunes_old_records_and_the_rest_still_verifies(db: Engine):
+    log = _filled(db, 10)
+    _backdate(db, through_seq=6, days=400)
+    assert log.prune(datetime.now(UTC) - timedelta(days=365)) == 6
+    verdict = log.verify()
+    assert verdict.ok and verdict.checked == 11  # records 7..10 and the pruning's own record
+    last = list(log.records())[-1]
+    assert last["action"] == "audit.pruned" and last["detail"]["through_seq"] == 6
+    assert log.prune(datetime.now(UTC) - timedelta(days=365)) == 0
+
+
+def test_after_pruning_deleting_the_first_kept_record_is_still_caught(db: Engine):
+    log = _filled(db, 10)
+    _backdate(db, through_seq=6, days=400)
+    log.prune(datetime.now(UTC) - timedelta(days=365))
+    _sql(db, "DELETE FROM audit_log WHERE seq = 7")
+    verdict = log.verify()
+    assert not verdict.ok and verdict.first_bad_seq == 7
+
+
+def test_a_forged_retention_base_is_caught(db: Engine):
+    """An intruder deleting old records and moving the base up without the key."""
+    log = _filled(db, 10)
+    _sql(db, "DELETE FROM audit_log WHERE seq <= 4")
+    _sql(db, "UPDATE audit_head SET base_seq = 4, base_hash = "
+             "(SELECT prev_hash FROM audit_log WHERE seq = 5), base_mac = 'f00'")  # fmt: skip
+    verdict = log.verify()
+    assert not verdict.ok and "retention base" in (verdict.reason or "")
+
+
 def test_a_short_key_is_refused():
     with pytest.raises(ValueError, match="32 bytes"):
         AuditLog(make_engine("sqlite://"), b"short")
@@ -152,7 +201,7 @@ def test_the_admin_surface_is_audited_and_verifiable(server: ServerProcess):
         server.url + "/admin/keys", headers={"Authorization": f"Bearer {tenant_key}"}
     )
     assert denied.status_code == 403
-    records = _all(server)
+    records = server.audit_records()
     created = [r for r in records if r["resource"] == "/admin/tenants" and r["action"] ==
                "POST /admin/tenants"]  # fmt: skip
     assert {r["outcome"] for r in created} >= {"ok", "denied"}
@@ -163,7 +212,7 @@ def test_the_admin_surface_is_audited_and_verifiable(server: ServerProcess):
     assert any(r["on_behalf_of"] == "tenant:audited-member" for r in member)  # who was refused
     assert "tm-wrong" not in str(records) and tenant_key not in str(records)  # no secrets
     # reading the audit log is itself audited, and the chain holds
-    assert any(r["action"] == "GET /admin/audit" for r in _all(server))
+    assert any(r["action"] == "GET /admin/audit" for r in server.audit_records())
     verdict = server.admin("GET", "/admin/audit/verify")
     assert verdict["ok"] and verdict["checked"] >= len(records)
 
@@ -187,14 +236,3 @@ def test_cli_verify_reports_tampering(tmp_path: Path):
         assert bad.returncode == 1 and "tampered with at record 2" in bad.stdout
     finally:
         srv.stop()
-
-
-def _all(server: ServerProcess) -> list[dict]:
-    out: list[dict] = []
-    params = {"after": 0, "limit": 1000}
-    while True:  # each read is audited too: stop at a short page, not an empty one
-        page = server.admin("GET", "/admin/audit", params=params)["data"]
-        out += page
-        if len(page) < params["limit"]:
-            return out
-        params["after"] = page[-1]["seq"]

@@ -9,7 +9,7 @@ from tokenmill.testing import ServerProcess
 
 
 def _samples(server: ServerProcess) -> dict[str, list]:
-    text = httpx.get(server.url + "/metrics", timeout=10).text
+    text = server.metrics()
     out: dict[str, list] = {}
     for fam in text_string_to_metric_families(text):
         for s in fam.samples:
@@ -61,7 +61,7 @@ def test_metrics_match_client_usage(server: ServerProcess, tenant_key):
         if s.labels["replica"] == "smollm2-135m-0" and s.labels["state"] == "ready"
     ]
     assert ready == [1.0]
-    assert key not in httpx.get(server.url + "/metrics", timeout=10).text
+    assert key not in server.metrics()
 
 
 def test_bad_requests_leave_nothing_in_flight(server: ServerProcess, tenant_key):

@@ -22,8 +22,9 @@ from tokenmill.core.errors import InvalidRequest, NotFound
 from tokenmill.scheduling.core import Limits, SchedulerCore
 from tokenmill.scheduling.job import Job
 from tokenmill.scheduling.router import ReplicaSlot
-from tokenmill.security.accounts import Accounts
-from tokenmill.security.keys import KeyRing, Role
+from tokenmill.security.accounts import Accounts, KeySpec
+from tokenmill.security.keys import KeyRing
+from tokenmill.security.roles import Role
 from tokenmill.store import db as store_db
 from tokenmill.store.db import make_engine, migrate, sqlite_url
 from tokenmill.testing import ADMIN_KEY, ServerProcess
@@ -147,7 +148,7 @@ def test_admin_weight_change_reaches_the_live_scheduler(tmp_path: Path):
     accounts = Accounts(engine, KeyRing())
     accounts.create_tenant("system")
     accounts.create_tenant("acme", weight=2)
-    accounts.create_key("system", "admin", Role.ADMIN, secret=ADMIN_KEY)
+    accounts.create_key("system", "admin", KeySpec(Role.PLATFORM_ADMIN), secret=ADMIN_KEY)
     engine.dispose()
 
     app = create_app(settings)

@@ -4,21 +4,27 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
+from sqlalchemy import Engine
 from starlette.types import ASGIApp
 
 from tokenmill import __version__
 from tokenmill.api import admin_routes, openai_routes
 from tokenmill.api.errors import install_error_handlers
+from tokenmill.api.guard import caller
 from tokenmill.api.hot_path import HotPathRouter
 from tokenmill.api.middleware import AdminAuditMiddleware, RequestIdMiddleware
+from tokenmill.api.openapi_doc import install_error_docs
+from tokenmill.api.secure_headers import SecureHeadersMiddleware
 from tokenmill.api.state import Services, services
 from tokenmill.bootstrap import open_database
 from tokenmill.config import Settings
 from tokenmill.gateway.proxy import InferenceProxy
+from tokenmill.metering.ledger import tokens_used
 from tokenmill.metering.service import Metering
 from tokenmill.observe.metrics import GatewayMetrics
 from tokenmill.runtime.autoscaling import AutoscaleLoop, ScaleTiming
@@ -28,8 +34,15 @@ from tokenmill.scheduling.dispatcher import Dispatcher
 from tokenmill.scheduling.fair_queue import FairQueue, FcfsQueue
 from tokenmill.scheduling.router import ReplicaPicker, RoundRobinPicker
 from tokenmill.security.accounts import Accounts
-from tokenmill.security.audit import AuditLog, load_or_create_key
-from tokenmill.security.keys import KeyRing
+from tokenmill.security.agents import Agents
+from tokenmill.security.audit import AuditLog, load_or_create_key, who
+from tokenmill.security.budgets import SpentLoader, TokenBudgets
+from tokenmill.security.keys import KeyRing, Principal
+from tokenmill.security.limits import KeyLimiter
+from tokenmill.security.policy import DenialSink, RequestPolicy
+from tokenmill.security.retention import AuditRetention
+from tokenmill.security.roles import Permission
+from tokenmill.security.throttle import AuthThrottle
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +75,26 @@ def create_app(settings: Settings) -> FastAPI:
         accounts.on_weight_change(apply_weight)
         dispatcher = Dispatcher(core)
         metrics.watch_queues(dispatcher.core.queue_depths)
-        proxy = InferenceProxy(
-            deployments, dispatcher, metering, metrics, http, settings.queue_waits()
-        )
         given = settings.audit_key.get_secret_value() if settings.audit_key else None
         audit = AuditLog(db, load_or_create_key(given, settings.data_dir / "audit.key"))
-        app.state.services = Services(
-            settings, db, accounts, deployments, metering, metrics, proxy, audit
+        policy = RequestPolicy(KeyLimiter(), TokenBudgets(_spent_loader(db)), _denials(audit))
+        proxy = InferenceProxy(
+            deployments, dispatcher, metering, metrics, http, settings.queue_waits(), policy
         )
+        app.state.services = Services(
+            settings,
+            db,
+            accounts,
+            deployments,
+            metering,
+            metrics,
+            proxy,
+            audit,
+            Agents(db, accounts),
+            AuthThrottle(settings.auth_failures_per_minute),
+        )
+        retention = AuditRetention(audit, settings.audit_retention_days)
+        retention.start()
         await deployments.start_all()
         timing = ScaleTiming(settings.scale_up_after_s, settings.scale_down_after_s,
                              settings.scale_to_zero_after_s)  # fmt: skip
@@ -78,6 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            await retention.stop()
             await autoscaler.stop()
             await deployments.stop_all()
             await metering.close()
@@ -86,6 +112,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="TokenMill", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
+    install_error_docs(app)
     app.include_router(openai_routes.router)
     app.include_router(admin_routes.router)
 
@@ -93,15 +120,35 @@ def create_app(settings: Settings) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/metrics", tags=["ops"])
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     async def metrics(request: Request) -> Response:
-        return Response(services(request).metrics.render(), media_type="text/plain; version=0.0.4")
+        """Prometheus exposition; scrape with an operator or auditor key (bearer token)."""
+        svc = services(request)
+        await caller(request, svc, Permission.METRICS_READ)
+        return Response(svc.metrics.render(), media_type="text/plain; version=0.0.4")
 
     return app
+
+
+def _spent_loader(db: Engine) -> SpentLoader:
+    async def load(holder: str, since: float | None) -> int:
+        return await asyncio.to_thread(tokens_used, db, holder, since)
+
+    return load
+
+
+def _denials(audit: AuditLog) -> DenialSink:
+    async def record(principal: Principal, what: str, detail: dict[str, Any]) -> None:
+        actor, behalf = who(principal)
+        await asyncio.to_thread(
+            audit.append, actor, f"policy.{what}", "denied", on_behalf_of=behalf, detail=detail
+        )
+
+    return record
 
 
 def create_asgi(settings: Settings) -> tuple[ASGIApp, FastAPI]:
     """The served ASGI app (request ids, inference fast path, FastAPI) and the FastAPI app."""
     app = create_app(settings)
     hot = HotPathRouter(app, openai_routes.HOT_ROUTES)
-    return RequestIdMiddleware(AdminAuditMiddleware(hot, app)), app
+    return SecureHeadersMiddleware(RequestIdMiddleware(AdminAuditMiddleware(hot, app))), app

@@ -9,8 +9,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from tokenmill.config import Settings
-from tokenmill.security.accounts import SYSTEM_TENANT, Accounts, IssuedKey
-from tokenmill.security.keys import KeyRing, Role, looks_like_key
+from tokenmill.security.accounts import SYSTEM_TENANT, Accounts, IssuedKey, KeySpec
+from tokenmill.security.keys import KeyRing, looks_like_key
+from tokenmill.security.roles import Role
 from tokenmill.store.db import make_engine, migrate, sqlite_url
 from tokenmill.store.tables import Deployment
 
@@ -42,6 +43,9 @@ class BootstrapResult:
     default_model: str | None
 
 
+_ADMIN = KeySpec(role=Role.PLATFORM_ADMIN)
+
+
 def bootstrap(settings: Settings, engine: Engine) -> BootstrapResult:
     accounts = Accounts(engine, KeyRing())
     accounts.ensure_tenant(SYSTEM_TENANT)
@@ -50,7 +54,7 @@ def bootstrap(settings: Settings, engine: Engine) -> BootstrapResult:
         given = settings.admin_key.get_secret_value() if settings.admin_key else None
         if given is not None and not looks_like_key(given):
             raise ValueError("TOKENMILL_ADMIN_KEY must start with 'tm-' and be >= 32 characters")
-        issued = accounts.create_key(SYSTEM_TENANT, "bootstrap-admin", Role.ADMIN, secret=given)
+        issued = accounts.create_key(SYSTEM_TENANT, "bootstrap-admin", _ADMIN, secret=given)
         if given is not None:
             issued = None  # the operator chose it; nothing to reveal
     elif settings.admin_key is not None:
@@ -59,7 +63,7 @@ def bootstrap(settings: Settings, engine: Engine) -> BootstrapResult:
         if accounts.keyring.lookup(secret) is None:
             accounts.load_keyring()
             if accounts.keyring.lookup(secret) is None and looks_like_key(secret):
-                accounts.create_key(SYSTEM_TENANT, "env-admin", Role.ADMIN, secret=secret)
+                accounts.create_key(SYSTEM_TENANT, "env-admin", _ADMIN, secret=secret)
     model = _ensure_default_deployment(engine) if settings.deploy_default_model else None
     return BootstrapResult(admin_key=issued, default_model=model)
 

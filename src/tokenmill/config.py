@@ -4,10 +4,12 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tokenmill.scheduling.job import Band
+from tokenmill.security.pii import PiiMode
+from tokenmill.security.profiles import DEFAULTS, Profile
 
 DEFAULT_PORT = 8400
 
@@ -20,6 +22,9 @@ def default_data_dir() -> Path:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TOKENMILL_", extra="ignore")
 
+    # The compliance profile: sme | manufacturing | finance (security/profiles.py). It fills
+    # the settings below that are left unset, and `tokenmill doctor` checks its rules.
+    profile: Profile = Profile.SME
     host: str = "127.0.0.1"
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
     data_dir: Path = Field(default_factory=default_data_dir)
@@ -27,6 +32,15 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = None  # bootstrap admin key instead of a generated one
     # Signs the audit log's head; default: a key file made in data_dir on first start.
     audit_key: SecretStr | None = None
+    # How long audit records are kept (China's Cybersecurity Law asks for >= 6 months).
+    audit_retention_days: int = Field(default=365, ge=1)
+    # The PII guard's default mode for tenants without their own: off | log | mask | block
+    # (default: the profile's).
+    pii_mode: PiiMode = PiiMode.LOG
+    # A budgeted request that sets no output limit gets this one, so its reservation holds.
+    budget_max_tokens: int = Field(default=1024, ge=1)
+    # Failed key checks one client address may make per minute before it is locked out.
+    auth_failures_per_minute: int = Field(default=10, ge=1)
     max_body_bytes: int = 4 * 1024 * 1024
     # The longest a request waits in the gateway for a replica slot (queued behind others,
     # or while replicas start); past it, 429 with Retry-After.
@@ -52,6 +66,35 @@ class Settings(BaseSettings):
     # any crash of TokenMill, kill -9 included; the group fsync follows within about a
     # millisecond) or after that fsync ("fsync": survives power loss too; ~0.8 ms more per request).
     journal_sync: Literal["fsync", "write"] = "write"
+    # TLS termination in the gateway: both files (PEM) or neither.
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+
+    @model_validator(mode="after")
+    def _profile_defaults(self) -> "Settings":
+        for name, value in DEFAULTS[self.profile].items():
+            if name not in self.model_fields_set:
+                setattr(self, name, type(getattr(self, name))(value))
+        if self.profile is Profile.FINANCE and self.tls_certfile is None:
+            raise ValueError(
+                "the finance profile requires TLS: give --tls-cert and --tls-key "
+                "(TOKENMILL_TLS_CERTFILE / TOKENMILL_TLS_KEYFILE)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _tls_needs_both_files(self) -> "Settings":
+        # One file alone would otherwise fall back to plain HTTP without a word.
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            given, missing = (
+                ("certificate", "key (--tls-key, TOKENMILL_TLS_KEYFILE)")
+                if self.tls_certfile is not None
+                else ("key", "certificate (--tls-cert, TOKENMILL_TLS_CERTFILE)")
+            )
+            raise ValueError(
+                f"TLS needs both a certificate and its private key: got a {given} but no {missing}"
+            )
+        return self
 
     def queue_waits(self) -> dict[Band, float]:
         return {Band.INTERACTIVE: self.queue_wait_s, Band.BATCH: self.batch_queue_wait_s}

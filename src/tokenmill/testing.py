@@ -6,6 +6,7 @@ For integration tests and benchmarks, ours and yours.
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -24,16 +25,31 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """A server certificate and its key (PEM), and the CA file that clients trust it by."""
+
+    certfile: Path
+    keyfile: Path
+    cafile: Path
+
+
 @dataclass
 class ServerProcess:
     data_dir: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    tls: TlsFiles | None = None  # serve HTTPS (`up --tls-cert/--tls-key`)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """httpx's `verify=` for this server: its CA when it serves HTTPS."""
+        return ssl.create_default_context(cafile=self.tls.cafile) if self.tls else True
 
     @property
     def env(self) -> dict[str, str]:
@@ -51,7 +67,9 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tokenmill", "up", "--port", str(self.port),
              "--data-dir", str(self.data_dir),
-             "--default-model" if default_model else "--no-default-model"],
+             "--default-model" if default_model else "--no-default-model",
+             *(["--tls-cert", str(self.tls.certfile), "--tls-key", str(self.tls.keyfile)]
+               if self.tls else [])],
             stdout=log, stderr=subprocess.STDOUT, env=self.env,
         )  # fmt: skip
         self.wait_ready(timeout)
@@ -79,14 +97,36 @@ class ServerProcess:
     def admin(self, method: str, path: str, **kwargs: Any) -> Any:
         resp = httpx.request(
             method, self.url + path, headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-            timeout=30, **kwargs,
+            timeout=30, verify=self.verify, **kwargs,
         )  # fmt: skip
         resp.raise_for_status()
         return resp.json()
 
     def new_tenant_key(self, tenant: str) -> str:
         self.admin("POST", "/admin/tenants", json={"name": tenant})
-        return str(self.admin("POST", "/admin/keys", json={"tenant": tenant})["key"])
+        return self.new_key(tenant)
+
+    def new_key(self, tenant: str, role: str = "member", **spec: Any) -> str:
+        """A key for an existing tenant (platform roles: tenant 'system'), with any limits."""
+        body = {"tenant": tenant, "role": role, **spec}
+        return str(self.admin("POST", "/admin/keys", json=body)["key"])
+
+    def metrics(self) -> str:
+        """The Prometheus exposition, read as a scraper would (with an operator-grade key)."""
+        resp = httpx.get(self.url + "/metrics", timeout=10,
+                         headers={"Authorization": f"Bearer {ADMIN_KEY}"})  # fmt: skip
+        resp.raise_for_status()
+        return resp.text
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        params = {"after": 0, "limit": 1000}
+        while True:  # each read is audited too: stop at a short page, not an empty one
+            page = self.admin("GET", "/admin/audit", params=params)["data"]
+            out += page
+            if len(page) < params["limit"]:
+                return out
+            params["after"] = page[-1]["seq"]
 
     def usage(self, group_by: str = "tenant") -> list[dict[str, Any]]:
         return list(self.admin("GET", "/admin/usage", params={"group_by": group_by})["data"])

@@ -1,30 +1,54 @@
-"""The admin surface: tenants, keys, deployments, usage. Every route requires an admin key."""
+"""The admin surface: tenants, keys, agents, deployments, usage, audit.
+
+Every route declares the permission it needs (`@requires`); the router's one dependency
+authenticates the caller and checks it, and refuses a route that declares nothing. Tenant
+roles reach only their own tenant (`principal.reach`).
+"""
 
 import asyncio
 import dataclasses
 import itertools
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from tokenmill.api.auth import authenticate, require_role
+from tokenmill.api.auth import authenticate, authorize, declared_permission, requires
 from tokenmill.api.state import Services, services
-from tokenmill.core.errors import InvalidRequest
+from tokenmill.core.errors import Forbidden, InvalidRequest
 from tokenmill.metering.ledger import GROUPS, usage_totals
-from tokenmill.security.accounts import MAX_WEIGHT, MIN_WEIGHT
-from tokenmill.security.keys import Principal, Role
+from tokenmill.security.accounts import MAX_WEIGHT, MIN_WEIGHT, IssuedKey, KeySpec
+from tokenmill.security.keys import KeyLimits, Principal
+from tokenmill.security.roles import TENANT_ISSUABLE, Permission, Role, Scope
+
+P = Permission
 
 
 def admin(request: Request) -> Principal:
-    principal = authenticate(request, services(request).accounts.keyring)
+    svc = services(request)
+    principal = authenticate(request, svc.accounts.keyring, svc.auth_throttle)
     request.state.principal = principal  # for the audit record, allowed or not
-    require_role(principal, Role.ADMIN)
+    permission = declared_permission(request.scope.get("endpoint"))
+    if permission is None:  # fail closed: a route nobody gave a policy serves nobody
+        raise Forbidden("this route declares no access policy", code="no_policy")
+    authorize(principal, permission)
     return principal
 
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(admin)])
 Svc = Annotated[Services, Depends(services)]
+Caller = Annotated[Principal, Depends(admin)]
+
+
+def _within_reach(caller: Principal, tenant: str) -> None:
+    if caller.reach is not None and tenant != caller.reach:
+        raise Forbidden(f"this key acts only for tenant '{caller.reach}'", code="tenant_denied")
+
+
+def _note(request: Request, resource: str, **detail: object) -> None:
+    """What the admin audit record should name beyond the route (the middleware writes it)."""
+    request.state.audit = {"resource": resource, **detail}
 
 
 class _Body(BaseModel):
@@ -41,10 +65,51 @@ class TenantPatch(_Body):
     weight: int = Field(ge=MIN_WEIGHT, le=MAX_WEIGHT)
 
 
-class KeyIn(_Body):
+class LimitsIn(_Body):
+    models: list[str] | None = Field(default=None, max_length=100)  # allow-list; None: all
+    tools: list[str] | None = Field(default=None, max_length=200)  # allow-list; None: any
+    expires_at: datetime | None = None
+    rpm: int | None = Field(default=None, ge=1, le=10**7)
+    tpm: int | None = Field(default=None, ge=1, le=10**10)
+    concurrency: int | None = Field(default=None, ge=1, le=10**5)
+    budget_tokens: int | None = Field(default=None, ge=1, le=10**15)
+    budget_period: Literal["total", "day", "month"] | None = None
+
+
+class KeyIn(LimitsIn):
     tenant: str = Field(min_length=1, max_length=64)
     name: str = Field(default="default", min_length=1, max_length=200)
-    role: Literal["inference", "admin"] = "inference"
+    role: Literal["platform-admin", "operator", "auditor", "tenant-admin", "member"] = "member"
+    scopes: list[Literal["inference", "management"]] | None = None
+    owner: str | None = Field(default=None, max_length=200)
+
+    def spec(self) -> KeySpec:
+        return KeySpec(
+            role=Role(self.role),
+            scopes=frozenset(Scope(x) for x in self.scopes) if self.scopes else None,
+            models=frozenset(self.models) if self.models is not None else None,
+            tools=frozenset(self.tools) if self.tools is not None else None,
+            expires_at=self.expires_at,
+            limits=KeyLimits(
+                self.rpm,
+                self.tpm,
+                self.concurrency,
+                self.budget_tokens,
+                self.budget_period or "total",
+            ),
+            owner=self.owner,
+        )
+
+
+class RotateIn(_Body):
+    grace_s: int = Field(default=0, ge=0, le=7 * 86400)  # how long the old secret still works
+
+
+class AgentIn(LimitsIn):
+    tenant: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    owner: str = Field(min_length=1, max_length=200)
+    profile: str = Field(default="standard", min_length=1, max_length=64)
 
 
 class DeploymentIn(_Body):
@@ -61,24 +126,25 @@ class DeploymentIn(_Body):
 
 
 @router.post("/tenants", status_code=201)
+@requires(P.TENANTS_WRITE)
 def create_tenant(body: TenantIn, svc: Svc) -> dict[str, Any]:
     return svc.accounts.create_tenant(body.name, body.display_name, body.weight)
 
 
 @router.get("/tenants")
+@requires(P.TENANTS_READ)
 def list_tenants(svc: Svc) -> dict[str, Any]:
     return {"data": svc.accounts.list_tenants()}
 
 
 @router.patch("/tenants/{name}")
+@requires(P.TENANTS_WRITE)
 def update_tenant(name: str, body: TenantPatch, svc: Svc) -> dict[str, Any]:
     """Persist a tenant's new weight; the live scheduler applies it at once."""
     return svc.accounts.set_weight(name, body.weight)
 
 
-@router.post("/keys", status_code=201)
-def create_key(body: KeyIn, svc: Svc) -> dict[str, Any]:
-    issued = svc.accounts.create_key(body.tenant, body.name, Role(body.role))
+def _issued(issued: IssuedKey) -> dict[str, Any]:
     return {
         "id": issued.id,
         "tenant": issued.tenant,
@@ -89,17 +155,68 @@ def create_key(body: KeyIn, svc: Svc) -> dict[str, Any]:
     }
 
 
+@router.post("/keys", status_code=201)
+@requires(P.KEYS_WRITE)
+def create_key(body: KeyIn, svc: Svc, caller: Caller, request: Request) -> dict[str, Any]:
+    _within_reach(caller, body.tenant)
+    if caller.reach is not None and Role(body.role) not in TENANT_ISSUABLE:
+        raise Forbidden(f"a tenant-admin cannot issue {body.role} keys", code="role_denied")
+    issued = svc.accounts.create_key(body.tenant, body.name, body.spec())
+    _note(request, f"key:{issued.id}", event="key.created", role=body.role)
+    return _issued(issued)
+
+
 @router.get("/keys")
-def list_keys(svc: Svc, tenant: str | None = None) -> dict[str, Any]:
-    return {"data": svc.accounts.list_keys(tenant)}
+@requires(P.KEYS_READ)
+def list_keys(svc: Svc, caller: Caller, tenant: str | None = None) -> dict[str, Any]:
+    if tenant is not None:
+        _within_reach(caller, tenant)
+    return {"data": svc.accounts.list_keys(tenant or caller.reach)}
 
 
 @router.delete("/keys/{key_id}")
-def revoke_key(key_id: str, svc: Svc) -> dict[str, Any]:
-    return svc.accounts.revoke_key(key_id)
+@requires(P.KEYS_WRITE)
+def revoke_key(key_id: str, svc: Svc, caller: Caller, request: Request) -> dict[str, Any]:
+    _note(request, f"key:{key_id}", event="key.revoked")
+    return svc.accounts.revoke_key(key_id, caller.reach)
+
+
+@router.post("/keys/{key_id}/rotate", status_code=201)
+@requires(P.KEYS_WRITE)
+def rotate_key(
+    key_id: str, body: RotateIn, svc: Svc, caller: Caller, request: Request
+) -> dict[str, Any]:
+    """A new secret with the same rights; the old one works `grace_s` longer (0: not at all)."""
+    issued, old = svc.accounts.rotate_key(key_id, body.grace_s, caller.reach)
+    _note(request, f"key:{key_id}", event="key.rotated", new_key=issued.id, grace_s=body.grace_s)
+    return {**_issued(issued), "rotated_from": old}
+
+
+@router.post("/agents", status_code=201)
+@requires(P.AGENTS_WRITE)
+def register_agent(body: AgentIn, svc: Svc, caller: Caller, request: Request) -> dict[str, Any]:
+    _within_reach(caller, body.tenant)
+    overrides = body.model_dump(exclude={"tenant", "name", "owner", "profile"})
+    agent, key = svc.agents.register(body.tenant, body.name, body.owner, body.profile, overrides)
+    _note(request, f"agent:{agent['id']}", event="agent.registered", key=key.id)
+    return {"agent": agent, "key": _issued(key)}
+
+
+@router.get("/agents")
+@requires(P.AGENTS_READ)
+def list_agents(svc: Svc, caller: Caller) -> dict[str, Any]:
+    return {"data": svc.agents.list(caller.reach)}
+
+
+@router.delete("/agents/{agent_id}")
+@requires(P.AGENTS_WRITE)
+def retire_agent(agent_id: str, svc: Svc, caller: Caller, request: Request) -> dict[str, Any]:
+    _note(request, f"agent:{agent_id}", event="agent.retired")
+    return svc.agents.retire(agent_id, caller.reach)
 
 
 @router.post("/deployments", status_code=201)
+@requires(P.DEPLOYMENTS_WRITE)
 async def create_deployment(body: DeploymentIn, svc: Svc) -> dict[str, Any]:
     return await svc.deployments.create(
         body.name,
@@ -120,25 +237,29 @@ class ReplicaRangeIn(_Body):
 
 
 @router.patch("/deployments/{name}")
+@requires(P.DEPLOYMENTS_WRITE)
 async def set_replica_range(name: str, body: ReplicaRangeIn, svc: Svc) -> dict[str, Any]:
     return await svc.deployments.set_range(name, body.min_replicas, body.max_replicas)
 
 
 @router.get("/deployments")
+@requires(P.DEPLOYMENTS_READ)
 def list_deployments(svc: Svc) -> dict[str, Any]:
     return {"data": svc.deployments.views()}
 
 
 @router.delete("/deployments/{name}")
+@requires(P.DEPLOYMENTS_WRITE)
 async def remove_deployment(name: str, svc: Svc) -> dict[str, Any]:
     await svc.deployments.remove(name)
     return {"name": name, "removed": True}
 
 
 @router.get("/audit")
+@requires(P.AUDIT_READ)
 async def audit_records(
     svc: Svc,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,  # a 64-bit sequence number
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Audit records after sequence number `after`, oldest first (this read is audited too)."""
@@ -148,14 +269,17 @@ async def audit_records(
 
 
 @router.get("/audit/verify")
+@requires(P.AUDIT_READ)
 async def audit_verify(svc: Svc) -> dict[str, Any]:
     verdict = await asyncio.to_thread(svc.audit.verify)
     return dataclasses.asdict(verdict)
 
 
 @router.get("/usage")
+@requires(P.USAGE_READ)
 async def usage(
     svc: Svc,
+    caller: Caller,
     group_by: Annotated[str, Query(max_length=64)] = "tenant,model,day",
     since: Annotated[float | None, Query(ge=0)] = None,
     until: Annotated[float | None, Query(ge=0)] = None,
@@ -166,8 +290,9 @@ async def usage(
         raise InvalidRequest(
             f"cannot group by {unknown}; choose from {sorted(GROUPS)}", param="group_by"
         )
+    reach = caller.reach  # a tenant-admin sees its own tenant's usage only
     rows, total = await asyncio.gather(
-        asyncio.to_thread(usage_totals, svc.db, groups, since, until),
-        asyncio.to_thread(usage_totals, svc.db, [], since, until),
+        asyncio.to_thread(usage_totals, svc.db, groups, since, until, reach),
+        asyncio.to_thread(usage_totals, svc.db, [], since, until, reach),
     )
     return {"group_by": groups, "data": rows, "total": total[0] if total else None}

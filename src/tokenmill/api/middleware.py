@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tokenmill.core.ids import new_request_id
+from tokenmill.security.audit import who
 
 
 class RequestIdMiddleware:
@@ -62,17 +63,18 @@ class AdminAuditMiddleware:
 
     def _record(self, scope: Scope, status: int) -> None:
         state = scope.get("state", {})
-        principal = state.get("principal")
         route = scope.get("route")
         client = scope.get("client")
+        noted = dict(state.get("audit") or {})  # what the route named: the key, the agent
+        actor, behalf = who(state.get("principal"))
         self._state.services.audit.append(
-            actor=f"key:{principal.key_id}" if principal else "unauthenticated",
-            on_behalf_of=f"tenant:{principal.tenant}" if principal else None,
-            action=f"{scope['method']} {getattr(route, 'path', scope['path'])}",
-            resource=scope["path"],
-            outcome=_outcome(status),
+            actor,
+            f"{scope['method']} {getattr(route, 'path', scope['path'])}",
+            _outcome(status),
+            on_behalf_of=behalf,
+            resource=noted.pop("resource", scope["path"]),
             origin=client[0] if client else None,
-            detail={"status": status, "request_id": state.get("request_id")},
+            detail={"status": status, "request_id": state.get("request_id"), **noted},
         )
 
 

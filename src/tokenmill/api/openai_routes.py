@@ -6,12 +6,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from tokenmill.api.auth import authenticate, require_role
 from tokenmill.api.body import read_json
+from tokenmill.api.guard import caller
 from tokenmill.api.schemas import ChatCompletionRequest, CompletionRequest, validate_body
 from tokenmill.api.state import services
 from tokenmill.gateway.proxy import ProxyResult
-from tokenmill.security.keys import Role
+from tokenmill.observe.tracing import continue_trace
+from tokenmill.security.roles import Permission
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -20,17 +21,32 @@ _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 def _body_doc(schema: type) -> dict[str, Any]:
     ref = {"$ref": f"#/components/schemas/{schema.__name__}"}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+    answer = {
+        "description": "The completion; a server-sent event stream when `stream` is true",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "text/event-stream": {"schema": {"type": "string"}},
+        },
+    }
+    return {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": ref}}},
+        "responses": {"200": answer},
+    }
 
 
 async def _infer(request: Request, endpoint: str, schema: type[Any]) -> Response:
     svc = services(request)
-    principal = authenticate(request, svc.accounts.keyring)
-    require_role(principal, Role.INFERENCE)
+    principal = await caller(request, svc, Permission.INFER)
     body = await read_json(request, svc.settings.max_body_bytes)
     validate_body(schema, body)
+    trace = continue_trace(request.headers.get("traceparent"))
     result = await svc.proxy.handle(
-        principal, request.state.request_id, endpoint, body, lambda: _client_gone(request)
+        principal,
+        request.state.request_id,
+        endpoint,
+        body,
+        lambda: _client_gone(request),
+        trace,
     )
     if isinstance(result, ProxyResult):
         return Response(result.body, status_code=result.status, media_type="application/json")
@@ -56,13 +72,14 @@ async def completions(request: Request) -> Response:
 @router.get("/models")
 async def list_models(request: Request) -> dict[str, Any]:
     svc = services(request)
-    authenticate(request, svc.accounts.keyring)
+    principal = await caller(request, svc, Permission.INFER)
     created = int(time.time())
     return {
         "object": "list",
         "data": [
             {"id": name, "object": "model", "created": created, "owned_by": "tokenmill"}
             for name in svc.deployments.names()
+            if principal.models is None or name in principal.models
         ],
     }
 

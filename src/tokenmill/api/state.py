@@ -11,7 +11,9 @@ from tokenmill.metering.service import Metering
 from tokenmill.observe.metrics import GatewayMetrics
 from tokenmill.runtime.deployments import Deployments
 from tokenmill.security.accounts import Accounts
+from tokenmill.security.agents import Agents
 from tokenmill.security.audit import AuditLog
+from tokenmill.security.throttle import AuthThrottle
 
 
 @dataclass
@@ -24,6 +26,8 @@ class Services:
     metrics: GatewayMetrics
     proxy: InferenceProxy
     audit: AuditLog
+    agents: Agents
+    auth_throttle: AuthThrottle
 
 
 def services(request: Request) -> Services:

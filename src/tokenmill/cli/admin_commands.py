@@ -15,7 +15,6 @@ Json = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 
 models = typer.Typer(help="Deploy and manage models.", no_args_is_help=True)
 tenants = typer.Typer(help="Tenants: who is served and billed.", no_args_is_help=True)
-keys = typer.Typer(help="API keys: created once, revoked instantly.", no_args_is_help=True)
 audit = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 _WEIGHT_HELP = (
     f"Share of a busy model relative to other tenants ({MIN_WEIGHT}-{MAX_WEIGHT}; "
@@ -128,43 +127,10 @@ def tenants_list(url: Url = None, json_out: Json = False) -> None:
     emit(AdminClient(url).call("GET", "/admin/tenants")["data"], json_out, title="tenants")
 
 
-@keys.command("create")
-def keys_create(
-    tenant: Annotated[str, typer.Option(help="Tenant the key belongs to")],
-    name: Annotated[str, typer.Option()] = "default",
-    role: Annotated[str, typer.Option(help="inference | admin")] = "inference",
-    url: Url = None,
-    json_out: Json = False,
-) -> None:
-    data = AdminClient(url).call(
-        "POST", "/admin/keys", json={"tenant": tenant, "name": name, "role": role}
-    )
-    if json_out:
-        emit(data, True)
-        return
-    console.print(f"key [bold]{data['id']}[/] for tenant [bold]{tenant}[/] ({data['role']})")
-    console.print("Shown once; store it now:")
-    print(data["key"])
-
-
-@keys.command("list")
-def keys_list(
-    tenant: Annotated[str | None, typer.Option()] = None, url: Url = None, json_out: Json = False
-) -> None:
-    params = {"tenant": tenant} if tenant else {}
-    data = AdminClient(url).call("GET", "/admin/keys", params=params)["data"]
-    cols = ["id", "tenant", "name", "role", "prefix", "created_at", "revoked_at"]
-    emit(data, json_out, cols, "keys")
-
-
-@keys.command("revoke")
-def keys_revoke(key_id: str, url: Url = None, json_out: Json = False) -> None:
-    data = AdminClient(url).call("DELETE", f"/admin/keys/{key_id}")
-    emit(data, True) if json_out else console.print(f"revoked [bold]{key_id}[/]")
-
-
 def usage(
-    by: Annotated[str, typer.Option(help="tenant, model, replica, day")] = "tenant,model,day",
+    by: Annotated[
+        str, typer.Option(help="tenant, model, replica, day, key, agent, owner")
+    ] = "tenant,model,day",
     since: Annotated[float | None, typer.Option(help="Unix time, inclusive")] = None,
     until: Annotated[float | None, typer.Option(help="Unix time, exclusive")] = None,
     url: Url = None,

@@ -2,7 +2,7 @@
 
 import typer
 
-from tokenmill.cli import admin_commands
+from tokenmill.cli import admin_commands, principal_commands
 from tokenmill.cli.bench import bench
 from tokenmill.cli.up import up
 
@@ -17,5 +17,6 @@ app.command()(admin_commands.usage)
 app.command()(admin_commands.login)
 app.add_typer(admin_commands.models, name="models")
 app.add_typer(admin_commands.tenants, name="tenants")
-app.add_typer(admin_commands.keys, name="keys")
+app.add_typer(principal_commands.keys, name="keys")
+app.add_typer(principal_commands.agents, name="agents")
 app.add_typer(admin_commands.audit, name="audit")

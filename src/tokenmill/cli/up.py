@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import socket
+import ssl
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,6 +11,8 @@ from typing import Annotated, Any
 import typer
 import uvicorn
 import uvloop
+from pydantic import ValidationError
+from rich.markup import escape
 from rich.panel import Panel
 
 from tokenmill.app import create_asgi
@@ -26,13 +29,28 @@ def up(
     port: Annotated[int | None, typer.Option(help="Port (default 8400)")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="State directory")] = None,
     default_model: Annotated[bool, typer.Option(help="Deploy smollm2-135m on first start")] = True,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="Serve HTTPS with this certificate chain (PEM)")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(help="The certificate's private key (PEM)")
+    ] = None,
 ) -> None:
     """Start TokenMill: gateway, control plane and model replicas. Ctrl-C stops everything."""
     overrides: dict[str, Any] = {"deploy_default_model": default_model}
-    for name, value in (("host", host), ("port", port), ("data_dir", data_dir)):
+    for name, value in (("host", host), ("port", port), ("data_dir", data_dir),
+                        ("tls_certfile", tls_cert), ("tls_keyfile", tls_key)):  # fmt: skip
         if value is not None:
             overrides[name] = value
-    settings = Settings(**overrides)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        for err in exc.errors():
+            where = ".".join(str(part) for part in err["loc"])
+            message = escape(str(err["msg"]).removeprefix("Value error, "))
+            console.print(f"[red]{escape(where) + ': ' if where else ''}{message}[/]")
+        raise typer.Exit(2) from None
+    _check_tls(settings)
     _check_port_free(settings.host, settings.port)
     _configure_logging(settings)
     try:
@@ -42,7 +60,8 @@ def up(
     except ValueError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
-    url = f"http://{_display_host(settings.host)}:{settings.port}"
+    scheme = "https" if settings.tls_certfile else "http"
+    url = f"{scheme}://{_display_host(settings.host)}:{settings.port}"
     if result.admin_key is not None:
         saved = save_login(url, result.admin_key.secret)
         console.print(
@@ -68,6 +87,8 @@ async def _serve(settings: Settings, url: str) -> None:
         proxy_headers=False,  # don't trust X-Forwarded-* from whoever connects
         server_header=False,
         timeout_graceful_shutdown=10,
+        ssl_certfile=settings.tls_certfile,
+        ssl_keyfile=settings.tls_keyfile,
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
@@ -105,7 +126,7 @@ def _print_banner(url: str, models: list[str]) -> None:
     # Plain text, not a panel: these lines are meant to be copied and pasted.
     console.print(
         f"""
-[bold green]TokenMill is serving[/] at {url}/v1   (metrics: {url}/metrics)
+[bold green]TokenMill is serving[/] at {url}/v1   (metrics: {url}/metrics, with an operator key)
 
 Create a tenant and a key (uses TOKENMILL_ADMIN_KEY or the saved login):
   tokenmill tenants create acme
@@ -124,6 +145,33 @@ Ctrl-C stops TokenMill and its replicas.""",
         markup=True,
         highlight=False,
     )
+
+
+def _check_tls(settings: Settings) -> None:
+    """Load the certificate and key once before anything starts: uvicorn would only fail on
+    them after bootstrap, with a traceback."""
+    cert, key = settings.tls_certfile, settings.tls_keyfile
+    if cert is None or key is None:
+        return  # Settings has made sure it is both or neither
+    for what, path in (("certificate", cert), ("key", key)):
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            console.print(
+                f"[red]Cannot read the TLS {what} {escape(str(path))}: {exc.strerror}.[/]"
+            )
+            raise typer.Exit(2) from None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        # An encrypted key would make OpenSSL prompt on the terminal: answer with no password.
+        context.load_cert_chain(cert, key, password=lambda: b"")
+    except ssl.SSLError as exc:
+        console.print(
+            f"[red]The TLS certificate and key do not load ({escape(str(exc.reason or exc))}).[/]"
+            " They must be PEM files: the certificate (chain first), and its unencrypted key."
+        )
+        raise typer.Exit(2) from None
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -27,6 +27,9 @@ class UsageRecord:
     outcome: Outcome
     finish_reason: str | None
     usage_source: UsageSource  # where the counts came from: never silently estimated
+    agent: str | None = None  # the agent that asked, and the user it acts for
+    owner: str | None = None
+    trace_id: str | None = None  # W3C trace the request belongs to
 
     @property
     def total_tokens(self) -> int:

@@ -4,6 +4,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from tokenmill.scheduling.job import Band, Job
 from tokenmill.scheduling.prefix import prompt_blocks
 
@@ -22,6 +24,13 @@ def prompt_parts(endpoint: str, body: dict[str, Any]) -> list[str]:
     if isinstance(prompt, list) and all(isinstance(p, str) for p in prompt):
         return [str(p) for p in prompt]
     return [repr(prompt)]  # token ids: still a stable prefix
+
+
+def prompt_bytes(endpoint: str, body: dict[str, Any]) -> int:
+    """The prompt's UTF-8 length, tool definitions included (templates render them in)."""
+    tools = body.get("tools") or body.get("functions")
+    extra = len(orjson.dumps(tools)) if tools else 0
+    return extra + sum(len(p.encode()) for p in prompt_parts(endpoint, body))
 
 
 def _text(content: Any) -> str:

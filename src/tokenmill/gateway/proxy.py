@@ -22,11 +22,12 @@ from tokenmill.core.errors import (
     UpstreamError,
 )
 from tokenmill.core.usage import Outcome, UsageRecord
-from tokenmill.gateway.jobs import CHARS_PER_TOKEN, job_for
+from tokenmill.gateway.jobs import CHARS_PER_TOKEN, job_for, prompt_bytes
 from tokenmill.gateway.sse import sse_events
 from tokenmill.gateway.tracker import UsageTracker
 from tokenmill.metering.service import Metering
 from tokenmill.observe.metrics import GatewayMetrics
+from tokenmill.observe.tracing import TraceContext
 from tokenmill.runtime.deployments import DeploymentRuntime, Deployments
 from tokenmill.runtime.replica import Replica, ReplicaState
 from tokenmill.scheduling.core import Rejected
@@ -35,6 +36,7 @@ from tokenmill.scheduling.job import Band, Job
 from tokenmill.scheduling.prefix import BLOCK_CHARS
 from tokenmill.scheduling.router import ReplicaSlot
 from tokenmill.security.keys import Principal
+from tokenmill.security.policy import Admission, Ask, RequestPolicy, ToolCallFilter
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ class _Call:
     job: Job
     tracker: UsageTracker
     url: str
+    admission: Admission
 
 
 class InferenceProxy:
@@ -68,7 +71,9 @@ class InferenceProxy:
         metrics: GatewayMetrics,
         http: aiohttp.ClientSession,
         queue_wait_s: Mapping[Band, float],
+        policy: RequestPolicy,
     ) -> None:
+        self._policy = policy
         self._deployments = deployments
         self._dispatcher = dispatcher
         self._metering = metering
@@ -96,6 +101,7 @@ class InferenceProxy:
         endpoint: str,
         body: dict[str, Any],
         client_gone: Callable[[], Awaitable[None]] | None = None,
+        trace: TraceContext | None = None,
     ) -> ProxyResult | AsyncIterator[bytes]:
         model = body["model"]
         runtime = self._deployments.get(model)
@@ -104,9 +110,32 @@ class InferenceProxy:
                 f"The model '{model}' does not exist", param="model", code="model_not_found"
             )
         job = job_for(request_id, principal.tenant, endpoint, body, self._wait_s)
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        ask = Ask(model, job.input_tokens, prompt_bytes(endpoint, body), limit and int(limit))
+        admission = await self._policy.admit(principal, body, ask)
+        try:
+            return await self._handle(runtime, job, admission, endpoint, body, client_gone, trace)
+        except BaseException:
+            self._policy.settle(admission, 0, 0)  # nothing was metered: nothing is spent
+            raise
+
+    async def _handle(
+        self,
+        runtime: DeploymentRuntime,
+        job: Job,
+        admission: Admission,
+        endpoint: str,
+        body: dict[str, Any],
+        client_gone: Callable[[], Awaitable[None]] | None,
+        trace: TraceContext | None,
+    ) -> ProxyResult | AsyncIterator[bytes]:
+        principal, model = admission.principal, job.model
+        tools = ToolCallFilter(principal.tools) if principal.tools is not None else None
         stream = bool(body.get("stream"))
         payload = {**body, "model": runtime.upstream_model}
         payload.pop("service_tier", None)  # ours: the engine has no tiers
+        if admission.max_tokens_cap is not None:
+            payload["max_tokens"] = admission.max_tokens_cap
         relay: _StreamRelay | None = None
         if stream:
             runtime.adapter.prepare_stream(payload)
@@ -114,9 +143,10 @@ class InferenceProxy:
                 want_usage=bool((body.get("stream_options") or {}).get("include_usage")),
                 strip_timings="timings_per_token" not in body and "timings_per_token" in payload,
                 public_model=model if payload["model"] != model else None,
+                tools=tools,
             )
         tracker = UsageTracker(  # from arrival: queueing counts in TTFT and duration
-            request_id=request_id,
+            request_id=job.id,
             tenant=principal.tenant,
             key_id=principal.key_id,
             model=model,
@@ -124,8 +154,14 @@ class InferenceProxy:
             replica="",  # known once placed
             endpoint=endpoint,
             stream=stream,
+            agent=principal.agent,
+            owner=principal.owner,
+            trace_id=trace.trace_id if trace else None,
         )
-        call, resp = await self._send(runtime, tracker, job, orjson.dumps(payload), client_gone)
+        headers = {**_JSON, "traceparent": trace.traceparent} if trace else _JSON
+        call, resp = await self._send(
+            runtime, tracker, job, admission, orjson.dumps(payload), headers, client_gone
+        )
         if resp.status != 200:
             try:
                 async with resp:
@@ -136,14 +172,16 @@ class InferenceProxy:
             raise _upstream_failure(resp.status, raw)
         if relay is not None:
             return self._relay(call, resp, relay)
-        return await self._complete(call, resp)
+        return await self._complete(call, resp, tools)
 
     async def _send(
         self,
         runtime: DeploymentRuntime,
         tracker: UsageTracker,
         job: Job,
+        admission: Admission,
         data: bytes,
+        headers: Mapping[str, str],
         client_gone: Callable[[], Awaitable[None]] | None,
     ) -> tuple[_Call, aiohttp.ClientResponse]:
         """Place the job and send it. A replica that gives no answer at all (refused, reset,
@@ -152,10 +190,11 @@ class InferenceProxy:
         for attempt in (1, 2):
             replica = await self._acquire(runtime, tracker.tenant, job, client_gone, attempt > 1)
             tracker.replica = replica.id
-            call = _Call(replica, job, tracker, replica.base_url + PATHS[tracker.endpoint])
+            url = replica.base_url + PATHS[tracker.endpoint]
+            call = _Call(replica, job, tracker, url, admission)
             self._begin(call)
             try:
-                return call, await self._http.post(call.url, data=data, headers=_JSON)
+                return call, await self._http.post(call.url, data=data, headers=headers)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 log.warning("replica %s gave no answer to %s (attempt %d): %r",
                             replica.id, job.id, attempt, exc)  # fmt: skip
@@ -194,7 +233,9 @@ class InferenceProxy:
             log.debug("route %s: %s", job.id, choice.explain())
         return runtime.replica(choice.replica.id)
 
-    async def _complete(self, call: _Call, resp: aiohttp.ClientResponse) -> ProxyResult:
+    async def _complete(
+        self, call: _Call, resp: aiohttp.ClientResponse, tools: ToolCallFilter | None
+    ) -> ProxyResult:
         tracker = call.tracker
         try:
             async with resp:
@@ -209,10 +250,21 @@ class InferenceProxy:
         tracker.take_usage(data.get("usage"))
         tracker.mark_first_token()
         choices = data.get("choices") or [{}]
+        if tools is not None:
+            for choice in choices:
+                tools.message(choice.get("message") or {})
+                choice["finish_reason"] = tools.finish_reason(choice.get("finish_reason"))
+            await self._report_blocked(call, tools)
         tracker.finish_reason = choices[0].get("finish_reason")
         data["model"] = tracker.model
         await self._finish(call, 200, "ok")
         return ProxyResult(200, orjson.dumps(data))
+
+    async def _report_blocked(self, call: _Call, tools: ToolCallFilter) -> None:
+        """Audit every tool call withheld from the client since the last report."""
+        while tools.blocked:
+            tool = tools.blocked.pop(0)
+            await self._policy.tool_call_blocked(call.admission.principal, tool, call.job.id)
 
     async def _relay(
         self, call: _Call, resp: aiohttp.ClientResponse, relay: "_StreamRelay"
@@ -228,6 +280,8 @@ class InferenceProxy:
                     ended = True
                     break
                 out = relay.rewrite(data, tracker)
+                if relay.tools is not None and relay.tools.blocked:
+                    await self._report_blocked(call, relay.tools)
                 if first and tracker.first_token_at is not None:
                     first = False
                     self._dispatcher.first_token(call.job)  # how long prefills take
@@ -279,6 +333,7 @@ class InferenceProxy:
             core.on_prompt_counted(call.job, record.prompt_tokens, record.cached_tokens)
             core.on_output(call.job, record.completion_tokens)
         self._dispatcher.release(call.job)
+        self._policy.settle(call.admission, record.prompt_tokens, record.completion_tokens)
         call.replica.served += 1
         self._metrics.in_flight_of(record.model).dec()
         self._metrics.observe(record)
@@ -288,7 +343,14 @@ class InferenceProxy:
 class _StreamRelay:
     """Per-stream rewriting: hides what TokenMill asked the engine for that the client did not."""
 
-    def __init__(self, want_usage: bool, strip_timings: bool, public_model: str | None) -> None:
+    def __init__(
+        self,
+        want_usage: bool,
+        strip_timings: bool,
+        public_model: str | None,
+        tools: ToolCallFilter | None,
+    ) -> None:
+        self.tools = tools
         self.want_usage = want_usage
         self.strip_timings = strip_timings
         self.public_model = public_model
@@ -317,6 +379,10 @@ class _StreamRelay:
         else:
             first = choices[0]
             delta = first.get("delta") or {}
+            if self.tools is not None and (delta.get("tool_calls") or first.get("finish_reason")):
+                self.tools.delta(delta)
+                first["finish_reason"] = self.tools.finish_reason(first.get("finish_reason"))
+                changed = True
             self._content = bool(
                 delta.get("content") or delta.get("tool_calls") or first.get("text")
             )

@@ -17,6 +17,9 @@ class UsageTracker:
     replica: str
     endpoint: str
     stream: bool
+    agent: str | None = None
+    owner: str | None = None
+    trace_id: str | None = None
     started: float = field(default_factory=time.perf_counter)
     wall_start: float = field(default_factory=time.time)
     first_token_at: float | None = None
@@ -77,4 +80,7 @@ class UsageTracker:
             outcome=outcome,
             finish_reason=self.finish_reason,
             usage_source=self.source,
+            agent=self.agent,
+            owner=self.owner,
+            trace_id=self.trace_id,
         )

@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 
 GROUPS = {
     "tenant": UsageRow.tenant,
+    "key": UsageRow.key_id,
+    "agent": UsageRow.agent,
+    "owner": UsageRow.owner,
     "model": UsageRow.model,
     "replica": UsageRow.replica,
     "day": UsageRow.day,
@@ -49,7 +52,11 @@ def insert_records(engine: Engine, records: Iterable[UsageRecord]) -> int:
 
 
 def usage_totals(
-    engine: Engine, group_by: list[str], since: float | None = None, until: float | None = None
+    engine: Engine,
+    group_by: list[str],
+    since: float | None = None,
+    until: float | None = None,
+    tenant: str | None = None,
 ) -> list[dict[str, Any]]:
     cols = [GROUPS[g].label(g) for g in group_by]
     q = select(
@@ -63,6 +70,8 @@ def usage_totals(
         q = q.where(UsageRow.created_at >= since)
     if until is not None:
         q = q.where(UsageRow.created_at < until)
+    if tenant is not None:
+        q = q.where(UsageRow.tenant == tenant)
     if cols:
         q = q.group_by(*cols).order_by(*cols)
     with Session(engine) as s:
@@ -139,3 +148,14 @@ class LedgerWriter:
         if self._task is not None:
             await self._task
         return await asyncio.to_thread(make_durable, self._engine)
+
+
+def tokens_used(engine: Engine, holder: str, since: float | None) -> int:
+    """Prompt + completion tokens spent by a budget holder (`agent:<id>` or `key:<id>`)."""
+    kind, _, ident = holder.partition(":")
+    column = UsageRow.agent if kind == "agent" else UsageRow.key_id
+    q = select(func.sum(UsageRow.prompt_tokens + UsageRow.completion_tokens)).where(column == ident)
+    if since is not None:
+        q = q.where(UsageRow.created_at >= since)
+    with Session(engine) as s:
+        return int(s.scalar(q) or 0)

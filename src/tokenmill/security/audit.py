@@ -17,11 +17,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, select
+from sqlalchemy import CursorResult, Engine, delete, select
 from sqlalchemy.orm import Session
 
+from tokenmill.security.keys import Principal
 from tokenmill.store.tables import AuditHead, AuditRecord
 
 GENESIS = "0" * 64
@@ -100,8 +101,33 @@ class AuditLog:
                 head.seq, head.hash, head.mac = seq, fields["hash"], mac
         return fields
 
-    def _mac(self, seq: int, digest: str) -> str:
-        return hmac.new(self._key, f"{seq}:{digest}".encode(), hashlib.sha256).hexdigest()
+    def _mac(self, seq: int, digest: str, kind: str = "") -> str:
+        msg = f"{kind}{seq}:{digest}".encode()
+        return hmac.new(self._key, msg, hashlib.sha256).hexdigest()
+
+    def prune(self, before: datetime) -> int:
+        """Delete records older than `before` (retention), keeping the chain verifiable: the
+        last deleted record's hash becomes the signed base the remaining chain starts from.
+        Leaves a record saying so. Returns how many records went."""
+        cutoff = before.astimezone(UTC).isoformat(timespec="microseconds")
+        with self._lock, Session(self._engine) as s, s.begin():
+            head = s.get(AuditHead, 1, with_for_update=True)
+            last = s.scalars(select(AuditRecord).where(AuditRecord.at < cutoff)
+                             .order_by(AuditRecord.seq.desc()).limit(1)).first()  # fmt: skip
+            if head is None or last is None or last.seq >= head.seq:
+                return 0  # nothing old enough, or it would empty the log: keep the newest
+            result = s.execute(delete(AuditRecord).where(AuditRecord.seq <= last.seq))
+            gone = cast(CursorResult[Any], result).rowcount
+            head.base_seq, head.base_hash = last.seq, last.hash
+            head.base_mac = self._mac(last.seq, last.hash, kind="base:")
+        self.append(
+            "tokenmill",
+            "audit.pruned",
+            "ok",
+            resource="audit_log",
+            detail={"records": gone, "through_seq": last.seq, "before": cutoff},
+        )
+        return int(gone)
 
     def records(self, after_seq: int = 0, batch: int = 1000) -> Iterator[dict[str, Any]]:
         """Every record in order, read in batches (the log may be long)."""
@@ -115,9 +141,25 @@ class AuditLog:
                 return
             after_seq = chunk[-1]["seq"]
 
+    def _base(self) -> tuple[int, str] | Verdict:
+        """Where the chain starts: genesis, or the signed point retention pruned up to."""
+        with Session(self._engine) as s:
+            head = s.get(AuditHead, 1)
+        if head is None or head.base_seq == 0:
+            return 0, GENESIS
+        if not hmac.compare_digest(
+            head.base_mac, self._mac(head.base_seq, head.base_hash, "base:")
+        ):
+            return Verdict(False, 0, head.base_seq + 1, "the retention base's signature is wrong")
+        return head.base_seq, head.base_hash
+
     def verify(self) -> Verdict:
-        prev, expected, checked = GENESIS, 1, 0
-        for rec in self.records():
+        base = self._base()
+        if isinstance(base, Verdict):
+            return base
+        start, prev = base
+        expected, checked = start + 1, start
+        for rec in self.records(after_seq=start):
             seq = rec["seq"]
             if seq != expected:
                 return Verdict(False, checked, expected, f"record {expected} is missing")
@@ -146,3 +188,13 @@ class AuditLog:
 
 def _fields(row: AuditRecord) -> dict[str, Any]:
     return {k: getattr(row, k) for k in (*_HASHED, "hash")}
+
+
+def who(principal: Principal | None) -> tuple[str, str | None]:
+    """The audit record's actor and on-behalf-of for a principal (None: not authenticated)."""
+    if principal is None:
+        return "unauthenticated", None
+    if principal.agent:
+        owner = f"user:{principal.owner}@{principal.tenant}" if principal.owner else None
+        return f"agent:{principal.agent} key:{principal.key_id}", owner
+    return f"key:{principal.key_id}", f"tenant:{principal.tenant}"

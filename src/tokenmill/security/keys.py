@@ -6,16 +6,25 @@ gateway authenticate from an in-memory map without a database round trip.
 
 import hashlib
 import secrets
-from dataclasses import dataclass
-from enum import StrEnum
+import time
+from dataclasses import dataclass, field
+
+from tokenmill.security.roles import PLATFORM_ROLES, Permission, Role, Scope, permits
 
 KEY_PREFIX = "tm-"
 VISIBLE_CHARS = 11  # "tm-" + 8 characters: enough to tell keys apart, useless to an attacker
 
 
-class Role(StrEnum):
-    ADMIN = "admin"  # manages the platform; cannot infer
-    INFERENCE = "inference"  # a tenant's key: calls the OpenAI surface
+@dataclass(frozen=True, slots=True)
+class KeyLimits:
+    """Per-key limits; None is unlimited. The budget counts tokens (prompt + completion) over
+    `budget_period`, for the agent when the key is an agent's, else for the key."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+    budget_tokens: int | None = None
+    budget_period: str = "total"  # total | day | month
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +32,29 @@ class Principal:
     key_id: str
     tenant: str
     role: Role
+    scopes: frozenset[Scope] = frozenset()
+    models: frozenset[str] | None = None  # allow-list; None: every model
+    tools: frozenset[str] | None = None  # allow-list; None: any tool
+    expires_at: float | None = None  # unix seconds
+    limits: KeyLimits = field(default_factory=KeyLimits)
+    agent: str | None = None  # the agent this key belongs to
+    owner: str | None = None  # the user it acts for (an agent's owner)
+
+    def may(self, permission: Permission) -> bool:
+        return permits(self.role, permission)
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.expires_at is not None and (now or time.time()) >= self.expires_at
+
+    @property
+    def budget_holder(self) -> str:
+        """Whose spending a budget counts: an agent's across all its keys, else the key's."""
+        return f"agent:{self.agent}" if self.agent else f"key:{self.key_id}"
+
+    @property
+    def reach(self) -> str | None:
+        """The one tenant this principal may act on, or None for all (a platform role)."""
+        return None if self.role in PLATFORM_ROLES else self.tenant
 
 
 def generate_secret() -> str:

@@ -3,7 +3,17 @@ these mappings must match them (a test compares the two)."""
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -32,6 +42,36 @@ class ApiKey(Base):
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    scopes: Mapped[str] = mapped_column(String(64), server_default="")  # comma-separated
+    # Allow-lists (None: anything) and limits (None: unlimited); see security/keys.py.
+    models: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    tools: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    rpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    tpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    concurrency: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    budget_tokens: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    budget_period: Mapped[str] = mapped_column(String(8), server_default="total")
+    agent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("agents.id", name="fk_api_keys_agent"), nullable=True
+    )
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    rotated_from: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class Agent(Base):
+    """An agent: a principal of its own, acting for an owner, under a profile's limits."""
+
+    __tablename__ = "agents"
+    __table_args__ = (UniqueConstraint("tenant", "name", name="uq_agents_tenant_name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = mapped_column(ForeignKey("tenants.name"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    owner: Mapped[str] = mapped_column(String(200))
+    profile: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Deployment(Base):
@@ -56,7 +96,7 @@ class UsageRow(Base):
     created_at: Mapped[float] = mapped_column(Float, index=True)
     day: Mapped[str] = mapped_column(String(10), index=True)
     tenant: Mapped[str] = mapped_column(String(64), index=True)
-    key_id: Mapped[str] = mapped_column(String(32))
+    key_id: Mapped[str] = mapped_column(String(32), index=True)
     model: Mapped[str] = mapped_column(String(128), index=True)
     deployment: Mapped[str] = mapped_column(String(128))
     replica: Mapped[str] = mapped_column(String(160))
@@ -71,6 +111,9 @@ class UsageRow(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     finish_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     usage_source: Mapped[str] = mapped_column(String(16))
+    agent: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    trace_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class AuditRecord(Base):
@@ -101,3 +144,7 @@ class AuditHead(Base):
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
     mac: Mapped[str] = mapped_column(String(64))
+    # Retention: the chain now starts after base_seq, whose hash is kept here, signed.
+    base_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    base_hash: Mapped[str] = mapped_column(String(64), server_default="0" * 64)
+    base_mac: Mapped[str] = mapped_column(String(64), server_default="")

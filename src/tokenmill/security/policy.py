@@ -1,0 +1,177 @@
+"""What a principal may ask of the gateway, checked before a request is queued: the model
+and tool allow-lists, the key's rate limits, its budget. The request holds an Admission
+until it ends; settling it returns the concurrency slot and settles the budget."""
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tokenmill.core.errors import Forbidden, RateLimited
+from tokenmill.security.budgets import Reservation, TokenBudgets
+from tokenmill.security.keys import Principal
+from tokenmill.security.limits import KeyLimiter
+
+# (principal, what was denied or blocked, details) -> written to the audit log
+DenialSink = Callable[[Principal, str, dict[str, Any]], Awaitable[None]]
+
+
+def requested_tools(body: dict[str, Any]) -> set[str]:
+    """Every tool a request offers the model, in the current and the legacy shape."""
+    names = {
+        str((t.get("function") or {}).get("name"))
+        for t in body.get("tools") or ()
+        if isinstance(t, dict)
+    }
+    names |= {str(f.get("name")) for f in body.get("functions") or () if isinstance(f, dict)}
+    return names
+
+
+@dataclass(frozen=True)
+class Ask:
+    """What a request may cost, as far as it is known before the engine counts."""
+
+    model: str
+    prompt_estimate: int  # a rough count, for rate limits (corrected when the engine counts)
+    prompt_bytes: int  # the prompt text's UTF-8 length: bounds its tokens (see PromptBound)
+    max_output: int | None  # the request's own limit, if it set one
+
+
+class PromptBound:
+    """An upper bound on a prompt's tokens before the engine counts them, for budgets that
+    must hold: byte-level tokenizers spend at least one byte per token, so the text's UTF-8
+    length bounds its tokens; the chat template adds a per-model overhead, learned as the
+    largest seen and never assumed below SEED."""
+
+    SEED = 64
+
+    def __init__(self) -> None:
+        self._overhead: dict[str, int] = {}
+
+    def of(self, ask: Ask) -> int:
+        return ask.prompt_bytes + self._overhead.get(ask.model, self.SEED)
+
+    def learn(self, ask: Ask, prompt_tokens: int) -> None:
+        seen = prompt_tokens - ask.prompt_bytes
+        if seen > self._overhead.get(ask.model, self.SEED):
+            self._overhead[ask.model] = seen
+
+
+@dataclass
+class Admission:
+    principal: Principal
+    ask: Ask
+    reservation: Reservation | None
+    # For a budgeted request that set no output limit: the limit the gateway sets, so that
+    # what was reserved bounds what can be spent.
+    max_tokens_cap: int | None = None
+    settled: bool = False
+
+
+class RequestPolicy:
+    def __init__(
+        self,
+        limiter: KeyLimiter,
+        budgets: TokenBudgets,
+        on_denial: DenialSink,
+        budget_max_tokens: int = 1024,
+    ) -> None:
+        self._limiter = limiter
+        self._budgets = budgets
+        self._on_denial = on_denial
+        self._budget_max_tokens = budget_max_tokens
+        self._prompt_bound = PromptBound()
+
+    async def admit(self, p: Principal, body: dict[str, Any], ask: Ask) -> Admission:
+        model = ask.model
+        if p.models is not None and model not in p.models:
+            await self._deny(p, "model_not_allowed", {"model": model})
+            raise Forbidden(
+                f"this key may not use the model '{model}'", param="model", code="model_not_allowed"
+            )
+        if p.tools is not None:
+            refused = sorted(requested_tools(body) - p.tools)
+            if refused:
+                await self._deny(p, "tool_not_allowed", {"tools": refused})
+                raise Forbidden(
+                    f"this key may not offer the tools {refused}",
+                    param="tools",
+                    code="tool_not_allowed",
+                )
+        self._limiter.admit(p, ask.prompt_estimate)
+        budgeted = p.limits.budget_tokens is not None
+        cap = self._budget_max_tokens if budgeted and ask.max_output is None else None
+        most = self._prompt_bound.of(ask) + (ask.max_output or cap or 0)
+        try:
+            reservation = await self._budgets.reserve(p, most, time.time())
+        except RateLimited:
+            self._limiter.release(p, ask.prompt_estimate, 0)
+            await self._deny(p, "budget_exceeded", {"reserve_tokens": most})
+            raise
+        except BaseException:
+            self._limiter.release(p, ask.prompt_estimate, 0)
+            raise
+        return Admission(p, ask, reservation, cap)
+
+    def settle(self, adm: Admission, prompt_tokens: int, completion_tokens: int) -> None:
+        """Once per admission, whatever happened to the request (0 tokens if none ran)."""
+        if adm.settled:
+            return
+        adm.settled = True
+        spent = prompt_tokens + completion_tokens
+        self._limiter.release(adm.principal, adm.ask.prompt_estimate, spent)
+        if adm.reservation is not None:
+            self._budgets.settle(adm.reservation, spent)
+        if prompt_tokens:
+            self._prompt_bound.learn(adm.ask, prompt_tokens)
+
+    async def tool_call_blocked(self, p: Principal, tool: str, request_id: str) -> None:
+        await self._deny(p, "tool_call_blocked", {"tool": tool, "request_id": request_id})
+
+    async def _deny(self, p: Principal, what: str, detail: dict[str, Any]) -> None:
+        await self._on_denial(p, what, detail)
+
+
+class ToolCallFilter:
+    """Removes tool calls to tools outside an allow-list from responses, whole or streamed.
+    A streamed call names its tool in its first delta; later deltas carry only its index."""
+
+    def __init__(self, allowed: frozenset[str]) -> None:
+        self.allowed = allowed
+        self.blocked: list[str] = []
+        self._blocked_index: set[int] = set()
+        self._kept = False
+
+    def message(self, message: dict[str, Any]) -> None:
+        calls = message.get("tool_calls")
+        if calls:
+            message["tool_calls"] = [c for c in calls if self._keep(c, None)] or None
+            if message["tool_calls"] is None:
+                del message["tool_calls"]
+
+    def delta(self, delta: dict[str, Any]) -> None:
+        calls = delta.get("tool_calls")
+        if calls:
+            kept = [c for c in calls if self._keep(c, c.get("index"))]
+            if kept:
+                delta["tool_calls"] = kept
+            else:
+                del delta["tool_calls"]
+
+    def finish_reason(self, reason: str | None) -> str | None:
+        """A turn that wanted only blocked tools ends as filtered content, not as tool calls."""
+        if reason == "tool_calls" and self.blocked and not self._kept:
+            return "content_filter"
+        return reason
+
+    def _keep(self, call: dict[str, Any], index: int | None) -> bool:
+        name = (call.get("function") or {}).get("name")
+        if name is None:  # a continuation: same fate as the call's first delta
+            return index not in self._blocked_index
+        if name in self.allowed:
+            self._kept = True
+            return True
+        self.blocked.append(str(name))
+        if index is not None:
+            self._blocked_index.add(index)
+        return False

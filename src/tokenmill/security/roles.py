@@ -1,0 +1,72 @@
+"""Roles, what each may do, and which keys may be used where.
+
+Platform roles (platform-admin, operator, auditor) live in the system tenant and reach every
+tenant; tenant roles (tenant-admin, member, agent) reach only their own. A key's scopes say on
+which surface it is accepted at all: `inference` (the OpenAI API) or `management` (/admin).
+"""
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    PLATFORM_ADMIN = "platform-admin"  # everything, every tenant
+    OPERATOR = "operator"  # runs the fleet: deployments, usage, metrics
+    AUDITOR = "auditor"  # reads usage and the audit log, nothing else
+    TENANT_ADMIN = "tenant-admin"  # its own tenant's keys, agents and usage; may infer
+    MEMBER = "member"  # infers
+    AGENT = "agent"  # infers, within its agent's allow-lists and budget
+
+
+class Scope(StrEnum):
+    INFERENCE = "inference"
+    MANAGEMENT = "management"
+
+
+class Permission(StrEnum):
+    INFER = "infer"
+    TENANTS_READ = "tenants:read"
+    TENANTS_WRITE = "tenants:write"
+    KEYS_READ = "keys:read"
+    KEYS_WRITE = "keys:write"
+    AGENTS_READ = "agents:read"
+    AGENTS_WRITE = "agents:write"
+    DEPLOYMENTS_READ = "deployments:read"
+    DEPLOYMENTS_WRITE = "deployments:write"
+    USAGE_READ = "usage:read"
+    AUDIT_READ = "audit:read"
+    METRICS_READ = "metrics:read"
+
+
+P = Permission
+GRANTS: dict[Role, frozenset[Permission]] = {
+    Role.PLATFORM_ADMIN: frozenset(P) - {P.INFER},  # an admin key that can infer leaks far
+    Role.OPERATOR: frozenset(
+        {P.TENANTS_READ, P.DEPLOYMENTS_READ, P.DEPLOYMENTS_WRITE, P.USAGE_READ, P.METRICS_READ}
+    ),
+    Role.AUDITOR: frozenset({P.USAGE_READ, P.AUDIT_READ, P.METRICS_READ}),
+    Role.TENANT_ADMIN: frozenset(
+        {P.INFER, P.KEYS_READ, P.KEYS_WRITE, P.AGENTS_READ, P.AGENTS_WRITE, P.USAGE_READ}
+    ),
+    Role.MEMBER: frozenset({P.INFER}),
+    Role.AGENT: frozenset({P.INFER}),
+}
+
+PLATFORM_ROLES = frozenset({Role.PLATFORM_ADMIN, Role.OPERATOR, Role.AUDITOR})
+# Which scopes a key of each role may hold (and holds by default).
+ALLOWED_SCOPES: dict[Role, frozenset[Scope]] = {
+    role: frozenset(
+        ({Scope.INFERENCE} if P.INFER in GRANTS[role] else set())
+        | ({Scope.MANAGEMENT} if GRANTS[role] - {P.INFER} else set())
+    )
+    for role in Role
+}
+# Roles whose keys a tenant-admin may issue: never a platform role, never more than its own.
+TENANT_ISSUABLE = frozenset({Role.TENANT_ADMIN, Role.MEMBER, Role.AGENT})
+
+
+def permits(role: Role, permission: Permission) -> bool:
+    return permission in GRANTS[role]
+
+
+def scope_for(permission: Permission) -> Scope:
+    return Scope.INFERENCE if permission is Permission.INFER else Scope.MANAGEMENT

@@ -1,0 +1,113 @@
+"""Brute force: an origin presenting bad keys is locked out, and the answer takes as long
+for an unknown key as for a known prefix with a wrong secret."""
+
+import contextlib
+import secrets
+import sqlite3
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.requests import Request
+
+from tokenmill.api.auth import authenticate
+from tokenmill.core.errors import Unauthenticated
+from tokenmill.security.keys import KeyRing, Principal, generate_secret, hash_secret
+from tokenmill.security.roles import Role
+from tokenmill.security.throttle import AuthThrottle
+from tokenmill.testing import ServerProcess
+
+
+def test_repeated_bad_keys_from_one_origin_are_locked_out(tmp_path: Path):
+    srv = ServerProcess(tmp_path / "srv", extra_env={"TOKENMILL_AUTH_FAILURES_PER_MINUTE": "5"})
+    srv.start(default_model=False)
+    try:
+        good = srv.new_tenant_key("guarded")
+        url = srv.url + "/v1/models"
+        codes = [
+            httpx.get(url, headers={"Authorization": f"Bearer {generate_secret()}"}).status_code
+            for _ in range(6)
+        ]
+        assert codes == [401] * 5 + [429]
+        locked = httpx.get(url, headers={"Authorization": f"Bearer {good}"})
+        assert locked.status_code == 429  # even a right key waits: no guessing at full speed
+        assert locked.json()["error"]["code"] == "too_many_auth_failures"
+        assert int(locked.headers["retry-after"]) > 1
+        with sqlite3.connect(srv.data_dir / "tokenmill.db") as db:  # the API is locked too
+            failures = db.execute(
+                "SELECT outcome FROM audit_log WHERE action = 'GET /v1/models'"
+            ).fetchall()
+        assert failures == [("denied",)] * 5  # the locked-out attempts are not each recorded
+    finally:
+        srv.stop()
+
+
+def _request(secret: str) -> Request:
+    headers = [(b"authorization", f"Bearer {secret}".encode())]
+    return Request(
+        {
+            "type": "http",
+            "method": "GET",
+            "path": "/",
+            "headers": headers,
+            "client": ("192.0.2.1", 1),
+        }
+    )
+
+
+def _median_gap(check: Callable[[str], object], a: list[str], b: list[str]) -> float:
+    """Relative gap between the median times of checking the `a` and the `b` secrets,
+    measured interleaved so that drift in machine speed hits both alike."""
+    ta, tb = [], []
+    for sa, sb in zip(a, b, strict=True):
+        for secret, times in ((sa, ta), (sb, tb)):
+            t0 = time.perf_counter_ns()
+            with contextlib.suppress(Unauthenticated):
+                check(secret)
+            times.append(time.perf_counter_ns() - t0)
+    return abs(statistics.median(ta) - statistics.median(tb)) / statistics.median(ta)
+
+
+N = 20_000
+
+
+@pytest.fixture(scope="module")
+def ring() -> tuple[KeyRing, list[str]]:
+    keyring, secrets_ = KeyRing(), []
+    for i in range(1000):
+        secret = generate_secret()
+        keyring.add(hash_secret(secret), Principal(f"key_{i}", "t", Role.MEMBER))
+        secrets_.append(secret)
+    return keyring, secrets_
+
+
+def test_no_timing_difference_between_an_unknown_prefix_and_a_wrong_secret(ring):
+    keyring, known = ring
+    throttle = AuthThrottle(max_failures=10**9)
+    unknown = [generate_secret() for _ in range(N)]
+    wrong_secret = [known[i % len(known)][:11] + generate_secret()[11:] for i in range(N)]
+    reqs = {s: _request(s) for s in unknown + wrong_secret}
+    gap = _median_gap(lambda s: authenticate(reqs[s], keyring, throttle), unknown, wrong_secret)
+    assert gap < 0.05, f"medians differ by {gap:.1%}"
+
+
+def test_the_timing_probe_would_see_a_leaky_check(ring):
+    """The same probe against a naive design (look the prefix up, then compare the rest
+    character by character) does see the difference: the test above can fail."""
+    _, known = ring
+    by_prefix = {s[:11]: s for s in known}
+
+    def leaky(secret: str) -> None:
+        stored = by_prefix.get(secret[:11])
+        if stored is None:
+            raise Unauthenticated("no")
+        for x, y in zip(stored, secret, strict=False):  # early exit: the classic leak
+            if x != y:
+                raise Unauthenticated("no")
+
+    unknown = [generate_secret() for _ in range(N)]
+    wrong_secret = [known[i % len(known)][:11] + secrets.token_urlsafe(24)[:21] for i in range(N)]
+    assert _median_gap(leaky, unknown, wrong_secret) > 0.05
