@@ -5,10 +5,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 
 from tokenmill.bootstrap import default_model_path
 from tokenmill.engines.llamacpp import find_llama_server
-from tokenmill.testing import ServerProcess
+from tokenmill.testing import ServerProcess, TlsFiles
 
 _tenants = itertools.count()
 
@@ -28,6 +29,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     srv = ServerProcess(tmp_path_factory.mktemp("server")).start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A throwaway CA and a certificate for 127.0.0.1 and localhost signed by it."""
+    directory = tmp_path_factory.mktemp("pki")
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(directory / "ca.pem"))
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    certfile, keyfile = directory / "server.pem", directory / "server.key"
+    for blob in cert.cert_chain_pems:
+        blob.write_to_path(str(certfile), append=True)
+    cert.private_key_pem.write_to_path(str(keyfile))
+    return TlsFiles(certfile, keyfile, directory / "ca.pem")
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/admin/audit"): {PA, AU},
     ("GET", "/admin/audit/verify"): {PA, AU},
     ("GET", "/admin/usage"): {PA, OP, AU, TA},
+    ("GET", "/admin/doctor"): {PA, OP, AU},
 }
 
 

@@ -98,11 +98,11 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 def test_accounts_store_weights_and_tell_listeners(engine: Engine):
     accounts = Accounts(engine, KeyRing())
     heard: list[tuple[str, int]] = []
-    accounts.on_weight_change(lambda tenant, weight: heard.append((tenant, weight)))
+    accounts.on_tenant_change(lambda tenant, weight, _: heard.append((tenant, weight)))
 
     assert accounts.create_tenant("big", weight=3)["weight"] == 3
     accounts.create_tenant("small")
-    assert accounts.set_weight("small", 2)["weight"] == 2
+    assert accounts.update_tenant("small", 2)["weight"] == 2
     assert heard == [("big", 3), ("small", 1), ("small", 2)]
 
     reopened = Accounts(engine, KeyRing())  # what a restarted server reads
@@ -113,14 +113,14 @@ def test_accounts_store_weights_and_tell_listeners(engine: Engine):
 def test_accounts_refuse_bad_weights_and_unknown_tenants(engine: Engine):
     accounts = Accounts(engine, KeyRing())
     heard: list[tuple[str, int]] = []
-    accounts.on_weight_change(lambda tenant, weight: heard.append((tenant, weight)))
+    accounts.on_tenant_change(lambda tenant, weight, _: heard.append((tenant, weight)))
     with pytest.raises(InvalidRequest, match="weight"):
         accounts.create_tenant("zero", weight=0)
     accounts.create_tenant("acme")
     with pytest.raises(InvalidRequest, match="weight"):
-        accounts.set_weight("acme", 1001)
+        accounts.update_tenant("acme", 1001)
     with pytest.raises(NotFound, match="nobody"):
-        accounts.set_weight("nobody", 2)
+        accounts.update_tenant("nobody", 2)
     assert accounts.weights() == {"acme": 1}
     assert heard == [("acme", 1)]
 

@@ -34,15 +34,6 @@ def _issue(ca: trustme.CA, directory: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    directory = tmp_path_factory.mktemp("pki")
-    ca = trustme.CA()
-    ca.cert_pem.write_to_path(str(directory / "ca.pem"))
-    certfile, keyfile = _issue(ca, directory)
-    return TlsFiles(certfile, keyfile, directory / "ca.pem")
-
-
-@pytest.fixture(scope="module")
 def tls_server(
     tmp_path_factory: pytest.TempPathFactory, tls_files: TlsFiles
 ) -> Iterator[ServerProcess]:

@@ -23,6 +23,7 @@ from tokenmill.api.secure_headers import SecureHeadersMiddleware
 from tokenmill.api.state import Services, services
 from tokenmill.bootstrap import open_database
 from tokenmill.config import Settings
+from tokenmill.gateway.content_guard import ContentGuard
 from tokenmill.gateway.proxy import InferenceProxy
 from tokenmill.metering.ledger import tokens_used
 from tokenmill.metering.service import Metering
@@ -39,7 +40,9 @@ from tokenmill.security.audit import AuditLog, load_or_create_key, who
 from tokenmill.security.budgets import SpentLoader, TokenBudgets
 from tokenmill.security.keys import KeyRing, Principal
 from tokenmill.security.limits import KeyLimiter
+from tokenmill.security.pii import PiiMode
 from tokenmill.security.policy import DenialSink, RequestPolicy
+from tokenmill.security.profiles import Profile
 from tokenmill.security.retention import AuditRetention
 from tokenmill.security.roles import Permission
 from tokenmill.security.throttle import AuthThrottle
@@ -66,20 +69,24 @@ def create_app(settings: Settings) -> FastAPI:
         picker = RoundRobinPicker() if settings.router == "round-robin" else ReplicaPicker()
         queue_type = FcfsQueue if settings.fairness == "fcfs" else FairQueue
         core = SchedulerCore(picker=picker, queue_type=queue_type, weights=accounts.weights())
-        # Admin routes change weights from the threadpool; the scheduler lives on the loop.
+        guard = ContentGuard(settings.pii_mode, accounts.pii_modes(), metrics.pii_found)
+        # Admin routes change tenants from the threadpool; scheduler and guard live on the loop.
         loop = asyncio.get_running_loop()
 
-        def apply_weight(tenant: str, weight: int) -> None:
+        def apply(tenant: str, weight: int, pii_mode: PiiMode | None) -> None:
             loop.call_soon_threadsafe(core.set_weight, tenant, weight)
+            loop.call_soon_threadsafe(guard.set_mode, tenant, pii_mode)
 
-        accounts.on_weight_change(apply_weight)
+        accounts.on_tenant_change(apply)
         dispatcher = Dispatcher(core)
         metrics.watch_queues(dispatcher.core.queue_depths)
         given = settings.audit_key.get_secret_value() if settings.audit_key else None
         audit = AuditLog(db, load_or_create_key(given, settings.data_dir / "audit.key"))
-        policy = RequestPolicy(KeyLimiter(), TokenBudgets(_spent_loader(db)), _denials(audit))
+        await _check_audit(audit, settings.profile)
+        budgets = TokenBudgets(_spent_loader(db))
+        policy = RequestPolicy(KeyLimiter(), budgets, _denials(audit), settings.budget_max_tokens)
         proxy = InferenceProxy(
-            deployments, dispatcher, metering, metrics, http, settings.queue_waits(), policy
+            deployments, dispatcher, metering, metrics, http, settings.queue_waits(), policy, guard
         )
         app.state.services = Services(
             settings,
@@ -96,8 +103,9 @@ def create_app(settings: Settings) -> FastAPI:
         retention = AuditRetention(audit, settings.audit_retention_days)
         retention.start()
         await deployments.start_all()
-        timing = ScaleTiming(settings.scale_up_after_s, settings.scale_down_after_s,
-                             settings.scale_to_zero_after_s)  # fmt: skip
+        timing = ScaleTiming(
+            settings.scale_up_after_s, settings.scale_down_after_s, settings.scale_to_zero_after_s
+        )
         autoscaler = AutoscaleLoop(deployments, dispatcher.core, timing)
         autoscaler.start()
         try:
@@ -128,6 +136,17 @@ def create_app(settings: Settings) -> FastAPI:
         return Response(svc.metrics.render(), media_type="text/plain; version=0.0.4")
 
     return app
+
+
+async def _check_audit(audit: AuditLog, profile: Profile) -> None:
+    """The finance profile requires a verified audit log: a broken one stops the start."""
+    verdict = await asyncio.to_thread(audit.verify)
+    if verdict.ok:
+        return
+    message = f"the audit log does not verify at record {verdict.first_bad_seq}: {verdict.reason}"
+    if profile is Profile.FINANCE:
+        raise RuntimeError(message + " (the finance profile will not start on it)")
+    log.error("%s; `tokenmill audit verify` for details", message)
 
 
 def _spent_loader(db: Engine) -> SpentLoader:

@@ -12,14 +12,17 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tokenmill.api.auth import authenticate, authorize, declared_permission, requires
 from tokenmill.api.state import Services, services
 from tokenmill.core.errors import Forbidden, InvalidRequest
 from tokenmill.metering.ledger import GROUPS, usage_totals
-from tokenmill.security.accounts import MAX_WEIGHT, MIN_WEIGHT, IssuedKey, KeySpec
+from tokenmill.security.accounts import MAX_WEIGHT, MIN_WEIGHT, UNSET, IssuedKey, KeySpec
+from tokenmill.security.doctor import Facts, examine
 from tokenmill.security.keys import KeyLimits, Principal
+from tokenmill.security.pii import PiiMode
+from tokenmill.security.profiles import Profile, is_local_endpoint
 from tokenmill.security.roles import TENANT_ISSUABLE, Permission, Role, Scope
 
 P = Permission
@@ -56,13 +59,22 @@ class _Body(BaseModel):
 
 
 class TenantIn(_Body):
-    name: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     display_name: str | None = Field(default=None, max_length=200)
     weight: int = Field(default=1, ge=MIN_WEIGHT, le=MAX_WEIGHT)
+    pii_mode: Literal["off", "log", "mask", "block"] | None = None
 
 
 class TenantPatch(_Body):
-    weight: int = Field(ge=MIN_WEIGHT, le=MAX_WEIGHT)
+    weight: int | None = Field(default=None, ge=MIN_WEIGHT, le=MAX_WEIGHT)
+    # off | log | mask | block; null: back to the server's default
+    pii_mode: Literal["off", "log", "mask", "block"] | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> "TenantPatch":
+        if not self.model_fields_set:
+            raise ValueError("nothing to change: give weight and/or pii_mode")
+        return self
 
 
 class LimitsIn(_Body):
@@ -128,7 +140,8 @@ class DeploymentIn(_Body):
 @router.post("/tenants", status_code=201)
 @requires(P.TENANTS_WRITE)
 def create_tenant(body: TenantIn, svc: Svc) -> dict[str, Any]:
-    return svc.accounts.create_tenant(body.name, body.display_name, body.weight)
+    mode = PiiMode(body.pii_mode) if body.pii_mode else None
+    return svc.accounts.create_tenant(body.name, body.display_name, body.weight, mode)
 
 
 @router.get("/tenants")
@@ -140,8 +153,10 @@ def list_tenants(svc: Svc) -> dict[str, Any]:
 @router.patch("/tenants/{name}")
 @requires(P.TENANTS_WRITE)
 def update_tenant(name: str, body: TenantPatch, svc: Svc) -> dict[str, Any]:
-    """Persist a tenant's new weight; the live scheduler applies it at once."""
-    return svc.accounts.set_weight(name, body.weight)
+    """Change a tenant's weight or PII mode; the live scheduler and guard apply it at once."""
+    given = body.model_fields_set
+    mode = PiiMode(body.pii_mode) if body.pii_mode else None
+    return svc.accounts.update_tenant(name, body.weight, mode if "pii_mode" in given else UNSET)
 
 
 def _issued(issued: IssuedKey) -> dict[str, Any]:
@@ -161,7 +176,15 @@ def create_key(body: KeyIn, svc: Svc, caller: Caller, request: Request) -> dict[
     _within_reach(caller, body.tenant)
     if caller.reach is not None and Role(body.role) not in TENANT_ISSUABLE:
         raise Forbidden(f"a tenant-admin cannot issue {body.role} keys", code="role_denied")
-    issued = svc.accounts.create_key(body.tenant, body.name, body.spec())
+    spec = body.spec().checked(body.tenant)
+    can_infer = Scope.INFERENCE in (spec.scopes or ())
+    if svc.settings.profile is Profile.FINANCE and can_infer and body.budget_tokens is None:
+        raise InvalidRequest(
+            "the finance profile requires a budget (budget_tokens) on every key that can infer",
+            param="budget_tokens",
+            code="profile_denied",
+        )
+    issued = svc.accounts.create_key(body.tenant, body.name, spec)
     _note(request, f"key:{issued.id}", event="key.created", role=body.role)
     return _issued(issued)
 
@@ -218,6 +241,14 @@ def retire_agent(agent_id: str, svc: Svc, caller: Caller, request: Request) -> d
 @router.post("/deployments", status_code=201)
 @requires(P.DEPLOYMENTS_WRITE)
 async def create_deployment(body: DeploymentIn, svc: Svc) -> dict[str, Any]:
+    finance = svc.settings.profile is Profile.FINANCE
+    if finance and body.endpoint and not is_local_endpoint(body.endpoint):
+        raise Forbidden(
+            "the finance profile serves local models only: this endpoint is not "
+            "on a loopback or private address",
+            param="endpoint",
+            code="profile_denied",
+        )
     return await svc.deployments.create(
         body.name,
         body.engine,
@@ -273,6 +304,33 @@ async def audit_records(
 async def audit_verify(svc: Svc) -> dict[str, Any]:
     verdict = await asyncio.to_thread(svc.audit.verify)
     return dataclasses.asdict(verdict)
+
+
+@router.get("/doctor")
+@requires(P.CONFIG_READ)
+async def doctor(svc: Svc) -> dict[str, Any]:
+    """Where the running configuration breaks its compliance profile."""
+    verdict = await asyncio.to_thread(svc.audit.verify)
+    keys = await asyncio.to_thread(svc.accounts.list_keys)
+    settings = svc.settings
+    facts = Facts(
+        profile=settings.profile,
+        host=settings.host,
+        tls=settings.tls_certfile is not None,
+        pii_mode=settings.pii_mode,
+        tenant_pii_modes=await asyncio.to_thread(svc.accounts.pii_modes),
+        audit_ok=verdict.ok,
+        audit_reason=verdict.reason,
+        audit_retention_days=settings.audit_retention_days,
+        deployments=svc.deployments.views(),
+        keys=[k for k in keys if k["revoked_at"] is None],
+    )
+    findings = examine(facts)
+    return {
+        "profile": settings.profile.value,
+        "ok": all(f.status != "fail" for f in findings),
+        "findings": [dataclasses.asdict(f) for f in findings],
+    }
 
 
 @router.get("/usage")

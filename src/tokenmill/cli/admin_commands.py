@@ -122,6 +122,20 @@ def tenants_set_weight(
     emit(data, True) if json_out else console.print(msg)
 
 
+@tenants.command("set-pii")
+def tenants_set_pii(
+    name: str,
+    mode: Annotated[str, typer.Argument(help="off | log | mask | block | default")],
+    url: Url = None,
+    json_out: Json = False,
+) -> None:
+    """Set how the PII guard treats a tenant's traffic ('default': the server's setting)."""
+    body = {"pii_mode": None if mode == "default" else mode}
+    data = AdminClient(url).call("PATCH", f"/admin/tenants/{name}", json=body)
+    msg = f"tenant [bold]{name}[/]: PII mode {data['pii_mode'] or 'default'}"
+    emit(data, True) if json_out else console.print(msg)
+
+
 @tenants.command("list")
 def tenants_list(url: Url = None, json_out: Json = False) -> None:
     emit(AdminClient(url).call("GET", "/admin/tenants")["data"], json_out, title="tenants")
@@ -200,3 +214,17 @@ def audit_export(url: Url = None) -> None:
         if len(page) < params["limit"]:
             return
         params["after"] = page[-1]["seq"]
+
+
+def doctor(url: Url = None, json_out: Json = False) -> None:
+    """Check the running server against its compliance profile; exit 1 on any failure."""
+    data = AdminClient(url).call("GET", "/admin/doctor")
+    if json_out:
+        emit(data, True)
+    else:
+        marks = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
+        for f in data["findings"]:
+            fix = f"\n        fix: {f['fix']}" if f["fix"] and f["status"] != "ok" else ""
+            console.print(f"{marks[f['status']]:>20}  {f['check']}: {f['detail']}{fix}")
+    if not data["ok"]:
+        raise typer.Exit(1)

@@ -22,6 +22,7 @@ from tokenmill.core.errors import (
     UpstreamError,
 )
 from tokenmill.core.usage import Outcome, UsageRecord
+from tokenmill.gateway.content_guard import ContentGuard, StreamGuard
 from tokenmill.gateway.jobs import CHARS_PER_TOKEN, job_for, prompt_bytes
 from tokenmill.gateway.sse import sse_events
 from tokenmill.gateway.tracker import UsageTracker
@@ -36,6 +37,7 @@ from tokenmill.scheduling.job import Band, Job
 from tokenmill.scheduling.prefix import BLOCK_CHARS
 from tokenmill.scheduling.router import ReplicaSlot
 from tokenmill.security.keys import Principal
+from tokenmill.security.pii import PiiMode
 from tokenmill.security.policy import Admission, Ask, RequestPolicy, ToolCallFilter
 
 log = logging.getLogger(__name__)
@@ -72,8 +74,10 @@ class InferenceProxy:
         http: aiohttp.ClientSession,
         queue_wait_s: Mapping[Band, float],
         policy: RequestPolicy,
+        content: ContentGuard,
     ) -> None:
         self._policy = policy
+        self._guard = content
         self._deployments = deployments
         self._dispatcher = dispatcher
         self._metering = metering
@@ -109,12 +113,15 @@ class InferenceProxy:
             raise NotFound(
                 f"The model '{model}' does not exist", param="model", code="model_not_found"
             )
+        pii = self._guard.inbound(principal.tenant, endpoint, body)  # may mask or refuse
         job = job_for(request_id, principal.tenant, endpoint, body, self._wait_s)
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         ask = Ask(model, job.input_tokens, prompt_bytes(endpoint, body), limit and int(limit))
         admission = await self._policy.admit(principal, body, ask)
         try:
-            return await self._handle(runtime, job, admission, endpoint, body, client_gone, trace)
+            return await self._handle(
+                runtime, job, admission, endpoint, body, client_gone, trace, pii
+            )
         except BaseException:
             self._policy.settle(admission, 0, 0)  # nothing was metered: nothing is spent
             raise
@@ -128,6 +135,7 @@ class InferenceProxy:
         body: dict[str, Any],
         client_gone: Callable[[], Awaitable[None]] | None,
         trace: TraceContext | None,
+        pii: PiiMode,
     ) -> ProxyResult | AsyncIterator[bytes]:
         principal, model = admission.principal, job.model
         tools = ToolCallFilter(principal.tools) if principal.tools is not None else None
@@ -144,6 +152,7 @@ class InferenceProxy:
                 strip_timings="timings_per_token" not in body and "timings_per_token" in payload,
                 public_model=model if payload["model"] != model else None,
                 tools=tools,
+                pii=self._guard.stream(principal.tenant, pii),
             )
         tracker = UsageTracker(  # from arrival: queueing counts in TTFT and duration
             request_id=job.id,
@@ -172,7 +181,7 @@ class InferenceProxy:
             raise _upstream_failure(resp.status, raw)
         if relay is not None:
             return self._relay(call, resp, relay)
-        return await self._complete(call, resp, tools)
+        return await self._complete(call, resp, tools, pii)
 
     async def _send(
         self,
@@ -234,7 +243,11 @@ class InferenceProxy:
         return runtime.replica(choice.replica.id)
 
     async def _complete(
-        self, call: _Call, resp: aiohttp.ClientResponse, tools: ToolCallFilter | None
+        self,
+        call: _Call,
+        resp: aiohttp.ClientResponse,
+        tools: ToolCallFilter | None,
+        pii: PiiMode,
     ) -> ProxyResult:
         tracker = call.tracker
         try:
@@ -249,6 +262,7 @@ class InferenceProxy:
         data = orjson.loads(raw)
         tracker.take_usage(data.get("usage"))
         tracker.mark_first_token()
+        self._guard.answer(tracker.tenant, pii, data)
         choices = data.get("choices") or [{}]
         if tools is not None:
             for choice in choices:
@@ -304,6 +318,8 @@ class InferenceProxy:
             yield b"data: " + orjson.dumps(err.body()) + b"\n\n"
         finally:
             resp.close()  # aborts generation on the engine if the client left early
+            if relay.pii is not None:
+                relay.pii.close()
             if not recorded:  # the client went away: meter what it was delivered
                 self._finish_nowait(call, CLIENT_CLOSED, "partial")
 
@@ -349,8 +365,10 @@ class _StreamRelay:
         strip_timings: bool,
         public_model: str | None,
         tools: ToolCallFilter | None,
+        pii: StreamGuard | None,
     ) -> None:
         self.tools = tools
+        self.pii = pii
         self.want_usage = want_usage
         self.strip_timings = strip_timings
         self.public_model = public_model
@@ -377,6 +395,9 @@ class _StreamRelay:
                 self.held_usage = orjson.dumps(chunk) if self.want_usage else None
                 return None
         else:
+            if self.pii is not None:
+                self.pii.chunk(chunk)
+                changed = True
             first = choices[0]
             delta = first.get("delta") or {}
             if self.tools is not None and (delta.get("tool_calls") or first.get("finish_reason")):

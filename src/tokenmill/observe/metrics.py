@@ -1,5 +1,6 @@
 """Prometheus metrics for the gateway. One registry per app, so tests can run several apps."""
 
+from collections import Counter as Counter_
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -51,6 +52,12 @@ class GatewayMetrics:
         self.requests = Counter(
             "tokenmill_requests", "Requests by outcome", ["model", "tenant", "status"], registry=r
         )
+        self.pii = Counter(
+            "tokenmill_pii_findings",
+            "Personal data found by the content guard (kinds only, never the text)",
+            ["tenant", "direction", "kind"],
+            registry=r,
+        )
         self.prompt_tokens = Counter(
             "tokenmill_prompt_tokens", "Prompt tokens metered", ["model", "tenant"], registry=r
         )
@@ -98,6 +105,10 @@ class GatewayMetrics:
         if gauge is None:
             gauge = self._in_flight[model] = self.in_flight.labels(model)
         return gauge
+
+    def pii_found(self, tenant: str, direction: str, kinds: "Counter_[str]") -> None:
+        for kind, n in kinds.items():
+            self.pii.labels(tenant, direction, kind).inc(n)
 
     def watch_replicas(self, replicas: Callable[[], Iterable[Replica]]) -> None:
         self.registry.register(_ReplicaStates(replicas))

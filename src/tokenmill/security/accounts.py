@@ -19,6 +19,7 @@ from tokenmill.security.keys import (
     hash_secret,
     visible_prefix,
 )
+from tokenmill.security.pii import PiiMode
 from tokenmill.security.roles import ALLOWED_SCOPES, PLATFORM_ROLES, Role, Scope
 from tokenmill.store.tables import ApiKey, Tenant
 
@@ -29,7 +30,15 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MIN_WEIGHT, MAX_WEIGHT = 1, 1000
 BUDGET_PERIODS = ("total", "day", "month")
 
-WeightListener = Callable[[str, int], object]  # (tenant, weight), once the change is committed
+
+class Unset:
+    """A parameter not given at all (as opposed to given as None)."""
+
+
+UNSET = Unset()
+
+# (tenant, weight, pii mode or None for the default), once a change is committed
+TenantListener = Callable[[str, int, PiiMode | None], object]
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,7 @@ def _tenant_view(row: Tenant) -> dict[str, object]:
         "name": row.name,
         "display_name": row.display_name,
         "weight": row.weight,
+        "pii_mode": row.pii_mode,
         "created_at": row.created_at,
     }
 
@@ -129,15 +139,17 @@ class Accounts:
     def __init__(self, engine: Engine, keyring: KeyRing) -> None:
         self._engine = engine
         self.keyring = keyring
-        self._weight_listeners: list[WeightListener] = []
+        self._listeners: list[TenantListener] = []
 
-    def on_weight_change(self, listener: WeightListener) -> None:
-        """Call `listener` with every tenant weight set from now on (the live scheduler)."""
-        self._weight_listeners.append(listener)
+    def on_tenant_change(self, listener: TenantListener) -> None:
+        """Call `listener` with every tenant setting changed from now on (the live scheduler,
+        the PII guard)."""
+        self._listeners.append(listener)
 
-    def _weight_changed(self, tenant: str, weight: int) -> None:
-        for listener in self._weight_listeners:
-            listener(tenant, weight)
+    def _changed(self, row: Tenant) -> None:
+        mode = PiiMode(row.pii_mode) if row.pii_mode else None
+        for listener in self._listeners:
+            listener(row.name, row.weight, mode)
 
     def load_keyring(self) -> None:
         with Session(self._engine) as s:
@@ -145,7 +157,11 @@ class Accounts:
                 self.keyring.add(row.secret_hash, _principal(row))
 
     def create_tenant(
-        self, name: str, display_name: str | None = None, weight: int = 1
+        self,
+        name: str,
+        display_name: str | None = None,
+        weight: int = 1,
+        pii_mode: PiiMode | None = None,
     ) -> dict[str, object]:
         if not _NAME.match(name):
             raise InvalidRequest(
@@ -156,27 +172,39 @@ class Accounts:
         with Session(self._engine, expire_on_commit=False) as s, s.begin():
             if s.get(Tenant, name) is not None:
                 raise Conflict(f"tenant '{name}' already exists", param="name")
-            row = Tenant(
-                name=name, display_name=display_name or name, weight=weight, created_at=_now()
-            )
+            row = Tenant(name=name, display_name=display_name or name, weight=weight,
+                         pii_mode=pii_mode, created_at=_now())  # fmt: skip
             s.add(row)
-        self._weight_changed(name, weight)
+        self._changed(row)
         return _tenant_view(row)
 
-    def set_weight(self, name: str, weight: int) -> dict[str, object]:
-        _check_weight(weight)
+    def update_tenant(
+        self, name: str, weight: int | None = None, pii_mode: PiiMode | Unset | None = UNSET
+    ) -> dict[str, object]:
+        """Change a tenant's weight and/or PII mode (None: back to the server's default)."""
+        if weight is not None:
+            _check_weight(weight)
         with Session(self._engine, expire_on_commit=False) as s, s.begin():
             row = s.get(Tenant, name)
             if row is None:
                 raise NotFound(f"tenant '{name}' does not exist", param="name")
-            row.weight = weight
-        self._weight_changed(name, weight)
+            if weight is not None:
+                row.weight = weight
+            if not isinstance(pii_mode, Unset):
+                row.pii_mode = pii_mode.value if pii_mode else None
+        self._changed(row)
         return _tenant_view(row)
 
     def weights(self) -> dict[str, int]:
         """Every tenant's weight, for the scheduler at startup."""
         with Session(self._engine) as s:
             return {name: weight for name, weight in s.execute(select(Tenant.name, Tenant.weight))}
+
+    def pii_modes(self) -> dict[str, PiiMode]:
+        """The tenants with a PII mode of their own, for the guard at startup."""
+        with Session(self._engine) as s:
+            q = select(Tenant.name, Tenant.pii_mode).where(Tenant.pii_mode.is_not(None))
+            return {name: PiiMode(mode) for name, mode in s.execute(q) if mode}
 
     def ensure_tenant(self, name: str) -> None:
         with Session(self._engine, expire_on_commit=False) as s, s.begin():

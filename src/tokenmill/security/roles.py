@@ -11,7 +11,7 @@ from enum import StrEnum
 class Role(StrEnum):
     PLATFORM_ADMIN = "platform-admin"  # everything, every tenant
     OPERATOR = "operator"  # runs the fleet: deployments, usage, metrics
-    AUDITOR = "auditor"  # reads usage and the audit log, nothing else
+    AUDITOR = "auditor"  # reads usage, the audit log and the compliance report, nothing else
     TENANT_ADMIN = "tenant-admin"  # its own tenant's keys, agents and usage; may infer
     MEMBER = "member"  # infers
     AGENT = "agent"  # infers, within its agent's allow-lists and budget
@@ -35,15 +35,23 @@ class Permission(StrEnum):
     USAGE_READ = "usage:read"
     AUDIT_READ = "audit:read"
     METRICS_READ = "metrics:read"
+    CONFIG_READ = "config:read"  # the compliance doctor's view of the running configuration
 
 
 P = Permission
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.PLATFORM_ADMIN: frozenset(P) - {P.INFER},  # an admin key that can infer leaks far
     Role.OPERATOR: frozenset(
-        {P.TENANTS_READ, P.DEPLOYMENTS_READ, P.DEPLOYMENTS_WRITE, P.USAGE_READ, P.METRICS_READ}
+        {
+            P.TENANTS_READ,
+            P.DEPLOYMENTS_READ,
+            P.DEPLOYMENTS_WRITE,
+            P.USAGE_READ,
+            P.METRICS_READ,
+            P.CONFIG_READ,
+        }
     ),
-    Role.AUDITOR: frozenset({P.USAGE_READ, P.AUDIT_READ, P.METRICS_READ}),
+    Role.AUDITOR: frozenset({P.USAGE_READ, P.AUDIT_READ, P.METRICS_READ, P.CONFIG_READ}),
     Role.TENANT_ADMIN: frozenset(
         {P.INFER, P.KEYS_READ, P.KEYS_WRITE, P.AGENTS_READ, P.AGENTS_WRITE, P.USAGE_READ}
     ),

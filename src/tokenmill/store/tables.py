@@ -29,6 +29,8 @@ class Tenant(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # Its share of a busy model relative to other tenants' (the fair queue's VTC weight).
     weight: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # off | log | mask | block for its traffic; None: the server's default (its profile's).
+    pii_mode: Mapped[str | None] = mapped_column(String(8), nullable=True)
 
 
 class ApiKey(Base):

@@ -29,6 +29,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("tenant", "name", name="uq_agents_tenant_name"),
     )
     op.create_index("ix_agents_tenant", "agents", ["tenant"])
+    with op.batch_alter_table("tenants") as batch:  # the PII guard's mode; NULL: the default
+        batch.add_column(sa.Column("pii_mode", sa.String(8), nullable=True))
     with op.batch_alter_table("api_keys") as batch:
         batch.add_column(sa.Column("scopes", sa.String(64), nullable=False, server_default=""))
         batch.add_column(sa.Column("models", sa.JSON(), nullable=True))
@@ -91,5 +93,7 @@ def downgrade() -> None:
             "scopes",
         ):
             batch.drop_column(col)
+    with op.batch_alter_table("tenants") as batch:
+        batch.drop_column("pii_mode")
     op.drop_index("ix_agents_tenant", "agents")
     op.drop_table("agents")
