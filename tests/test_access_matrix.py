@@ -124,3 +124,28 @@ def test_a_tenant_admin_reaches_only_its_own_tenant(server: ServerProcess, keys:
         server.url + "/admin/usage", headers=ta, params={"group_by": "tenant"}, timeout=30
     ).json()["data"]
     assert {row["tenant"] for row in usage} <= {"matrix"}
+
+
+def test_a_tenant_admin_grants_no_more_than_its_own_allow_lists(server: ServerProcess):
+    server.admin("POST", "/admin/tenants", json={"name": "matrix-narrow"})
+    narrow = {"Authorization": f"Bearer {server.new_key('matrix-narrow', TA, models=['m1'])}"}
+    beyond = httpx.post(
+        server.url + "/admin/keys",
+        headers=narrow,
+        timeout=30,
+        json={"tenant": "matrix-narrow", "models": ["m1", "m2"]},
+    )
+    assert beyond.status_code == 403 and "m2" in beyond.json()["error"]["message"]
+    inherited = httpx.post(
+        server.url + "/admin/keys", headers=narrow, timeout=30, json={"tenant": "matrix-narrow"}
+    )
+    assert inherited.status_code == 201
+    rows = server.admin("GET", "/admin/keys", params={"tenant": "matrix-narrow"})["data"]
+    assert next(k for k in rows if k["id"] == inherited.json()["id"])["models"] == ["m1"]
+    agent = httpx.post(
+        server.url + "/admin/agents",
+        headers=narrow,
+        timeout=30,
+        json={"tenant": "matrix-narrow", "name": "b", "owner": "o", "models": ["m9"]},
+    )
+    assert agent.status_code == 403

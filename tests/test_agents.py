@@ -6,10 +6,11 @@ import sqlite3
 import subprocess
 import sys
 
+import httpx
 import openai
 import pytest
 
-from tokenmill.testing import ServerProcess
+from tokenmill.testing import ADMIN_KEY, ServerProcess
 
 MODEL = "smollm2-135m"
 HELLO = [{"role": "user", "content": "Say hello."}]
@@ -153,3 +154,21 @@ def _audit(server: ServerProcess, action: str, agent: dict) -> dict:
     ]
     assert mine, f"no {action} record for the agent"
     return mine[-1]
+
+
+def test_a_refused_registration_leaves_no_agent_behind(server, agent):
+    body = {
+        "tenant": agent["tenant"],
+        "name": "late",
+        "owner": "bob",
+        "expires_at": "2001-01-01T00:00:00Z",
+    }
+    refused = httpx.post(
+        server.url + "/admin/agents",
+        json=body,
+        timeout=30,
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    )
+    assert refused.status_code == 400
+    body.pop("expires_at")
+    assert server.admin("POST", "/admin/agents", json=body)["agent"]["name"] == "late"

@@ -88,3 +88,16 @@ def test_log_mode_leaves_a_whole_answer_alone_and_mask_rewrites_it():
     assert answer["choices"][0]["message"]["content"] == PERSONAL
     guard.answer("strict", guard.mode("strict"), answer)
     assert not detect(answer["choices"][0]["message"]["content"])
+
+
+def test_log_mode_counts_a_stream_and_passes_it_untouched():
+    found: list = []
+    guard = ContentGuard(PiiMode.LOG, {}, lambda *args: found.append(args))
+    stream = guard.stream("t", PiiMode.LOG)
+    assert stream is not None and not stream.rewrites
+    chunks = _chunks([PERSONAL[:20], PERSONAL[20:]])
+    for chunk in chunks:
+        stream.chunk(chunk)
+    stream.close()
+    assert "".join(c["choices"][0]["delta"]["content"] for c in chunks) == PERSONAL
+    assert dict(found[0][2]) == {"cn_id": 1, "cn_mobile": 1, "email": 1}

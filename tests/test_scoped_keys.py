@@ -8,6 +8,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from tokenmill.core.usage import UsageRecord
+from tokenmill.metering.ledger import insert_records, tokens_used
+from tokenmill.security.accounts import Accounts, KeySpec
+from tokenmill.security.keys import KeyLimits, KeyRing
+from tokenmill.store.db import make_engine, migrate, sqlite_url
 from tokenmill.testing import ADMIN_KEY, ServerProcess
 
 MODEL = "smollm2-135m"
@@ -143,3 +148,23 @@ def test_keys_never_appear_in_logs_errors_or_metrics(server, tenant):
         str(server.audit_records()),
     ):
         assert key not in text and wrong not in text and key[11:] not in text
+
+
+def test_a_rotated_key_spends_the_same_budget(tmp_path):
+    engine = make_engine(sqlite_url(tmp_path))
+    migrate(engine)
+    accounts = Accounts(engine, KeyRing())
+    accounts.create_tenant("acme")
+    first = accounts.create_key("acme", "ci", KeySpec(limits=KeyLimits(budget_tokens=1000)))
+    second, _ = accounts.rotate_key(first.id)
+    third, _ = accounts.rotate_key(second.id)
+    principal = accounts.keyring.lookup(third.secret)
+    assert principal is not None and principal.budget_holder == f"key:{first.id}"
+    records = [_usage(f"r{i}", key.id, 100) for i, key in enumerate((first, second, third))]
+    insert_records(engine, [*records, _usage("other", "key_else", 999)])
+    assert tokens_used(engine, principal.budget_holder, None) == 300
+
+
+def _usage(request_id: str, key_id: str, tokens: int) -> UsageRecord:
+    return UsageRecord(request_id, time.time(), "acme", key_id, MODEL, MODEL, "r0", "chat", False,
+                       tokens, 0, 0, None, 1.0, 200, "ok", "stop", "engine")  # fmt: skip

@@ -63,6 +63,10 @@ def bootstrap(settings: Settings, engine: Engine) -> BootstrapResult:
         if accounts.keyring.lookup(secret) is None:
             accounts.load_keyring()
             if accounts.keyring.lookup(secret) is None and looks_like_key(secret):
+                if accounts.known_secret(secret):  # revoked or expired: never brought back
+                    raise ValueError(
+                        "TOKENMILL_ADMIN_KEY is a revoked or expired key; give a new one"
+                    )
                 accounts.create_key(SYSTEM_TENANT, "env-admin", _ADMIN, secret=secret)
     model = _ensure_default_deployment(engine) if settings.deploy_default_model else None
     return BootstrapResult(admin_key=issued, default_model=model)

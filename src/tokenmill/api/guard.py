@@ -33,6 +33,7 @@ async def caller(request: Request, svc: Services, permission: Permission) -> Pri
                 "code": exc.code,
                 "request_id": request.state.request_id,
                 "key_prefix": _presented_prefix(request),
+                "locked_out": svc.auth_throttle.locked(origin(request)),  # this one locked it
             },
         )
         raise

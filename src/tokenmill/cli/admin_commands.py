@@ -101,10 +101,13 @@ def tenants_create(
     name: str,
     display_name: Annotated[str | None, typer.Option()] = None,
     weight: Annotated[int, typer.Option(help=_WEIGHT_HELP)] = 1,
+    pii_mode: Annotated[
+        str | None, typer.Option(help="off | log | mask | block (default: the server's)")
+    ] = None,
     url: Url = None,
     json_out: Json = False,
 ) -> None:
-    body = {"name": name, "display_name": display_name, "weight": weight}
+    body = {"name": name, "display_name": display_name, "weight": weight, "pii_mode": pii_mode}
     data = AdminClient(url).call("POST", "/admin/tenants", json=body)
     emit(data, True) if json_out else console.print(f"created tenant [bold]{name}[/]")
 

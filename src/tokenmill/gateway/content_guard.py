@@ -104,30 +104,38 @@ class ContentGuard:
             self._on_found(tenant, "answer", scan.kinds)
 
     def stream(self, tenant: str, mode: PiiMode) -> "StreamGuard | None":
-        masking = mode in (PiiMode.MASK, PiiMode.BLOCK)
-        return StreamGuard(tenant, self._on_found) if masking else None
+        if mode is PiiMode.OFF:
+            return None
+        return StreamGuard(tenant, self._on_found, masking=mode is not PiiMode.LOG)
 
 
 class StreamGuard:
     """Masks a streamed answer chunk by chunk, one masker per choice; text that could still be
-    the start of PII waits for the next chunk (or the end of its choice)."""
+    the start of PII waits for the next chunk (or the end of its choice). Not masking (log
+    mode), it only counts, at the end, and passes every chunk as it came."""
 
-    def __init__(self, tenant: str, on_found: FindingSink) -> None:
+    def __init__(self, tenant: str, on_found: FindingSink, masking: bool = True) -> None:
+        self._masking = masking
         self._tenant = tenant
         self._on_found = on_found
         self._maskers: dict[int, StreamMasker] = {}
         self._raw: dict[int, list[str]] = {}
+
+    @property
+    def rewrites(self) -> bool:
+        return self._masking
 
     def chunk(self, chunk: dict[str, Any]) -> None:
         for choice in chunk.get("choices") or ():
             index = int(choice.get("index") or 0)
             holder, key = (choice["delta"], "content") if "delta" in choice else (choice, "text")
             text = holder.get(key) if isinstance(holder, dict) else None
-            masker = self._maskers.setdefault(index, StreamMasker())
-            out = ""
             if isinstance(text, str):
                 self._raw.setdefault(index, []).append(text)
-                out = masker.feed(text)
+            if not self._masking:
+                continue
+            masker = self._maskers.setdefault(index, StreamMasker())
+            out = masker.feed(text) if isinstance(text, str) else ""
             if choice.get("finish_reason"):
                 out += masker.flush()
             if isinstance(text, str) or out:

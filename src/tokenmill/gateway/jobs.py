@@ -17,7 +17,7 @@ _BANDS = {"flex": Band.BATCH}
 
 def prompt_parts(endpoint: str, body: dict[str, Any]) -> list[str]:
     if endpoint == "chat":
-        return [f"{m.get('role')}:{_text(m.get('content'))}" for m in body.get("messages", [])]
+        return [_message_text(m) for m in body.get("messages", [])]
     prompt = body.get("prompt")
     if isinstance(prompt, str):
         return [prompt]
@@ -31,6 +31,12 @@ def prompt_bytes(endpoint: str, body: dict[str, Any]) -> int:
     tools = body.get("tools") or body.get("functions")
     extra = len(orjson.dumps(tools)) if tools else 0
     return extra + sum(len(p.encode()) for p in prompt_parts(endpoint, body))
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    text = f"{message.get('role')}:{_text(message.get('content'))}"
+    calls = message.get("tool_calls")  # an assistant turn's calls are rendered back in
+    return text + orjson.dumps(calls).decode() if calls else text
 
 
 def _text(content: Any) -> str:

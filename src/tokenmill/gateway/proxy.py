@@ -108,6 +108,7 @@ class InferenceProxy:
         trace: TraceContext | None = None,
     ) -> ProxyResult | AsyncIterator[bytes]:
         model = body["model"]
+        await self._policy.check(principal, body, request_id)
         runtime = self._deployments.get(model)
         if runtime is None:
             raise NotFound(
@@ -116,8 +117,13 @@ class InferenceProxy:
         pii = self._guard.inbound(principal.tenant, endpoint, body)  # may mask or refuse
         job = job_for(request_id, principal.tenant, endpoint, body, self._wait_s)
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
-        ask = Ask(model, job.input_tokens, prompt_bytes(endpoint, body), limit and int(limit))
-        admission = await self._policy.admit(principal, body, ask)
+        size = prompt_bytes(endpoint, body)
+        ask = Ask(request_id, model, job.input_tokens, size, limit and int(limit))
+        try:
+            admission = await self._policy.admit(principal, ask)
+        except RateLimited:
+            self._metrics.refused.labels(model, principal.tenant, 429).inc()
+            raise
         try:
             return await self._handle(
                 runtime, job, admission, endpoint, body, client_gone, trace, pii
@@ -397,7 +403,7 @@ class _StreamRelay:
         else:
             if self.pii is not None:
                 self.pii.chunk(chunk)
-                changed = True
+                changed = self.pii.rewrites
             first = choices[0]
             delta = first.get("delta") or {}
             if self.tools is not None and (delta.get("tool_calls") or first.get("finish_reason")):

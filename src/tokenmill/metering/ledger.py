@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from tokenmill.core.usage import UsageRecord
 from tokenmill.store.db import make_durable
-from tokenmill.store.tables import UsageRow
+from tokenmill.store.tables import ApiKey, UsageRow
 
 log = logging.getLogger(__name__)
 
@@ -151,10 +151,15 @@ class LedgerWriter:
 
 
 def tokens_used(engine: Engine, holder: str, since: float | None) -> int:
-    """Prompt + completion tokens spent by a budget holder (`agent:<id>` or `key:<id>`)."""
+    """Prompt + completion tokens spent by a budget holder: `agent:<id>`, or `key:<id>` with
+    every key rotated from it."""
     kind, _, ident = holder.partition(":")
-    column = UsageRow.agent if kind == "agent" else UsageRow.key_id
-    q = select(func.sum(UsageRow.prompt_tokens + UsageRow.completion_tokens)).where(column == ident)
+    spent = select(func.sum(UsageRow.prompt_tokens + UsageRow.completion_tokens))
+    if kind == "agent":
+        q = spent.where(UsageRow.agent == ident)
+    else:
+        line = select(ApiKey.id).where((ApiKey.id == ident) | (ApiKey.budget_key == ident))
+        q = spent.where(UsageRow.key_id.in_(line))
     if since is not None:
         q = q.where(UsageRow.created_at >= since)
     with Session(engine) as s:

@@ -237,6 +237,7 @@ class Accounts:
             old = _live_key(s, key_id, reach)
             new = _key_row(old.tenant, old.name, _spec_of(old), secret)
             new.rotated_from = old.id
+            new.budget_key = old.budget_key or old.id  # one budget across rotations
             s.add(new)
             cutoff = _now() + timedelta(seconds=grace_s)
             if grace_s <= 0:
@@ -255,6 +256,12 @@ class Accounts:
             q = select(ApiKey.id).where(
                 ApiKey.role == Role.PLATFORM_ADMIN, ApiKey.revoked_at.is_(None)
             )
+            return s.scalars(q).first() is not None
+
+    def known_secret(self, secret: str) -> bool:
+        """Whether any key, live or not, ever had this secret."""
+        with Session(self._engine) as s:
+            q = select(ApiKey.id).where(ApiKey.secret_hash == hash_secret(secret))
             return s.scalars(q).first() is not None
 
     def list_keys(self, tenant: str | None = None) -> list[dict[str, object]]:
@@ -346,6 +353,7 @@ def _principal(row: ApiKey) -> Principal:
         limits=spec.limits,
         agent=row.agent_id,
         owner=row.owner,
+        budget_key=row.budget_key or row.id,
     )
 
 

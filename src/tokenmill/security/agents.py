@@ -79,7 +79,7 @@ class Agents:
         profile: str,
         overrides: Mapping[str, Any] | None = None,
     ) -> tuple[dict[str, object], IssuedKey]:
-        spec = profile_spec(profile, overrides or {}, owner)
+        spec = profile_spec(profile, overrides or {}, owner).checked(tenant)  # before any row
         row = Agent(
             id=new_id("agt"),
             tenant=tenant,

@@ -39,6 +39,7 @@ class Principal:
     limits: KeyLimits = field(default_factory=KeyLimits)
     agent: str | None = None  # the agent this key belongs to
     owner: str | None = None  # the user it acts for (an agent's owner)
+    budget_key: str | None = None  # the key whose budget it spends: itself, or its rotated-from
 
     def may(self, permission: Permission) -> bool:
         return permits(self.role, permission)
@@ -49,7 +50,7 @@ class Principal:
     @property
     def budget_holder(self) -> str:
         """Whose spending a budget counts: an agent's across all its keys, else the key's."""
-        return f"agent:{self.agent}" if self.agent else f"key:{self.key_id}"
+        return f"agent:{self.agent}" if self.agent else f"key:{self.budget_key or self.key_id}"
 
     @property
     def reach(self) -> str | None:

@@ -31,6 +31,7 @@ def requested_tools(body: dict[str, Any]) -> set[str]:
 class Ask:
     """What a request may cost, as far as it is known before the engine counts."""
 
+    request_id: str
     model: str
     prompt_estimate: int  # a rough count, for rate limits (corrected when the engine counts)
     prompt_bytes: int  # the prompt text's UTF-8 length: bounds its tokens (see PromptBound)
@@ -82,22 +83,29 @@ class RequestPolicy:
         self._budget_max_tokens = budget_max_tokens
         self._prompt_bound = PromptBound()
 
-    async def admit(self, p: Principal, body: dict[str, Any], ask: Ask) -> Admission:
-        model = ask.model
+    async def check(self, p: Principal, body: dict[str, Any], request_id: str) -> None:
+        """The allow-lists, first of all checks: a key learns nothing (not even whether a
+        model exists) about what it may not use."""
+        model = str(body.get("model"))
         if p.models is not None and model not in p.models:
-            await self._deny(p, "model_not_allowed", {"model": model})
+            await self._deny(p, "model_not_allowed", {"model": model, "request_id": request_id})
             raise Forbidden(
                 f"this key may not use the model '{model}'", param="model", code="model_not_allowed"
             )
         if p.tools is not None:
             refused = sorted(requested_tools(body) - p.tools)
             if refused:
-                await self._deny(p, "tool_not_allowed", {"tools": refused})
+                await self._deny(
+                    p, "tool_not_allowed", {"tools": refused, "request_id": request_id}
+                )
                 raise Forbidden(
                     f"this key may not offer the tools {refused}",
                     param="tools",
                     code="tool_not_allowed",
                 )
+
+    async def admit(self, p: Principal, ask: Ask) -> Admission:
+        """Rate limits and budget, once the request's size is known."""
         self._limiter.admit(p, ask.prompt_estimate)
         budgeted = p.limits.budget_tokens is not None
         cap = self._budget_max_tokens if budgeted and ask.max_output is None else None
@@ -106,7 +114,9 @@ class RequestPolicy:
             reservation = await self._budgets.reserve(p, most, time.time())
         except RateLimited:
             self._limiter.release(p, ask.prompt_estimate, 0)
-            await self._deny(p, "budget_exceeded", {"reserve_tokens": most})
+            await self._deny(
+                p, "budget_exceeded", {"reserve_tokens": most, "request_id": ask.request_id}
+            )
             raise
         except BaseException:
             self._limiter.release(p, ask.prompt_estimate, 0)

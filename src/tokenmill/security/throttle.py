@@ -30,6 +30,11 @@ class AuthThrottle:
             )
         del self._locked_until[origin]
 
+    def locked(self, origin: str, now: float | None = None) -> bool:
+        """Whether the origin is locked out (its last failure may just have locked it)."""
+        now = time.monotonic() if now is None else now
+        return self._locked_until.get(origin, 0.0) > now
+
     def failed(self, origin: str, now: float | None = None) -> bool:
         """Count a failure; True when this one locks the origin out."""
         now = time.monotonic() if now is None else now

@@ -59,6 +59,8 @@ class ApiKey(Base):
     )
     owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
     rotated_from: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Whose budget it spends: the first key of its rotation line (None: its own).
+    budget_key: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
 
 
 class Agent(Base):

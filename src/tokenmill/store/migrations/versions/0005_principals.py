@@ -46,6 +46,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("agent_id", sa.String(32), nullable=True))
         batch.add_column(sa.Column("owner", sa.String(200), nullable=True))
         batch.add_column(sa.Column("rotated_from", sa.String(32), nullable=True))
+        batch.add_column(sa.Column("budget_key", sa.String(32), nullable=True))
+        batch.create_index("ix_api_keys_budget_key", ["budget_key"])
         batch.create_foreign_key("fk_api_keys_agent", "agents", ["agent_id"], ["id"])
     keys = sa.table("api_keys", sa.column("role", sa.String), sa.column("scopes", sa.String))
     for old, (role, scopes) in _RENAMED.items():
