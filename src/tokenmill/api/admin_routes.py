@@ -8,19 +8,27 @@ roles reach only their own tenant (`principal.reach`).
 import asyncio
 import dataclasses
 import itertools
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tokenmill.api.admin_bodies import (
+    AgentIn,
+    DeploymentIn,
+    KeyIn,
+    LimitsIn,
+    ReplicaRangeIn,
+    RotateIn,
+    TenantIn,
+    TenantPatch,
+)
 from tokenmill.api.auth import authenticate, authorize, declared_permission, requires
 from tokenmill.api.state import Services, services
 from tokenmill.core.errors import Forbidden, InvalidRequest
 from tokenmill.metering.ledger import GROUPS, usage_totals
-from tokenmill.security.accounts import MAX_WEIGHT, MIN_WEIGHT, UNSET, IssuedKey, KeySpec
+from tokenmill.security.accounts import UNSET, IssuedKey
 from tokenmill.security.doctor import Facts, examine
-from tokenmill.security.keys import KeyLimits, Principal
+from tokenmill.security.keys import Principal
 from tokenmill.security.pii import PiiMode
 from tokenmill.security.profiles import Profile, is_local_endpoint
 from tokenmill.security.roles import TENANT_ISSUABLE, Permission, Role, Scope
@@ -63,7 +71,7 @@ def _granted(
     return given
 
 
-def _within_rights(caller: Principal, body: "LimitsIn") -> dict[str, Any]:
+def _within_rights(caller: Principal, body: LimitsIn) -> dict[str, Any]:
     return {
         "models": _granted(caller, body.models, caller.models, "models"),
         "tools": _granted(caller, body.tools, caller.tools, "tools"),
@@ -73,89 +81,6 @@ def _within_rights(caller: Principal, body: "LimitsIn") -> dict[str, Any]:
 def _note(request: Request, resource: str, **detail: object) -> None:
     """What the admin audit record should name beyond the route (the middleware writes it)."""
     request.state.audit = {"resource": resource, **detail}
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TenantIn(_Body):
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
-    display_name: str | None = Field(default=None, max_length=200)
-    weight: int = Field(default=1, ge=MIN_WEIGHT, le=MAX_WEIGHT)
-    pii_mode: Literal["off", "log", "mask", "block"] | None = None
-
-
-class TenantPatch(_Body):
-    weight: int | None = Field(default=None, ge=MIN_WEIGHT, le=MAX_WEIGHT)
-    # off | log | mask | block; null: back to the server's default
-    pii_mode: Literal["off", "log", "mask", "block"] | None = None
-
-    @model_validator(mode="after")
-    def _changes_something(self) -> "TenantPatch":
-        if not self.model_fields_set:
-            raise ValueError("nothing to change: give weight and/or pii_mode")
-        return self
-
-
-class LimitsIn(_Body):
-    models: list[str] | None = Field(default=None, max_length=100)  # allow-list; None: all
-    tools: list[str] | None = Field(default=None, max_length=200)  # allow-list; None: any
-    expires_at: datetime | None = None
-    rpm: int | None = Field(default=None, ge=1, le=10**7)
-    tpm: int | None = Field(default=None, ge=1, le=10**10)
-    concurrency: int | None = Field(default=None, ge=1, le=10**5)
-    budget_tokens: int | None = Field(default=None, ge=1, le=10**15)
-    budget_period: Literal["total", "day", "month"] | None = None
-
-
-class KeyIn(LimitsIn):
-    tenant: str = Field(min_length=1, max_length=64)
-    name: str = Field(default="default", min_length=1, max_length=200)
-    role: Literal["platform-admin", "operator", "auditor", "tenant-admin", "member"] = "member"
-    scopes: list[Literal["inference", "management"]] | None = None
-    owner: str | None = Field(default=None, max_length=200)
-
-    def spec(self) -> KeySpec:
-        return KeySpec(
-            role=Role(self.role),
-            scopes=frozenset(Scope(x) for x in self.scopes) if self.scopes else None,
-            models=frozenset(self.models) if self.models is not None else None,
-            tools=frozenset(self.tools) if self.tools is not None else None,
-            expires_at=self.expires_at,
-            limits=KeyLimits(
-                self.rpm,
-                self.tpm,
-                self.concurrency,
-                self.budget_tokens,
-                self.budget_period or "total",
-            ),
-            owner=self.owner,
-        )
-
-
-class RotateIn(_Body):
-    grace_s: int = Field(default=0, ge=0, le=7 * 86400)  # how long the old secret still works
-
-
-class AgentIn(LimitsIn):
-    tenant: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=200)
-    owner: str = Field(min_length=1, max_length=200)
-    profile: str = Field(default="standard", min_length=1, max_length=64)
-
-
-class DeploymentIn(_Body):
-    name: str = Field(min_length=1, max_length=128)
-    engine: Literal["llamacpp", "openai"]
-    model_path: str | None = Field(default=None, max_length=1024)
-    endpoint: str | None = Field(default=None, max_length=1024)
-    upstream_model: str | None = Field(default=None, max_length=256)
-    replicas: int = Field(default=1, ge=0, le=64)
-    # The autoscaler's range (default: fixed at `replicas`); min 0 allows scale-to-zero.
-    min_replicas: int | None = Field(default=None, ge=0, le=64)
-    max_replicas: int | None = Field(default=None, ge=1, le=64)
-    options: dict[str, int | float | str | bool] = Field(default_factory=dict)
 
 
 @router.post("/tenants", status_code=201)
@@ -283,11 +208,6 @@ async def create_deployment(body: DeploymentIn, svc: Svc) -> dict[str, Any]:
         max_replicas=body.max_replicas,
         options=dict(body.options),
     )
-
-
-class ReplicaRangeIn(_Body):
-    min_replicas: int | None = Field(default=None, ge=0, le=64)
-    max_replicas: int | None = Field(default=None, ge=1, le=64)
 
 
 @router.patch("/deployments/{name}")

@@ -22,9 +22,10 @@ from tokenmill.core.errors import (
     UpstreamError,
 )
 from tokenmill.core.usage import Outcome, UsageRecord
-from tokenmill.gateway.content_guard import ContentGuard, StreamGuard
+from tokenmill.gateway.content_guard import ContentGuard
 from tokenmill.gateway.jobs import CHARS_PER_TOKEN, job_for, prompt_bytes
 from tokenmill.gateway.sse import sse_events
+from tokenmill.gateway.stream_relay import StreamRelay
 from tokenmill.gateway.tracker import UsageTracker
 from tokenmill.metering.service import Metering
 from tokenmill.observe.metrics import GatewayMetrics
@@ -150,10 +151,10 @@ class InferenceProxy:
         payload.pop("service_tier", None)  # ours: the engine has no tiers
         if admission.max_tokens_cap is not None:
             payload["max_tokens"] = admission.max_tokens_cap
-        relay: _StreamRelay | None = None
+        relay: StreamRelay | None = None
         if stream:
             runtime.adapter.prepare_stream(payload)
-            relay = _StreamRelay(
+            relay = StreamRelay(
                 want_usage=bool((body.get("stream_options") or {}).get("include_usage")),
                 strip_timings="timings_per_token" not in body and "timings_per_token" in payload,
                 public_model=model if payload["model"] != model else None,
@@ -287,7 +288,7 @@ class InferenceProxy:
             await self._policy.tool_call_blocked(call.admission.principal, tool, call.job.id)
 
     async def _relay(
-        self, call: _Call, resp: aiohttp.ClientResponse, relay: "_StreamRelay"
+        self, call: _Call, resp: aiohttp.ClientResponse, relay: "StreamRelay"
     ) -> AsyncIterator[bytes]:
         tracker = call.tracker
         recorded = False
@@ -360,70 +361,6 @@ class InferenceProxy:
         self._metrics.in_flight_of(record.model).dec()
         self._metrics.observe(record)
         return record
-
-
-class _StreamRelay:
-    """Per-stream rewriting: hides what TokenMill asked the engine for that the client did not."""
-
-    def __init__(
-        self,
-        want_usage: bool,
-        strip_timings: bool,
-        public_model: str | None,
-        tools: ToolCallFilter | None,
-        pii: StreamGuard | None,
-    ) -> None:
-        self.tools = tools
-        self.pii = pii
-        self.want_usage = want_usage
-        self.strip_timings = strip_timings
-        self.public_model = public_model
-        self.held_usage: bytes | None = None
-        self._timings: dict[str, Any] | None = None
-        self._content = False
-
-    def rewrite(self, data: bytes, tracker: UsageTracker) -> bytes | None:
-        chunk = orjson.loads(data)
-        changed = False
-        self._timings = chunk.get("timings")
-        if self._timings is not None and self.strip_timings:
-            del chunk["timings"]
-            changed = True
-        if self.public_model is not None and chunk.get("model") != self.public_model:
-            chunk["model"] = self.public_model
-            changed = True
-        usage = chunk.get("usage")
-        if usage:
-            tracker.take_usage(usage)
-        choices = chunk.get("choices")
-        if not choices:
-            if usage:  # the final usage chunk: sent after the record is durable, if asked for
-                self.held_usage = orjson.dumps(chunk) if self.want_usage else None
-                return None
-        else:
-            if self.pii is not None:
-                self.pii.chunk(chunk)
-                changed = self.pii.rewrites
-            first = choices[0]
-            delta = first.get("delta") or {}
-            if self.tools is not None and (delta.get("tool_calls") or first.get("finish_reason")):
-                self.tools.delta(delta)
-                first["finish_reason"] = self.tools.finish_reason(first.get("finish_reason"))
-                changed = True
-            self._content = bool(
-                delta.get("content") or delta.get("tool_calls") or first.get("text")
-            )
-            if first.get("finish_reason"):
-                tracker.finish_reason = first["finish_reason"]
-            if self._content:
-                tracker.mark_first_token()
-        return b"data: " + (orjson.dumps(chunk) if changed else data) + b"\n\n"
-
-    def delivered(self, tracker: UsageTracker) -> None:
-        if self._timings is not None:
-            tracker.take_timings(self._timings)
-        if self._content:
-            tracker.chunks_delivered += 1
 
 
 _JSON = {"Content-Type": "application/json"}
