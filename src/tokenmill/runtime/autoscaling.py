@@ -2,12 +2,11 @@
 queue and slots (`scheduling.autoscale` decides), and replicas scaled away are stopped once
 they have finished what they were serving (or after DRAIN_MAX_S, so no stop waits forever)."""
 
-import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
 
+from tokenmill.core.periodic import Periodic
 from tokenmill.runtime.deployments import DeploymentRuntime, Deployments
 from tokenmill.runtime.replica import ReplicaState
 from tokenmill.scheduling.autoscale import Autoscaler, ScalePolicy, ScaleSignals
@@ -36,27 +35,15 @@ class AutoscaleLoop:
         self._deployments = deployments
         self._core = core
         self._timing = timing
-        self._tick_s = tick_s
         self._scalers: dict[str, Autoscaler] = {}
         self._draining_since: dict[str, float] = {}  # replica id -> when it began to drain
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic("autoscaler", tick_s, lambda: self.tick(time.monotonic()))
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.tick(time.monotonic())
-            except Exception:  # one bad tick must not end autoscaling
-                log.exception("autoscaler tick failed")
-            await asyncio.sleep(self._tick_s)
+        await self._loop.stop()
 
     async def tick(self, now: float) -> None:
         for runtime in self._deployments.runtimes():
