@@ -101,3 +101,12 @@ def test_log_mode_counts_a_stream_and_passes_it_untouched():
     stream.close()
     assert "".join(c["choices"][0]["delta"]["content"] for c in chunks) == PERSONAL
     assert dict(found[0][2]) == {"cn_id": 1, "cn_mobile": 1, "email": 1}
+
+
+async def test_a_long_prompt_is_scanned_off_the_event_loop_with_the_same_result():
+    guard = ContentGuard(PiiMode.MASK, {}, lambda *args: None)
+    long_text = "filler " * 1000 + PERSONAL
+    body = {"messages": [{"role": "user", "content": [{"type": "text", "text": long_text}]}]}
+    mode = await guard.check_prompt("t", "chat", body, size=len(long_text))
+    assert mode is PiiMode.MASK
+    assert body["messages"][0]["content"][0]["text"] == mask(long_text)[0]

@@ -19,9 +19,10 @@ from tokenmill.testing import ADMIN_KEY, ServerProcess, TlsFiles
 
 def test_a_profile_fills_only_what_is_left_unset():
     plant = Settings(profile="manufacturing")
-    assert (plant.queue_wait_s, plant.scale_down_after_s, plant.pii_mode) == (20.0, 600.0, "log")
+    assert (plant.queue_wait_s, plant.scale_down_after_s, plant.pii_mode) == (20.0, 600.0, "off")
     assert Settings(profile="manufacturing", queue_wait_s=5).queue_wait_s == 5
-    assert Settings().pii_mode is PiiMode.LOG
+    assert Settings().pii_mode is PiiMode.OFF
+    assert Settings(pii_mode="log").pii_mode is PiiMode.LOG
 
 
 def test_finance_will_not_run_without_tls(tls_files: TlsFiles):

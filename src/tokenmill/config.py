@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     audit_retention_days: int = Field(default=365, ge=1)
     # The PII guard's default mode for tenants without their own: off | log | mask | block
     # (default: the profile's).
-    pii_mode: PiiMode = PiiMode.LOG
+    pii_mode: PiiMode = PiiMode.OFF
     # A budgeted request that sets no output limit gets this one, so its reservation holds.
     budget_max_tokens: int = Field(default=1024, ge=1)
     # Failed key checks one client address may make per minute before it is locked out.

@@ -4,6 +4,7 @@ the client (streamed ones too). Per tenant, one of: off, log (count what is foun
 answer, which cannot be refused once streaming, is masked instead). Only kinds and counts are
 ever recorded, never the text."""
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -12,6 +13,7 @@ from tokenmill.core.errors import InvalidRequest
 from tokenmill.security.pii import PiiMode, detect, mask
 from tokenmill.security.pii_stream import StreamMasker
 
+OFFLOAD_BYTES = 4096  # longer texts are scanned in a worker thread, not on the event loop
 # (tenant, direction "prompt" | "answer", kinds found) -> metrics
 FindingSink = Callable[[str, str, Counter[str]], None]
 
@@ -65,6 +67,16 @@ class ContentGuard:
             self.tenant_modes.pop(tenant, None)
         else:
             self.tenant_modes[tenant] = mode
+
+    async def check_prompt(
+        self, tenant: str, endpoint: str, body: dict[str, Any], size: int
+    ) -> PiiMode:
+        """`inbound`, off the event loop for a long prompt (scanning costs ~0.14 ms per KB)."""
+        if self.mode(tenant) is PiiMode.OFF:
+            return PiiMode.OFF
+        if size < OFFLOAD_BYTES:
+            return self.inbound(tenant, endpoint, body)
+        return await asyncio.to_thread(self.inbound, tenant, endpoint, body)
 
     def inbound(self, tenant: str, endpoint: str, body: dict[str, Any]) -> PiiMode:
         """Checks (and under mask, rewrites) the prompt in `body`; returns the tenant's mode."""

@@ -115,10 +115,12 @@ class InferenceProxy:
             raise NotFound(
                 f"The model '{model}' does not exist", param="model", code="model_not_found"
             )
-        pii = self._guard.inbound(principal.tenant, endpoint, body)  # may mask or refuse
+        size = prompt_bytes(endpoint, body)
+        pii = await self._guard.check_prompt(principal.tenant, endpoint, body, size)  # may mask
+        if pii is PiiMode.MASK:
+            size = prompt_bytes(endpoint, body)
         job = job_for(request_id, principal.tenant, endpoint, body, self._wait_s)
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
-        size = prompt_bytes(endpoint, body)
         ask = Ask(request_id, model, job.input_tokens, size, limit and int(limit))
         try:
             admission = await self._policy.admit(principal, ask)

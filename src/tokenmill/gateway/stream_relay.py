@@ -50,7 +50,7 @@ class StreamRelay:
         else:
             if self.pii is not None:
                 self.pii.chunk(chunk)
-                changed = self.pii.rewrites
+                changed = changed or self.pii.rewrites
             first = choices[0]
             delta = first.get("delta") or {}
             if self.tools is not None and (delta.get("tool_calls") or first.get("finish_reason")):

@@ -1,6 +1,6 @@
 """Compliance profiles: one setting picks the defaults and the rules a deployment keeps.
 
-- `sme`: safe defaults, minimum ceremony (PII counted, not altered).
+- `sme`: safe defaults, minimum ceremony (the PII guard off: no cost on the hot path).
 - `manufacturing`: stability first: conservative limits, slow scale-down, spare replicas.
 - `finance`: no content stored, PII masked, audit verified at start, local models only,
   hard budgets on every inference key, TLS required.
@@ -22,9 +22,9 @@ class Profile(StrEnum):
 
 
 DEFAULTS: dict[Profile, dict[str, Any]] = {
-    Profile.SME: {"pii_mode": "log"},
+    Profile.SME: {"pii_mode": "off"},
     Profile.MANUFACTURING: {
-        "pii_mode": "log",
+        "pii_mode": "off",
         "queue_wait_s": 20.0,  # fail fast to the caller's own retry rather than pile up
         "scale_down_after_s": 600.0,  # no flapping on bursty shop-floor load
         "auth_failures_per_minute": 5,
