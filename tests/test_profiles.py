@@ -132,7 +132,7 @@ def test_a_finance_server_enforces_its_rules(tmp_path: Path, tls_files: TlsFiles
         assert _doctor(srv).returncode == 0
         http = httpx.Client(
             base_url=srv.url,
-            verify=str(tls_files.cafile),
+            verify=srv.verify,
             timeout=30,
             headers={"Authorization": f"Bearer {ADMIN_KEY}"},
         )
