@@ -152,3 +152,69 @@ class AuditHead(Base):
     base_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
     base_hash: Mapped[str] = mapped_column(String(64), server_default="0" * 64)
     base_mac: Mapped[str] = mapped_column(String(64), server_default="")
+
+
+class PriceRule(Base):
+    """One price: never edited, only superseded by a later `effective_from` or version."""
+
+    __tablename__ = "price_rules"
+    __table_args__ = (
+        UniqueConstraint(
+            "book",
+            "version",
+            "model",
+            "token_class",
+            "tenant",
+            "currency",
+            name="uq_price_rules_identity",
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    book: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(String(128))  # a model name, or "*" for any
+    token_class: Mapped[str] = mapped_column(String(16))  # input | cached_input | output
+    currency: Mapped[str] = mapped_column(String(3))
+    pico_per_token: Mapped[int] = mapped_column(BigInteger)  # = micro-units per 1M tokens
+    tenant: Mapped[str | None] = mapped_column(String(64), nullable=True)  # an override
+    effective_from: Mapped[float] = mapped_column(Float)  # unix seconds
+    source: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class UsageCharge(Base):
+    """A usage record's tokens of one class at the price rule that applied: exact pico-units."""
+
+    __tablename__ = "usage_charges"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_class: Mapped[str] = mapped_column(String(16), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    model: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[float] = mapped_column(Float, index=True)  # when the usage happened
+    tokens: Mapped[int] = mapped_column(BigInteger)
+    rule_id: Mapped[str] = mapped_column(ForeignKey("price_rules.id"))
+    currency: Mapped[str] = mapped_column(String(3))
+    pico: Mapped[int] = mapped_column(BigInteger)
+    invoice_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+
+
+class Invoice(Base):
+    """A closed period of one tenant in one currency; immutable (database triggers refuse)."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("tenant", "period_start", "currency", name="uq_invoices_period"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    number: Mapped[str] = mapped_column(String(120), unique=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    period_start: Mapped[float] = mapped_column(Float)
+    period_end: Mapped[float] = mapped_column(Float)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    subtotal_pico: Mapped[int] = mapped_column(BigInteger)
+    tax_rate: Mapped[str] = mapped_column(String(16))  # a decimal, e.g. "0.06"
+    body: Mapped[dict[str, object]] = mapped_column(JSON)  # the invoice as issued, lines included

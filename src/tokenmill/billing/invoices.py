@@ -1,0 +1,234 @@
+"""Invoices: a tenant's period, closed after a grace for late usage, issued once, never changed.
+
+Closing bills every charge of the tenant not billed yet that happened before the period's end:
+those inside the period as usage lines, older ones (usage that arrived after its own period
+closed) as adjustment lines naming the month they belong to. So a correction is an entry in a
+later invoice, never an edit; the database refuses edits and deletions (migration 0006).
+
+Amounts: a line's is its tokens x its rule's rate, an exact integer of pico-units (group sums
+are taken over tokens, which cannot overflow, then multiplied in Python). The subtotal is
+rounded once to the currency's minor unit, half to even; the tax is on the rounded subtotal.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tokenmill.billing.prices import PriceBook
+from tokenmill.core.errors import Conflict, InvalidRequest, NotFound
+from tokenmill.core.ids import new_id
+from tokenmill.core.money import Money, exponent, rate_text
+from tokenmill.store.tables import Invoice, UsageCharge
+
+
+@dataclass(frozen=True)
+class Period:
+    start: float
+    end: float
+    label: str  # "2026-11"
+
+    @classmethod
+    def month(cls, label: str) -> "Period":
+        try:
+            start = datetime.strptime(label, "%Y-%m").replace(tzinfo=UTC)
+        except ValueError:
+            raise InvalidRequest(f"a period is a month, YYYY-MM, not {label!r}") from None
+        nxt = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+        return cls(start.timestamp(), nxt.timestamp(), label)
+
+
+def month_of(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m")
+
+
+def parse_tax_rate(text: str) -> Decimal:
+    try:
+        rate = Decimal(text)
+    except InvalidOperation:
+        raise InvalidRequest(f"tax_rate must be a decimal such as 0.06, not {text!r}") from None
+    if not 0 <= rate < 1:
+        raise InvalidRequest("tax_rate must be at least 0 and below 1", param="tax_rate")
+    return rate
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat()
+
+
+class Invoices:
+    def __init__(self, engine: Engine, book: PriceBook) -> None:
+        self._engine = engine
+        self._book = book
+
+    def close(
+        self, tenant: str, period: Period, *, now: float, grace_s: float, tax_rate: Decimal
+    ) -> list[dict[str, Any]]:
+        """Issue the tenant's invoices for `period`, one per currency it was charged in."""
+        if now < period.end + grace_s:
+            raise Conflict(
+                f"period {period.label} takes late usage until {_iso(period.end + grace_s)}; "
+                "close it after that",
+                code="period_open",
+            )
+        issued = []
+        with Session(self._engine, expire_on_commit=False) as s, s.begin():
+            done = select(Invoice.id).where(
+                Invoice.tenant == tenant, Invoice.period_start == period.start
+            )
+            if s.scalars(done).first() is not None:
+                raise Conflict(
+                    f"{tenant}'s {period.label} is already invoiced; later usage "
+                    "goes into the next period's invoice",
+                    code="invoice_exists",
+                )
+            groups = s.execute(
+                select(
+                    UsageCharge.currency,
+                    UsageCharge.model,
+                    UsageCharge.token_class,
+                    UsageCharge.rule_id,
+                    UsageCharge.created_at < period.start,
+                    func.min(UsageCharge.created_at),
+                    func.sum(UsageCharge.tokens),
+                )
+                .where(
+                    UsageCharge.tenant == tenant,
+                    UsageCharge.invoice_id.is_(None),
+                    UsageCharge.created_at < period.end,
+                )
+                .group_by(
+                    UsageCharge.currency,
+                    UsageCharge.model,
+                    UsageCharge.token_class,
+                    UsageCharge.rule_id,
+                    UsageCharge.created_at < period.start,
+                )
+            ).all()
+            by_currency: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for currency, model, cls, rule_id, late, first_at, tokens in groups:
+                by_currency[currency].append(
+                    self._line(model, cls, rule_id, late, first_at, int(tokens))
+                )
+            for currency, lines in sorted(by_currency.items()):
+                invoice = self._issue(tenant, period, currency, lines, tax_rate, now)
+                try:
+                    s.add(invoice)
+                    s.flush()
+                except IntegrityError:
+                    raise Conflict(
+                        f"{tenant}'s {period.label} is already invoiced in {currency}",
+                        code="invoice_exists",
+                    ) from None
+                s.execute(
+                    update(UsageCharge)
+                    .where(
+                        UsageCharge.tenant == tenant,
+                        UsageCharge.invoice_id.is_(None),
+                        UsageCharge.currency == currency,
+                        UsageCharge.created_at < period.end,
+                    )
+                    .values(invoice_id=invoice.id)
+                )
+                issued.append(invoice.body)
+        return issued
+
+    def _line(
+        self, model: str, token_class: str, rule_id: str, late: bool, first_at: float, tokens: int
+    ) -> dict[str, Any]:
+        rule = next(r for r in self._book.rules() if r.id == rule_id)
+        amount = Money(tokens * rule.pico_per_token, rule.currency)
+        origin = month_of(first_at)
+        label = token_class.replace("_", " ")
+        return {
+            "kind": "adjustment" if late else "usage",
+            "model": model,
+            "token_class": token_class,
+            "tokens": tokens,
+            "unit_price": rate_text(rule.pico_per_token),
+            "unit": "per 1M tokens",
+            "amount": amount.text(6),
+            "amount_pico": amount.pico,
+            "price_rule": rule.id,
+            "description": f"late usage from {origin}: {model} {label} tokens"
+            if late
+            else f"{model} {label} tokens",
+        }
+
+    def _issue(
+        self,
+        tenant: str,
+        period: Period,
+        currency: str,
+        lines: list[dict[str, Any]],
+        tax_rate: Decimal,
+        now: float,
+    ) -> Invoice:
+        lines.sort(key=lambda x: (x["kind"] != "usage", x["model"], x["token_class"]))
+        subtotal = Money(sum(int(x.pop("amount_pico")) for x in lines), currency)
+        places = Decimal(1).scaleb(-exponent(currency))
+        rounded = subtotal.rounded()
+        tax = (rounded * tax_rate).quantize(places)
+        invoice_id = new_id("inv")
+        body = {
+            "id": invoice_id,
+            "number": f"TM-{period.label}-{tenant}-{currency}",
+            "tenant": tenant,
+            "currency": currency,
+            "period_start": _iso(period.start),
+            "period_end": _iso(period.end),
+            "issued_at": _iso(now),
+            "lines": lines,
+            "subtotal": str(rounded),
+            "tax_rate": str(tax_rate),
+            "tax": str(tax),
+            "total": str(rounded + tax),
+        }
+        return Invoice(
+            id=invoice_id,
+            number=body["number"],
+            tenant=tenant,
+            currency=currency,
+            period_start=period.start,
+            period_end=period.end,
+            issued_at=datetime.fromtimestamp(now, UTC),
+            subtotal_pico=subtotal.pico,
+            tax_rate=str(tax_rate),
+            body=body,
+        )
+
+    def list(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        with Session(self._engine) as s:
+            q = select(Invoice).order_by(Invoice.period_start, Invoice.tenant)
+            if tenant is not None:
+                q = q.where(Invoice.tenant == tenant)
+            return [_summary(r) for r in s.scalars(q)]
+
+    def get(self, invoice_id: str, reach: str | None = None) -> dict[str, Any]:
+        with Session(self._engine) as s:
+            row = s.get(Invoice, invoice_id)
+            if row is None or (reach is not None and row.tenant != reach):
+                raise NotFound(f"invoice '{invoice_id}' does not exist", param="invoice_id")
+            return dict(row.body)
+
+
+def _summary(row: Invoice) -> dict[str, Any]:
+    body = row.body
+    keys = (
+        "id",
+        "number",
+        "tenant",
+        "currency",
+        "period_start",
+        "period_end",
+        "issued_at",
+        "subtotal",
+        "tax",
+        "total",
+    )
+    return {k: body[k] for k in keys}
