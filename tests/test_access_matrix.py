@@ -41,7 +41,19 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/admin/audit"): {PA, AU},
     ("GET", "/admin/audit/verify"): {PA, AU},
     ("GET", "/admin/usage"): {PA, OP, AU, TA},
+    ("GET", "/admin/usage/records"): {PA, OP, AU, TA},
     ("GET", "/admin/doctor"): {PA, OP, AU},
+    ("GET", "/admin/prices"): {PA, OP, AU, TA},
+    ("POST", "/admin/prices"): {PA},
+    ("POST", "/admin/invoices/close"): {PA},
+    ("GET", "/admin/invoices"): {PA, AU, TA},
+    ("GET", "/admin/invoices/{invoice_id}"): {PA, AU, TA},
+    ("GET", "/admin/kpis"): {PA, OP, AU},
+    ("POST", "/admin/budgets"): {PA},
+    ("GET", "/admin/budgets"): {PA, OP, AU},
+    ("DELETE", "/admin/budgets/{budget_id}"): {PA},
+    ("POST", "/admin/credits"): {PA},
+    ("GET", "/admin/reconcile"): {PA, OP, AU},
 }
 
 

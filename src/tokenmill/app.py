@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from starlette.types import ASGIApp
 
 from tokenmill import __version__
-from tokenmill.api import admin_routes, openai_routes
+from tokenmill.api import admin_routes, billing_routes, export_routes, openai_routes
 from tokenmill.api.errors import install_error_handlers
 from tokenmill.api.guard import caller
 from tokenmill.api.hot_path import HotPathRouter
@@ -21,8 +21,14 @@ from tokenmill.api.middleware import AdminAuditMiddleware, RequestIdMiddleware
 from tokenmill.api.openapi_doc import install_error_docs
 from tokenmill.api.secure_headers import SecureHeadersMiddleware
 from tokenmill.api.state import Services, services
+from tokenmill.billing.budgets import AlertSink, Budget, MoneyBudgets
+from tokenmill.billing.invoices import Invoices
+from tokenmill.billing.prices import PriceBook
+from tokenmill.billing.rating import rate_pending
 from tokenmill.bootstrap import open_database
 from tokenmill.config import Settings
+from tokenmill.core.money import Money, parse_amount
+from tokenmill.core.periodic import Periodic
 from tokenmill.gateway.content_guard import ContentGuard
 from tokenmill.gateway.proxy import InferenceProxy
 from tokenmill.metering.ledger import tokens_used
@@ -48,6 +54,7 @@ from tokenmill.security.roles import Permission
 from tokenmill.security.throttle import AuthThrottle
 
 log = logging.getLogger(__name__)
+RATE_EVERY_S = 2.0  # how soon usage is priced (invoices and KPIs rate what is left first)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -80,11 +87,17 @@ def create_app(settings: Settings) -> FastAPI:
         accounts.on_tenant_change(apply)
         dispatcher = Dispatcher(core)
         metrics.watch_queues(dispatcher.core.queue_depths)
+        prices = await asyncio.to_thread(PriceBook(db).load)
         given = settings.audit_key.get_secret_value() if settings.audit_key else None
         audit = AuditLog(db, load_or_create_key(given, settings.data_dir / "audit.key"))
         await _check_audit(audit, settings.profile)
         budgets = TokenBudgets(_spent_loader(db))
-        policy = RequestPolicy(KeyLimiter(), budgets, _denials(audit), settings.budget_max_tokens)
+        await asyncio.to_thread(rate_pending, db, prices)  # so spend so far counts in full
+        money = MoneyBudgets(db, prices, _alerts(audit), parse_amount(settings.budget_tolerance))
+        await asyncio.to_thread(money.load)
+        policy = RequestPolicy(
+            KeyLimiter(), budgets, _denials(audit), settings.budget_max_tokens, money
+        )
         proxy = InferenceProxy(
             deployments, dispatcher, metering, metrics, http, settings.queue_waits(), policy, guard
         )
@@ -99,9 +112,17 @@ def create_app(settings: Settings) -> FastAPI:
             audit,
             Agents(db, accounts),
             AuthThrottle(settings.auth_failures_per_minute),
+            prices,
+            Invoices(db, prices),
+            money,
+            http,
         )
         retention = AuditRetention(audit, settings.audit_retention_days)
         retention.start()
+        rating = Periodic(
+            "rating", RATE_EVERY_S, lambda: asyncio.to_thread(rate_pending, db, prices)
+        )
+        rating.start()
         await deployments.start_all()
         timing = ScaleTiming(
             settings.scale_up_after_s, settings.scale_down_after_s, settings.scale_to_zero_after_s
@@ -111,6 +132,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            await rating.stop()
             await retention.stop()
             await autoscaler.stop()
             await deployments.stop_all()
@@ -123,6 +145,8 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_docs(app)
     app.include_router(openai_routes.router)
     app.include_router(admin_routes.router)
+    app.include_router(billing_routes.router)
+    app.include_router(export_routes.router)
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, str]:
@@ -147,6 +171,29 @@ async def _check_audit(audit: AuditLog, profile: Profile) -> None:
     if profile is Profile.FINANCE:
         raise RuntimeError(message + " (the finance profile will not start on it)")
     log.error("%s; `tokenmill audit verify` for details", message)
+
+
+def _alerts(audit: AuditLog) -> AlertSink:
+    async def record(budget: Budget, used_pico: int) -> None:
+        used = Money(used_pico, budget.currency).text(6)
+        log.warning(
+            "budget %s of %s passed %d%%: %s %s used",
+            budget.id,
+            budget.holder,
+            budget.soft_pct,
+            used,
+            budget.currency,
+        )
+        await asyncio.to_thread(
+            audit.append,
+            "tokenmill",
+            "budget.soft_limit",
+            "alert",
+            resource=f"budget:{budget.id}",
+            detail={**budget.view(), "used": used},
+        )
+
+    return record
 
 
 def _spent_loader(db: Engine) -> SpentLoader:

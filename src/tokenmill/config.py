@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     pii_mode: PiiMode = PiiMode.OFF
     # A budgeted request that sets no output limit gets this one, so its reservation holds.
     budget_max_tokens: int = Field(default=1024, ge=1)
+    # Billing: how long after a period ends usage may still arrive before it can be invoiced,
+    # and the tax rate invoices apply unless a close names another (a decimal, "0.06").
+    invoice_grace_s: float = Field(default=86400.0, ge=0)
+    invoice_tax_rate: str = Field(default="0", pattern=r"^0(\.\d{1,6})?$")
+    # How far concurrent requests may together pass a money budget (a decimal amount); with
+    # reservations the only excess is a prompt longer than its bound, so 0 holds the line.
+    budget_tolerance: str = Field(default="0", pattern=r"^\d{1,9}(\.\d{1,12})?$")
     # Failed key checks one client address may make per minute before it is locked out.
     auth_failures_per_minute: int = Field(default=10, ge=1)
     max_body_bytes: int = 4 * 1024 * 1024

@@ -10,18 +10,18 @@ from tokenmill.security.keys import KeyLimits
 from tokenmill.security.roles import Role, Scope
 
 
-class _Body(BaseModel):
+class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class TenantIn(_Body):
+class TenantIn(Body):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     display_name: str | None = Field(default=None, max_length=200)
     weight: int = Field(default=1, ge=MIN_WEIGHT, le=MAX_WEIGHT)
     pii_mode: Literal["off", "log", "mask", "block"] | None = None
 
 
-class TenantPatch(_Body):
+class TenantPatch(Body):
     weight: int | None = Field(default=None, ge=MIN_WEIGHT, le=MAX_WEIGHT)
     # off | log | mask | block; null: back to the server's default
     pii_mode: Literal["off", "log", "mask", "block"] | None = None
@@ -33,7 +33,7 @@ class TenantPatch(_Body):
         return self
 
 
-class LimitsIn(_Body):
+class LimitsIn(Body):
     models: list[str] | None = Field(default=None, max_length=100)  # allow-list; None: all
     tools: list[str] | None = Field(default=None, max_length=200)  # allow-list; None: any
     expires_at: datetime | None = None
@@ -69,7 +69,7 @@ class KeyIn(LimitsIn):
         )
 
 
-class RotateIn(_Body):
+class RotateIn(Body):
     grace_s: int = Field(default=0, ge=0, le=7 * 86400)  # how long the old secret still works
 
 
@@ -80,7 +80,7 @@ class AgentIn(LimitsIn):
     profile: str = Field(default="standard", min_length=1, max_length=64)
 
 
-class DeploymentIn(_Body):
+class DeploymentIn(Body):
     name: str = Field(min_length=1, max_length=128)
     engine: Literal["llamacpp", "openai"]
     model_path: str | None = Field(default=None, max_length=1024)
@@ -93,6 +93,6 @@ class DeploymentIn(_Body):
     options: dict[str, int | float | str | bool] = Field(default_factory=dict)
 
 
-class ReplicaRangeIn(_Body):
+class ReplicaRangeIn(Body):
     min_replicas: int | None = Field(default=None, ge=0, le=64)
     max_replicas: int | None = Field(default=None, ge=1, le=64)

@@ -2,9 +2,13 @@
 
 from dataclasses import dataclass
 
+import aiohttp
 from sqlalchemy import Engine
 from starlette.requests import Request
 
+from tokenmill.billing.budgets import MoneyBudgets
+from tokenmill.billing.invoices import Invoices
+from tokenmill.billing.prices import PriceBook
 from tokenmill.config import Settings
 from tokenmill.gateway.proxy import InferenceProxy
 from tokenmill.metering.service import Metering
@@ -28,6 +32,10 @@ class Services:
     audit: AuditLog
     agents: Agents
     auth_throttle: AuthThrottle
+    prices: PriceBook
+    invoices: Invoices
+    budgets: MoneyBudgets
+    http: aiohttp.ClientSession  # the gateway's pool, for asking engines directly
 
 
 def services(request: Request) -> Services:

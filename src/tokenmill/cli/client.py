@@ -70,6 +70,10 @@ class AdminClient:
         )
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.request(method, path, **kwargs).json()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The response, once it is a success; errors are printed and end the command."""
         try:
             resp = self._http.request(method, path, **kwargs)
         except httpx.ConnectError:
@@ -88,4 +92,4 @@ class AdminClient:
                 message = resp.text[:500]
             err_console.print(f"[red]Error {resp.status_code}:[/] {message}")
             raise typer.Exit(1)
-        return resp.json()
+        return resp

@@ -2,7 +2,7 @@
 
 import typer
 
-from tokenmill.cli import admin_commands, principal_commands
+from tokenmill.cli import admin_commands, billing_commands, export_commands, principal_commands
 from tokenmill.cli.bench import bench
 from tokenmill.cli.up import up
 
@@ -14,10 +14,15 @@ app = typer.Typer(
 app.command()(up)
 app.command()(bench)
 app.command()(admin_commands.usage)
+app.command("export-usage")(export_commands.export_usage)
 app.command()(admin_commands.login)
 app.command()(admin_commands.doctor)
+app.command()(billing_commands.report)
+app.command()(billing_commands.reconcile)
 app.add_typer(admin_commands.models, name="models")
 app.add_typer(admin_commands.tenants, name="tenants")
 app.add_typer(principal_commands.keys, name="keys")
 app.add_typer(principal_commands.agents, name="agents")
 app.add_typer(admin_commands.audit, name="audit")
+app.add_typer(billing_commands.prices, name="prices")
+app.add_typer(billing_commands.invoices, name="invoices")

@@ -34,6 +34,19 @@ def parse_rate(text: str | int | Decimal) -> int:
     return int(micros)
 
 
+def parse_amount(text: str | Decimal) -> int:
+    """An amount of money ("10.50") as pico-units; refused if finer than a pico-unit."""
+    if isinstance(text, float):
+        raise TypeError("amounts are decimal strings, never floats")
+    try:
+        value = Decimal(str(text)) * PICO
+    except InvalidOperation:
+        raise ValueError(f"not an amount: {text!r}") from None
+    if value != value.to_integral_value():
+        raise ValueError(f"amount {text} has more than 12 decimals")
+    return int(value)
+
+
 @dataclass(frozen=True, order=True)
 class Money:
     pico: int  # exact amount in 1e-12 currency units

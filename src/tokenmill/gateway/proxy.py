@@ -132,7 +132,7 @@ class InferenceProxy:
                 runtime, job, admission, endpoint, body, client_gone, trace, pii
             )
         except BaseException:
-            self._policy.settle(admission, 0, 0)  # nothing was metered: nothing is spent
+            self._policy.settle(admission, 0, 0, 0)  # nothing was metered: nothing is spent
             raise
 
     async def _handle(
@@ -214,8 +214,13 @@ class InferenceProxy:
             try:
                 return call, await self._http.post(call.url, data=data, headers=headers)
             except (aiohttp.ClientError, TimeoutError) as exc:
-                log.warning("replica %s gave no answer to %s (attempt %d): %r",
-                            replica.id, job.id, attempt, exc)  # fmt: skip
+                log.warning(
+                    "replica %s gave no answer to %s (attempt %d): %r",
+                    replica.id,
+                    job.id,
+                    attempt,
+                    exc,
+                )
                 if attempt == 2:
                     await self._finish(call, 503, "error")
                     raise _unreachable(call, exc) from None
@@ -358,7 +363,9 @@ class InferenceProxy:
             core.on_prompt_counted(call.job, record.prompt_tokens, record.cached_tokens)
             core.on_output(call.job, record.completion_tokens)
         self._dispatcher.release(call.job)
-        self._policy.settle(call.admission, record.prompt_tokens, record.completion_tokens)
+        self._policy.settle(
+            call.admission, record.prompt_tokens, record.cached_tokens, record.completion_tokens
+        )
         call.replica.served += 1
         self._metrics.in_flight_of(record.model).dec()
         self._metrics.observe(record)

@@ -26,6 +26,7 @@ class Replica:
     pid: int | None = None
     served: int = field(default=0)
     draining: bool = False  # scaled away: finishing what it serves, taking nothing new
+    started_at: float | None = None  # when its engine process started: its counters' zero
 
     @property
     def id(self) -> str:

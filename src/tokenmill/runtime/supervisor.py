@@ -101,6 +101,7 @@ class ReplicaSupervisor:
                 preexec_fn=_die_with_parent,
             )
         replica.port, replica.pid = port, self._proc.pid
+        replica.started_at = time.time()
         self._set_state(ReplicaState.STARTING)
         exited = asyncio.ensure_future(self._proc.wait())
         try:

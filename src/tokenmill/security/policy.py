@@ -3,14 +3,34 @@ and tool allow-lists, the key's rate limits, its budget. The request holds an Ad
 until it ends; settling it returns the concurrency slot and settles the budget."""
 
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from tokenmill.core.errors import Forbidden, RateLimited
-from tokenmill.security.budgets import Reservation, TokenBudgets
+from tokenmill.core.money import Money
+from tokenmill.core.reservations import Reservation
+from tokenmill.security.budgets import TokenBudgets
 from tokenmill.security.keys import Principal
 from tokenmill.security.limits import KeyLimiter
+
+
+class SpendGuard(Protocol):
+    """Money budgets (billing/budgets.py), seen from here: hold the most a request can cost,
+    settle to what it cost."""
+
+    def applicable(self, p: Principal) -> Sequence[object]: ...
+
+    async def hold(
+        self, p: Principal, model: str, prompt_bound: int, max_output: int, now: float
+    ) -> list[Reservation]: ...
+
+    def cost(
+        self, p: Principal, model: str, at: float, prompt: int, cached: int, output: int
+    ) -> Money: ...
+
+    def settle(self, held: list[Reservation], spent: Money) -> None: ...
+
 
 # (principal, what was denied or blocked, details) -> written to the audit log
 DenialSink = Callable[[Principal, str, dict[str, Any]], Awaitable[None]]
@@ -66,6 +86,8 @@ class Admission:
     # For a budgeted request that set no output limit: the limit the gateway sets, so that
     # what was reserved bounds what can be spent.
     max_tokens_cap: int | None = None
+    money: list[Reservation] = field(default_factory=list)
+    at: float = field(default_factory=time.time)
     settled: bool = False
 
 
@@ -76,7 +98,9 @@ class RequestPolicy:
         budgets: TokenBudgets,
         on_denial: DenialSink,
         budget_max_tokens: int = 1024,
+        spend: SpendGuard | None = None,
     ) -> None:
+        self._spend = spend
         self._limiter = limiter
         self._budgets = budgets
         self._on_denial = on_denial
@@ -105,33 +129,45 @@ class RequestPolicy:
                 )
 
     async def admit(self, p: Principal, ask: Ask) -> Admission:
-        """Rate limits and budget, once the request's size is known."""
+        """Rate limits and budgets, once the request's size is known."""
         self._limiter.admit(p, ask.prompt_estimate)
-        budgeted = p.limits.budget_tokens is not None
+        money = self._spend is not None and bool(self._spend.applicable(p))
+        budgeted = p.limits.budget_tokens is not None or money
         cap = self._budget_max_tokens if budgeted and ask.max_output is None else None
-        most = self._prompt_bound.of(ask) + (ask.max_output or cap or 0)
+        bound, max_out = self._prompt_bound.of(ask), ask.max_output or cap or 0
+        now = time.time()
+        adm = Admission(p, ask, None, cap, at=now)
         try:
-            reservation = await self._budgets.reserve(p, most, time.time())
+            adm.reservation = await self._budgets.reserve(p, bound + max_out, now)
+            if money and self._spend is not None:
+                adm.money = await self._spend.hold(p, ask.model, bound, max_out, now)
         except RateLimited:
-            self._limiter.release(p, ask.prompt_estimate, 0)
+            self.settle(adm, 0, 0, 0)
             await self._deny(
-                p, "budget_exceeded", {"reserve_tokens": most, "request_id": ask.request_id}
+                p,
+                "budget_exceeded",
+                {"reserve_tokens": bound + max_out, "request_id": ask.request_id},
             )
             raise
         except BaseException:
-            self._limiter.release(p, ask.prompt_estimate, 0)
+            self.settle(adm, 0, 0, 0)
             raise
-        return Admission(p, ask, reservation, cap)
+        return adm
 
-    def settle(self, adm: Admission, prompt_tokens: int, completion_tokens: int) -> None:
+    def settle(self, adm: Admission, prompt_tokens: int, cached: int, completion: int) -> None:
         """Once per admission, whatever happened to the request (0 tokens if none ran)."""
         if adm.settled:
             return
         adm.settled = True
-        spent = prompt_tokens + completion_tokens
+        spent = prompt_tokens + completion
         self._limiter.release(adm.principal, adm.ask.prompt_estimate, spent)
         if adm.reservation is not None:
             self._budgets.settle(adm.reservation, spent)
+        if adm.money and self._spend is not None:
+            cost = self._spend.cost(
+                adm.principal, adm.ask.model, adm.at, prompt_tokens, cached, completion
+            )
+            self._spend.settle(adm.money, cost)
         if prompt_tokens:
             self._prompt_bound.learn(adm.ask, prompt_tokens)
 

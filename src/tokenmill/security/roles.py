@@ -36,6 +36,13 @@ class Permission(StrEnum):
     AUDIT_READ = "audit:read"
     METRICS_READ = "metrics:read"
     CONFIG_READ = "config:read"  # the compliance doctor's view of the running configuration
+    PRICES_READ = "prices:read"
+    PRICES_WRITE = "prices:write"
+    INVOICES_READ = "invoices:read"
+    INVOICES_WRITE = "invoices:write"  # close a period
+    KPIS_READ = "kpis:read"  # revenue and tokens across all tenants
+    BUDGETS_READ = "budgets:read"
+    BUDGETS_WRITE = "budgets:write"  # money budgets and prepaid credits
 
 
 P = Permission
@@ -49,11 +56,34 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             P.USAGE_READ,
             P.METRICS_READ,
             P.CONFIG_READ,
+            P.PRICES_READ,
+            P.KPIS_READ,
+            P.BUDGETS_READ,
         }
     ),
-    Role.AUDITOR: frozenset({P.USAGE_READ, P.AUDIT_READ, P.METRICS_READ, P.CONFIG_READ}),
+    Role.AUDITOR: frozenset(
+        {
+            P.USAGE_READ,
+            P.AUDIT_READ,
+            P.METRICS_READ,
+            P.CONFIG_READ,
+            P.PRICES_READ,
+            P.INVOICES_READ,
+            P.KPIS_READ,
+            P.BUDGETS_READ,
+        }
+    ),
     Role.TENANT_ADMIN: frozenset(
-        {P.INFER, P.KEYS_READ, P.KEYS_WRITE, P.AGENTS_READ, P.AGENTS_WRITE, P.USAGE_READ}
+        {
+            P.INFER,
+            P.KEYS_READ,
+            P.KEYS_WRITE,
+            P.AGENTS_READ,
+            P.AGENTS_WRITE,
+            P.USAGE_READ,
+            P.PRICES_READ,
+            P.INVOICES_READ,
+        }
     ),
     Role.MEMBER: frozenset({P.INFER}),
     Role.AGENT: frozenset({P.INFER}),

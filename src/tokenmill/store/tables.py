@@ -218,3 +218,33 @@ class Invoice(Base):
     subtotal_pico: Mapped[int] = mapped_column(BigInteger)
     tax_rate: Mapped[str] = mapped_column(String(16))  # a decimal, e.g. "0.06"
     body: Mapped[dict[str, object]] = mapped_column(JSON)  # the invoice as issued, lines included
+
+
+class MoneyBudget(Base):
+    """A spending limit for a tenant, key or agent in one currency; replaced, never edited."""
+
+    __tablename__ = "budgets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(
+        String(100), index=True
+    )  # tenant:<t> | key:<id> | agent:<id>
+    currency: Mapped[str] = mapped_column(String(3))
+    limit_pico: Mapped[int] = mapped_column(BigInteger)
+    period: Mapped[str] = mapped_column(String(8))  # day | month | total
+    soft_pct: Mapped[int] = mapped_column(Integer)  # an alert once spend passes this share
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Credit(Base):
+    """Prepaid money granted to a tenant: together, the most it may ever spend."""
+
+    __tablename__ = "credits"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = mapped_column(ForeignKey("tenants.name"), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_pico: Mapped[int] = mapped_column(BigInteger)
+    note: Mapped[str] = mapped_column(String(300))
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
