@@ -31,6 +31,7 @@ from tokenmill.core.money import Money, parse_amount
 from tokenmill.core.periodic import Periodic
 from tokenmill.gateway.content_guard import ContentGuard
 from tokenmill.gateway.proxy import InferenceProxy
+from tokenmill.metering.cloudevents import CloudEventsExporter
 from tokenmill.metering.ledger import tokens_used
 from tokenmill.metering.service import Metering
 from tokenmill.observe.metrics import GatewayMetrics
@@ -123,6 +124,9 @@ def create_app(settings: Settings) -> FastAPI:
             "rating", RATE_EVERY_S, lambda: asyncio.to_thread(rate_pending, db, prices)
         )
         rating.start()
+        events = _event_export(settings, db)
+        if events is not None:
+            events.start()
         await deployments.start_all()
         timing = ScaleTiming(
             settings.scale_up_after_s, settings.scale_down_after_s, settings.scale_to_zero_after_s
@@ -132,6 +136,8 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            if events is not None:
+                await events.stop()
             await rating.stop()
             await retention.stop()
             await autoscaler.stop()
@@ -171,6 +177,22 @@ async def _check_audit(audit: AuditLog, profile: Profile) -> None:
     if profile is Profile.FINANCE:
         raise RuntimeError(message + " (the finance profile will not start on it)")
     log.error("%s; `tokenmill audit verify` for details", message)
+
+
+def _event_export(settings: Settings, db: Engine) -> Periodic | None:
+    """Usage as CloudEvents to `events_url`, at least once, with the request id as event id."""
+    if settings.events_url is None:
+        return None
+    token = settings.events_token.get_secret_value() if settings.events_token else None
+    exporter = CloudEventsExporter(
+        db,
+        settings.events_url,
+        cursor_path=settings.data_dir / "events.cursor.json",
+        source=settings.events_source,
+        settle_s=settings.events_settle_s,
+        headers={"Authorization": f"Bearer {token}"} if token else None,
+    )
+    return exporter.periodic(settings.events_every_s)
 
 
 def _alerts(audit: AuditLog) -> AlertSink:

@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     # How far concurrent requests may together pass a money budget (a decimal amount); with
     # reservations the only excess is a prompt longer than its bound, so 0 holds the line.
     budget_tolerance: str = Field(default="0", pattern=r"^\d{1,9}(\.\d{1,12})?$")
+    # Usage as CloudEvents (OpenMeter's ingest, or any collector taking a CloudEvents batch):
+    # where to send them, the source they carry (keep it stable: collectors dedup on
+    # (id, source)), an optional bearer token, and how often to send.
+    events_url: str | None = None
+    events_source: str | None = None  # default: tokenmill/<hostname>
+    events_token: SecretStr | None = None
+    events_every_s: float = Field(default=30.0, gt=0)
+    # How old a record must be before it is sent: most requests still running have ended.
+    events_settle_s: float = Field(default=60.0, ge=0)
     # Failed key checks one client address may make per minute before it is locked out.
     auth_failures_per_minute: int = Field(default=10, ge=1)
     max_body_bytes: int = 4 * 1024 * 1024
