@@ -54,6 +54,8 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("DELETE", "/admin/budgets/{budget_id}"): {PA},
     ("POST", "/admin/credits"): {PA},
     ("GET", "/admin/reconcile"): {PA, OP, AU},
+    ("POST", "/admin/discounts"): {PA},
+    ("GET", "/admin/discounts"): {PA, OP, AU, TA},
 }
 
 

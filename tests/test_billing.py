@@ -233,3 +233,20 @@ def test_the_database_refuses_to_change_an_issued_invoice(engine, book, statemen
 
 def test_period_parsing():
     assert datetime.fromtimestamp(Period.month("2026-12").end, UTC).year == 2027
+
+
+def test_a_volume_tier_discounts_the_months_usage(engine: Engine, book: PriceBook):
+    tenant = f"volume{next(_tenants)}"
+    invoices = Invoices(engine, book)
+    invoices.add_tier(None, 10**12, Decimal("50"))  # far out of reach: no effect here
+    invoices.add_tier(tenant, 1_000_000, Decimal("10"))
+    insert_records(engine, [_record(f"{tenant}-1", tenant, NOV.start + 1, 2_000_000, 0, 500_000)])
+    rate_pending(engine, book)
+    (issued,) = invoices.close(tenant, NOV, now=DEC.end, grace_s=0, tax_rate=Decimal(0))
+    # 2M input x 0.02 + 0.5M output x 0.04 = 0.06; 10% off = -0.006
+    assert [(x["kind"], x["amount"]) for x in issued["lines"]] == [
+        ("usage", "0.040000"),
+        ("usage", "0.020000"),
+        ("discount", "-0.006000"),
+    ]
+    assert issued["subtotal"] == "0.05"  # 0.054 rounded half to even

@@ -7,6 +7,7 @@ own tenant's invoices.
 import asyncio
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -93,6 +94,27 @@ def grant_credit(body: CreditIn, svc: Svc, request: Request) -> dict[str, Any]:
     svc.budgets.grant(body.tenant, body.currency, parse_amount(body.amount), body.note)
     _note(request, f"tenant:{body.tenant}", event="credit.granted", amount=body.amount)
     return {"tenant": body.tenant, "currency": body.currency, "granted": body.amount}
+
+
+class TierIn(Body):
+    tenant: str | None = Field(default=None, max_length=64)  # None: every tenant without its own
+    min_tokens: int = Field(ge=0, le=10**15)  # billed tokens in the month
+    percent: str = Field(pattern=r"^\d{1,2}(\.\d{1,4})?$")  # off the month's usage
+
+
+@router.post("/discounts", status_code=201)
+@requires(P.PRICES_WRITE)
+def add_discount(body: TierIn, svc: Svc, request: Request) -> dict[str, Any]:
+    """A volume discount tier, applied when a month is invoiced."""
+    tier = svc.invoices.add_tier(body.tenant, body.min_tokens, Decimal(body.percent))
+    _note(request, f"discount:{tier['id']}", event="discount.added")
+    return tier
+
+
+@router.get("/discounts")
+@requires(P.PRICES_READ)
+def list_discounts(svc: Svc) -> dict[str, Any]:
+    return {"data": svc.invoices.tiers()}
 
 
 @router.get("/prices")

@@ -13,7 +13,7 @@ rounded once to the currency's minor unit, half to even; the tax is on the round
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import Engine, func, select, update
@@ -24,7 +24,7 @@ from tokenmill.billing.prices import PriceBook
 from tokenmill.core.errors import Conflict, InvalidRequest, NotFound
 from tokenmill.core.ids import new_id
 from tokenmill.core.money import Money, exponent, rate_text
-from tokenmill.store.tables import Invoice, UsageCharge
+from tokenmill.store.tables import DiscountTier, Invoice, UsageCharge
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,10 @@ class Invoices:
                     self._line(model, cls, rule_id, late, first_at, int(tokens))
                 )
             for currency, lines in sorted(by_currency.items()):
+                usage = [x for x in lines if x["kind"] == "usage"]
+                percent = self.discount_percent(s, tenant, sum(x["tokens"] for x in usage))
+                if percent:
+                    lines.append(_discount(usage, percent, currency))
                 invoice = self._issue(tenant, period, currency, lines, tax_rate, now)
                 try:
                     s.add(invoice)
@@ -160,6 +164,13 @@ class Invoices:
             else f"{model} {label} tokens",
         }
 
+    def discount_percent(self, s: Session, tenant: str, usage_tokens: int) -> Decimal:
+        """The best tier the month's usage reaches: the tenant's own tiers if it has any."""
+        tiers = list(s.scalars(select(DiscountTier)))
+        own = [t for t in tiers if t.tenant == tenant] or [t for t in tiers if t.tenant is None]
+        reached = [Decimal(t.percent) for t in own if t.min_tokens <= usage_tokens]
+        return max(reached, default=Decimal(0))
+
     def _issue(
         self,
         tenant: str,
@@ -169,7 +180,8 @@ class Invoices:
         tax_rate: Decimal,
         now: float,
     ) -> Invoice:
-        lines.sort(key=lambda x: (x["kind"] != "usage", x["model"], x["token_class"]))
+        order = {"usage": 0, "discount": 1, "adjustment": 2}
+        lines.sort(key=lambda x: (order[x["kind"]], x["model"], x["token_class"]))
         subtotal = Money(sum(int(x.pop("amount_pico")) for x in lines), currency)
         places = Decimal(1).scaleb(-exponent(currency))
         rounded = subtotal.rounded()
@@ -202,6 +214,25 @@ class Invoices:
             body=body,
         )
 
+    def add_tier(self, tenant: str | None, min_tokens: int, percent: Decimal) -> dict[str, Any]:
+        if not 0 < percent < 100 or min_tokens < 0:
+            raise InvalidRequest("a tier is min_tokens >= 0 and a percent between 0 and 100")
+        row = DiscountTier(
+            id=new_id("dt"),
+            tenant=tenant,
+            min_tokens=min_tokens,
+            percent=str(percent),
+            created_at=datetime.now(UTC),
+        )
+        with Session(self._engine, expire_on_commit=False) as s, s.begin():
+            s.add(row)
+        return _tier_view(row)
+
+    def tiers(self) -> list[dict[str, Any]]:
+        with Session(self._engine) as s:
+            q = select(DiscountTier).order_by(DiscountTier.tenant, DiscountTier.min_tokens)
+            return [_tier_view(t) for t in s.scalars(q)]
+
     def list(self, tenant: str | None = None) -> list[dict[str, Any]]:
         with Session(self._engine) as s:
             q = select(Invoice).order_by(Invoice.period_start, Invoice.tenant)
@@ -215,6 +246,28 @@ class Invoices:
             if row is None or (reach is not None and row.tenant != reach):
                 raise NotFound(f"invoice '{invoice_id}' does not exist", param="invoice_id")
             return dict(row.body)
+
+
+def _discount(usage: list[dict[str, Any]], percent: Decimal, currency: str) -> dict[str, Any]:
+    base = sum(int(x["amount_pico"]) for x in usage)
+    off = -int((Decimal(base) * percent / 100).to_integral_value(rounding=ROUND_HALF_EVEN))
+    tokens = sum(int(x["tokens"]) for x in usage)
+    return {
+        "kind": "discount",
+        "model": "",
+        "token_class": "",
+        "tokens": tokens,
+        "unit_price": f"{percent}%",
+        "unit": "of usage",
+        "amount": Money(off, currency).text(6),
+        "amount_pico": off,
+        "price_rule": "",
+        "description": f"volume discount {percent}% for {tokens:,} tokens",
+    }
+
+
+def _tier_view(t: DiscountTier) -> dict[str, Any]:
+    return {"id": t.id, "tenant": t.tenant, "min_tokens": t.min_tokens, "percent": t.percent}
 
 
 def _summary(row: Invoice) -> dict[str, Any]:

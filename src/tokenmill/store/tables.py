@@ -248,3 +248,16 @@ class Credit(Base):
     amount_pico: Mapped[int] = mapped_column(BigInteger)
     note: Mapped[str] = mapped_column(String(300))
     granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DiscountTier(Base):
+    """A volume discount: a month with at least `min_tokens` billed tokens gets `percent` off
+    its usage. A tenant's own tiers replace the general ones."""
+
+    __tablename__ = "discount_tiers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    min_tokens: Mapped[int] = mapped_column(BigInteger)
+    percent: Mapped[str] = mapped_column(String(16))  # a decimal, e.g. "5" or "2.5"
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,4 +1,4 @@
-"""budgets in money and prepaid credits
+"""budgets in money, prepaid credits, volume discount tiers
 
 Revision ID: 0007
 Revises: 0006
@@ -36,9 +36,18 @@ def upgrade() -> None:
         sa.Column("granted_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_credits_tenant", "credits", ["tenant"])
+    op.create_table(
+        "discount_tiers",
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("tenant", sa.String(64), nullable=True),
+        sa.Column("min_tokens", sa.BigInteger(), nullable=False),
+        sa.Column("percent", sa.String(16), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("discount_tiers")
     op.drop_index("ix_credits_tenant", "credits")
     op.drop_table("credits")
     op.drop_index("ix_budgets_holder", "budgets")
