@@ -14,14 +14,8 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
-from tokenmill.billing.invoice_render import (
-    CSV_COLUMNS,
-    InvoiceFonts,
-    find_invoice_fonts,
-    invoice_csv,
-    invoice_json,
-    invoice_pdf,
-)
+from tokenmill.billing.invoice_pdf import InvoiceFonts, find_invoice_fonts, invoice_pdf
+from tokenmill.billing.invoice_render import CSV_COLUMNS, invoice_csv, invoice_json
 
 MICRO = Decimal("0.000001")
 CLASSES = ("input", "cached_input", "output")
@@ -263,7 +257,7 @@ def test_pdf_is_deterministic_across_processes() -> None:
     inv = make_invoice(10, tenant_name="Société Łódź 上海")
     script = (
         "import hashlib, json, sys\n"
-        "from tokenmill.billing.invoice_render import invoice_pdf\n"
+        "from tokenmill.billing.invoice_pdf import invoice_pdf\n"
         "print(hashlib.sha256(invoice_pdf(json.load(sys.stdin))).hexdigest())\n"
     )
     digests = set()

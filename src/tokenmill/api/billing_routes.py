@@ -17,7 +17,8 @@ from pydantic import Field
 from tokenmill.api.admin_bodies import Body
 from tokenmill.api.admin_routes import Caller, P, Svc, _note, _within_reach, admin
 from tokenmill.api.auth import requires
-from tokenmill.billing.invoice_render import invoice_csv, invoice_json, invoice_pdf
+from tokenmill.billing.invoice_pdf import invoice_pdf
+from tokenmill.billing.invoice_render import invoice_csv, invoice_json
 from tokenmill.billing.invoices import Period, parse_tax_rate
 from tokenmill.billing.kpis import kpis
 from tokenmill.billing.rating import rate_pending
