@@ -250,3 +250,22 @@ def test_a_volume_tier_discounts_the_months_usage(engine: Engine, book: PriceBoo
         ("discount", "-0.006000"),
     ]
     assert issued["subtotal"] == "0.05"  # 0.054 rounded half to even
+
+
+def test_months_close_in_order(engine: Engine, book: PriceBook):
+    tenant = f"order{next(_tenants)}"
+    oct_ = Period.month("2026-10")
+    insert_records(
+        engine,
+        [
+            _record(f"{tenant}-oct", tenant, oct_.start + 1, 10, 0, 10),
+            _record(f"{tenant}-nov", tenant, NOV.start + 1, 10, 0, 10),
+        ],
+    )
+    rate_pending(engine, book)
+    invoices = Invoices(engine, book)
+    with pytest.raises(Conflict, match="close 2026-10 first"):
+        invoices.close(tenant, NOV, now=DEC.end, grace_s=0, tax_rate=Decimal(0))
+    (oct_bill,) = invoices.close(tenant, oct_, now=DEC.end, grace_s=0, tax_rate=Decimal(0))
+    (nov_bill,) = invoices.close(tenant, NOV, now=DEC.end, grace_s=0, tax_rate=Decimal(0))
+    assert [x["kind"] for x in oct_bill["lines"] + nov_bill["lines"]] == ["usage"] * 4

@@ -23,7 +23,7 @@ from tokenmill.billing.invoices import Period, parse_tax_rate
 from tokenmill.billing.kpis import kpis
 from tokenmill.billing.rating import rate_pending
 from tokenmill.core.errors import InvalidRequest
-from tokenmill.core.money import parse_amount
+from tokenmill.core.money import MICRO, parse_amount
 from tokenmill.metering.reconcile import invoice_drift, replica_drift
 from tokenmill.runtime.replica import ReplicaState
 
@@ -51,7 +51,7 @@ class CloseIn(Body):
 class BudgetIn(Body):
     holder: str = Field(pattern=r"^(tenant|key|agent):[A-Za-z0-9_-]{1,64}$")
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
-    limit: str = Field(pattern=r"^\d{1,12}(\.\d{1,12})?$")  # an amount, as a decimal
+    limit: str = Field(pattern=r"^\d{1,12}(\.\d{1,6})?$")  # an amount, as a decimal
     period: Literal["day", "month", "total"] = "month"
     soft_pct: int = Field(default=80, ge=1, le=100)  # an alert once spend passes this share
 
@@ -59,7 +59,7 @@ class BudgetIn(Body):
 class CreditIn(Body):
     tenant: str = Field(min_length=1, max_length=64)
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
-    amount: str = Field(pattern=r"^\d{1,12}(\.\d{1,12})?$")
+    amount: str = Field(pattern=r"^\d{1,12}(\.\d{1,6})?$")
     note: str = Field(default="", max_length=300)
 
 
@@ -68,7 +68,7 @@ class CreditIn(Body):
 def create_budget(body: BudgetIn, svc: Svc, request: Request) -> dict[str, Any]:
     """A hard spending limit; reservations keep concurrent requests inside it."""
     budget = svc.budgets.create(
-        body.holder, body.currency, parse_amount(body.limit), body.period, body.soft_pct
+        body.holder, body.currency, parse_amount(body.limit, MICRO), body.period, body.soft_pct
     )
     _note(request, f"budget:{budget.id}", event="budget.created", holder=body.holder)
     return budget.view()
@@ -92,7 +92,7 @@ def retire_budget(budget_id: str, svc: Svc, request: Request) -> dict[str, Any]:
 @requires(P.BUDGETS_WRITE)
 def grant_credit(body: CreditIn, svc: Svc, request: Request) -> dict[str, Any]:
     """Prepaid money: a tenant with credits spends at most what it was granted, in total."""
-    svc.budgets.grant(body.tenant, body.currency, parse_amount(body.amount), body.note)
+    svc.budgets.grant(body.tenant, body.currency, parse_amount(body.amount, MICRO), body.note)
     _note(request, f"tenant:{body.tenant}", event="credit.granted", amount=body.amount)
     return {"tenant": body.tenant, "currency": body.currency, "granted": body.amount}
 
@@ -114,14 +114,19 @@ def add_discount(body: TierIn, svc: Svc, request: Request) -> dict[str, Any]:
 
 @router.get("/discounts")
 @requires(P.PRICES_READ)
-def list_discounts(svc: Svc) -> dict[str, Any]:
-    return {"data": svc.invoices.tiers()}
+def list_discounts(svc: Svc, caller: Caller) -> dict[str, Any]:
+    tiers = svc.invoices.tiers()
+    return {
+        "data": [t for t in tiers if caller.reach is None or t["tenant"] in (None, caller.reach)]
+    }
 
 
 @router.get("/prices")
 @requires(P.PRICES_READ)
-def list_prices(svc: Svc) -> dict[str, Any]:
-    return {"data": [r.view() for r in svc.prices.rules()]}
+def list_prices(svc: Svc, caller: Caller) -> dict[str, Any]:
+    """The rules in force or to come; a tenant-admin sees the general ones and its own."""
+    rules = [r for r in svc.prices.rules() if r.tenant in (None, caller.reach) or not caller.reach]
+    return {"data": [r.view() for r in rules]}
 
 
 @router.post("/prices", status_code=201)
@@ -131,7 +136,8 @@ def add_prices(body: PricesIn, svc: Svc, request: Request) -> dict[str, Any]:
     prices = {c: v for c in ("input", "cached_input", "output") if (v := getattr(body, c))}
     if not prices:
         raise InvalidRequest("give at least one of input, cached_input, output")
-    start = (body.effective_from or datetime.now(UTC)).timestamp()
+    when = body.effective_from or datetime.now(UTC)
+    start = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()  # naive: UTC
     rules = svc.prices.add(
         body.model,
         prices,

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from tokenmill.billing.prices import PriceBook
 from tokenmill.core.errors import InvalidRequest, NotFound, RateLimited
 from tokenmill.core.ids import new_id
-from tokenmill.core.money import Money
+from tokenmill.core.money import MICRO_PER_PICO, Money
 from tokenmill.core.reservations import (
     PERIODS,
     Exhausted,
@@ -100,15 +100,29 @@ class MoneyBudgets:
         with Session(self._engine) as s:
             for r in s.scalars(select(MoneyBudget).where(MoneyBudget.retired_at.is_(None))):
                 budgets[r.holder].append(
-                    Budget(r.id, r.holder, r.currency, r.limit_pico, r.period, r.soft_pct)
+                    Budget(
+                        r.id,
+                        r.holder,
+                        r.currency,
+                        r.limit_micros * MICRO_PER_PICO,
+                        r.period,
+                        r.soft_pct,
+                    )
                 )
-            grants = select(Credit.tenant, Credit.currency, func.sum(Credit.amount_pico))
+            grants = select(Credit.tenant, Credit.currency, func.sum(Credit.amount_micros))
             for tenant, currency, total in s.execute(
                 grants.group_by(Credit.tenant, Credit.currency)
             ):
                 holder = f"tenant:{tenant}"
                 budgets[holder].append(
-                    Budget(f"credit:{tenant}:{currency}", holder, currency, int(total), "total", 90)
+                    Budget(
+                        f"credit:{tenant}:{currency}",
+                        holder,
+                        currency,
+                        int(total) * MICRO_PER_PICO,
+                        "total",
+                        90,
+                    )
                 )
         self._budgets = budgets
         return self
@@ -162,10 +176,10 @@ class MoneyBudgets:
             b = next(x for x in budgets if x.id == exc.holder)
             left = Money(exc.left, b.currency).text(6)
             retry = 3600.0 if exc.retry_at is None else exc.retry_at - now
+            per = "in total" if b.period == "total" else f"per {b.period}"
             raise RateLimited(
                 f"{b.holder} budget exhausted: {Money(b.limit_pico, b.currency).text()} "
-                f"{b.currency} per {b.period}, {left} left, this request may cost "
-                f"{most.text(6)}",
+                f"{b.currency} {per}, {left} left, this request may cost {most.text(6)}",
                 retry_after_s=retry,
                 code="budget_exceeded",
             ) from None
@@ -185,7 +199,7 @@ class MoneyBudgets:
     # -- administration --
 
     def create(
-        self, holder: str, currency: str, limit_pico: int, period: str, soft_pct: int = 80
+        self, holder: str, currency: str, limit_micros: int, period: str, soft_pct: int = 80
     ) -> Budget:
         kind = holder.partition(":")[0]
         if kind not in HOLDER_KINDS or period not in PERIODS:
@@ -196,7 +210,7 @@ class MoneyBudgets:
             id=new_id("bud"),
             holder=holder,
             currency=currency.upper(),
-            limit_pico=limit_pico,
+            limit_micros=limit_micros,
             period=period,
             soft_pct=soft_pct,
             created_at=datetime.now(UTC),
@@ -214,14 +228,14 @@ class MoneyBudgets:
             row.retired_at = row.retired_at or datetime.now(UTC)
         self.load()
 
-    def grant(self, tenant: str, currency: str, amount_pico: int, note: str) -> None:
+    def grant(self, tenant: str, currency: str, amount_micros: int, note: str) -> None:
         with Session(self._engine, expire_on_commit=False) as s, s.begin():
             s.add(
                 Credit(
                     id=new_id("cr"),
                     tenant=tenant,
                     currency=currency.upper(),
-                    amount_pico=amount_pico,
+                    amount_micros=amount_micros,
                     note=note,
                     granted_at=datetime.now(UTC),
                 )

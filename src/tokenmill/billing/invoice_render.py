@@ -123,7 +123,7 @@ def invoice_csv(invoice: Mapping[str, Any]) -> str:
 
     Layout, one table with the header :data:`CSV_COLUMNS`:
 
-    * one row per line item, in invoice order (``kind`` is ``usage`` or ``adjustment``;
+    * one row per line item, in invoice order (``kind``: ``usage``, ``discount``, ``adjustment``;
       ``tokens`` an integer, ``unit_price``/``amount`` the decimal strings as given);
     * one empty row (``csv.DictReader`` and most tools skip it; in a spreadsheet it
       separates the items from the totals);

@@ -81,6 +81,7 @@ class Invoices:
             done = select(Invoice.id).where(
                 Invoice.tenant == tenant, Invoice.period_start == period.start
             )
+            self._refuse_if_earlier_open(s, tenant, period)
             if s.scalars(done).first() is not None:
                 raise Conflict(
                     f"{tenant}'s {period.label} is already invoiced; later usage "
@@ -115,6 +116,8 @@ class Invoices:
                 by_currency[currency].append(
                     self._line(model, cls, rule_id, late, first_at, int(tokens))
                 )
+            if not by_currency:  # nothing used: an empty invoice still records the close
+                by_currency[self._book.rule_for("*", "input", tenant, period.start).currency] = []
             for currency, lines in sorted(by_currency.items()):
                 usage = [x for x in lines if x["kind"] == "usage"]
                 percent = self.discount_percent(s, tenant, sum(x["tokens"] for x in usage))
@@ -164,6 +167,32 @@ class Invoices:
             else f"{model} {label} tokens",
         }
 
+    @staticmethod
+    def _refuse_if_earlier_open(s: Session, tenant: str, period: Period) -> None:
+        """Months close in order: usage from a month never invoiced is that month's, not a
+        later month's adjustment."""
+        oldest = s.scalar(
+            select(func.min(UsageCharge.created_at)).where(
+                UsageCharge.tenant == tenant,
+                UsageCharge.invoice_id.is_(None),
+                UsageCharge.created_at < period.start,
+            )
+        )
+        if oldest is None:
+            return
+        earlier = Period.month(month_of(oldest))
+        closed = s.scalars(
+            select(Invoice.id).where(
+                Invoice.tenant == tenant, Invoice.period_start == earlier.start
+            )
+        ).first()
+        if closed is None:
+            raise Conflict(
+                f"{tenant} has usage in {earlier.label}, which is not invoiced: "
+                f"close {earlier.label} first",
+                code="earlier_period_open",
+            )
+
     def discount_percent(self, s: Session, tenant: str, usage_tokens: int) -> Decimal:
         """The best tier the month's usage reaches: the tenant's own tiers if it has any."""
         tiers = list(s.scalars(select(DiscountTier)))
@@ -209,7 +238,6 @@ class Invoices:
             period_start=period.start,
             period_end=period.end,
             issued_at=datetime.fromtimestamp(now, UTC),
-            subtotal_pico=subtotal.pico,
             tax_rate=str(tax_rate),
             body=body,
         )

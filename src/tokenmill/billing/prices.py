@@ -129,7 +129,7 @@ class PriceBook:
         source: str,
         book: str = "custom",
     ) -> list[Rule]:
-        """New rules (a version above any for the same model, class and tenant)."""
+        """New rules, as the next version of `book` (versions count across the whole book)."""
         unknown = set(prices) - set(TOKEN_CLASSES)
         if unknown or not prices:
             raise InvalidRequest(f"prices are per token class {TOKEN_CLASSES}", param="prices")

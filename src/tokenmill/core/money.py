@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 PICO = 10**12  # pico-units per currency unit
-MICRO_PER_PICO = 10**6
+MICRO = 10**6  # micro-units per currency unit
+MICRO_PER_PICO = 10**6  # pico-units per micro-unit
 # Minor units per currency (ISO 4217 exponents); others default to 2.
 _EXPONENT = {"JPY": 0, "KRW": 0, "BHD": 3, "KWD": 3}
 
@@ -34,16 +35,17 @@ def parse_rate(text: str | int | Decimal) -> int:
     return int(micros)
 
 
-def parse_amount(text: str | Decimal) -> int:
-    """An amount of money ("10.50") as pico-units; refused if finer than a pico-unit."""
+def parse_amount(text: str | Decimal, unit: int = PICO) -> int:
+    """An amount of money ("10.50") in units of 1/`unit` (pico by default; micro for stored
+    limits); refused if finer than that unit."""
     if isinstance(text, float):
         raise TypeError("amounts are decimal strings, never floats")
     try:
-        value = Decimal(str(text)) * PICO
+        value = Decimal(str(text)) * unit
     except InvalidOperation:
         raise ValueError(f"not an amount: {text!r}") from None
     if value != value.to_integral_value():
-        raise ValueError(f"amount {text} has more than 12 decimals")
+        raise ValueError(f"amount {text} is finer than 1/{unit} of a unit")
     return int(value)
 
 

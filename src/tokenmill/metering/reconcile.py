@@ -94,7 +94,10 @@ def invoice_drift(engine: Engine) -> list[dict[str, Any]]:
             ).all()
         )
         for inv in s.scalars(select(Invoice).order_by(Invoice.period_start, Invoice.tenant)):
-            lines = sum(int(x["tokens"]) for x in cast(list[dict[str, Any]], inv.body["lines"]))
+            items = cast(list[dict[str, Any]], inv.body["lines"])
+            lines = sum(
+                int(x["tokens"]) for x in items if x["kind"] != "discount"
+            )  # no tokens of its own
             ledger = s.execute(
                 select(func.sum(UsageRow.prompt_tokens + UsageRow.completion_tokens)).where(
                     UsageRow.request_id.in_(

@@ -215,7 +215,6 @@ class Invoice(Base):
     period_start: Mapped[float] = mapped_column(Float)
     period_end: Mapped[float] = mapped_column(Float)
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    subtotal_pico: Mapped[int] = mapped_column(BigInteger)
     tax_rate: Mapped[str] = mapped_column(String(16))  # a decimal, e.g. "0.06"
     body: Mapped[dict[str, object]] = mapped_column(JSON)  # the invoice as issued, lines included
 
@@ -230,7 +229,7 @@ class MoneyBudget(Base):
         String(100), index=True
     )  # tenant:<t> | key:<id> | agent:<id>
     currency: Mapped[str] = mapped_column(String(3))
-    limit_pico: Mapped[int] = mapped_column(BigInteger)
+    limit_micros: Mapped[int] = mapped_column(BigInteger)  # micro-units: room for 9.2e12
     period: Mapped[str] = mapped_column(String(8))  # day | month | total
     soft_pct: Mapped[int] = mapped_column(Integer)  # an alert once spend passes this share
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -245,7 +244,7 @@ class Credit(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tenant: Mapped[str] = mapped_column(ForeignKey("tenants.name"), index=True)
     currency: Mapped[str] = mapped_column(String(3))
-    amount_pico: Mapped[int] = mapped_column(BigInteger)
+    amount_micros: Mapped[int] = mapped_column(BigInteger)
     note: Mapped[str] = mapped_column(String(300))
     granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

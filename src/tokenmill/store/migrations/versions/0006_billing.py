@@ -89,7 +89,6 @@ def upgrade() -> None:
         sa.Column("period_start", sa.Float(), nullable=False),
         sa.Column("period_end", sa.Float(), nullable=False),
         sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("subtotal_pico", sa.BigInteger(), nullable=False),
         sa.Column("tax_rate", sa.String(16), nullable=False),
         sa.Column("body", sa.JSON(), nullable=False),
         sa.UniqueConstraint("tenant", "period_start", "currency", name="uq_invoices_period"),

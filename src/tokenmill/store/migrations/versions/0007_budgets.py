@@ -19,7 +19,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(32), primary_key=True),
         sa.Column("holder", sa.String(100), nullable=False),
         sa.Column("currency", sa.String(3), nullable=False),
-        sa.Column("limit_pico", sa.BigInteger(), nullable=False),
+        sa.Column("limit_micros", sa.BigInteger(), nullable=False),
         sa.Column("period", sa.String(8), nullable=False),
         sa.Column("soft_pct", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(32), primary_key=True),
         sa.Column("tenant", sa.String(64), sa.ForeignKey("tenants.name"), nullable=False),
         sa.Column("currency", sa.String(3), nullable=False),
-        sa.Column("amount_pico", sa.BigInteger(), nullable=False),
+        sa.Column("amount_micros", sa.BigInteger(), nullable=False),
         sa.Column("note", sa.String(300), nullable=False),
         sa.Column("granted_at", sa.DateTime(timezone=True), nullable=False),
     )
