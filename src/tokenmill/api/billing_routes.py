@@ -29,6 +29,7 @@ from tokenmill.runtime.replica import ReplicaState
 
 router = APIRouter(prefix="/admin", tags=["billing"], dependencies=[Depends(admin)])
 _PRICE = r"^\d{1,9}(\.\d{1,6})?$"
+LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z: the last moment a date can show
 
 
 class PricesIn(Body):
@@ -213,14 +214,15 @@ async def show_invoice(
 @requires(P.KPIS_READ)
 async def business_kpis(
     svc: Svc,
-    since: Annotated[float | None, Query(ge=0)] = None,
-    until: Annotated[float | None, Query(ge=0)] = None,
+    since: Annotated[float | None, Query(ge=0, le=LAST_SECOND)] = None,
+    until: Annotated[float | None, Query(ge=0, le=LAST_SECOND)] = None,
+    top: Annotated[int, Query(ge=1, le=1000)] = 10,
 ) -> dict[str, Any]:
     """Token revenue and tokens per day, ARPU, top tenants and models (default: 30 days)."""
     end = until if until is not None else time.time()
     start = since if since is not None else end - 30 * 86400
     await asyncio.to_thread(rate_pending, svc.db, svc.prices)
-    return await asyncio.to_thread(kpis, svc.db, svc.prices, start, end)
+    return await asyncio.to_thread(kpis, svc.db, svc.prices, start, end, top)
 
 
 @router.get("/reconcile")

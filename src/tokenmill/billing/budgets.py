@@ -29,7 +29,7 @@ from tokenmill.core.reservations import (
     period_start,
 )
 from tokenmill.security.keys import Principal
-from tokenmill.store.tables import ApiKey, Credit, MoneyBudget, UsageCharge, UsageRow
+from tokenmill.store.tables import ApiKey, Credit, MoneyBudget, Tenant, UsageCharge, UsageRow
 
 HOLDER_KINDS = ("tenant", "key", "agent")
 
@@ -230,6 +230,8 @@ class MoneyBudgets:
 
     def grant(self, tenant: str, currency: str, amount_micros: int, note: str) -> None:
         with Session(self._engine, expire_on_commit=False) as s, s.begin():
+            if s.get(Tenant, tenant) is None:
+                raise NotFound(f"tenant '{tenant}' does not exist", param="tenant")
             s.add(
                 Credit(
                     id=new_id("cr"),

@@ -15,7 +15,9 @@ from tokenmill.store.tables import UsageCharge, UsageRow
 TOP = 10
 
 
-def kpis(engine: Engine, book: PriceBook, since: float, until: float) -> dict[str, Any]:
+def kpis(
+    engine: Engine, book: PriceBook, since: float, until: float, top: int = TOP
+) -> dict[str, Any]:
     rates = {r.id: r.pico_per_token for r in book.rules()}
     day = UsageRow.day  # the UTC day the ledger filed the usage under
     q = (
@@ -54,8 +56,8 @@ def kpis(engine: Engine, book: PriceBook, since: float, until: float) -> dict[st
         arpu[currency] = str(Money(total // max(1, len(payers)), currency).rounded(6))
 
     def ranked(table: dict[tuple[str, str], int], name: str) -> list[dict[str, Any]]:
-        top = sorted(table.items(), key=lambda kv: -kv[1])[:TOP]
-        return [{name: k, "currency": c, "revenue": Money(p, c).text(6)} for (k, c), p in top]
+        best = sorted(table.items(), key=lambda kv: -kv[1])[:top]
+        return [{name: k, "currency": c, "revenue": Money(p, c).text(6)} for (k, c), p in best]
 
     return {
         "since": datetime.fromtimestamp(since, UTC).isoformat(),

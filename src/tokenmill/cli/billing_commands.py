@@ -125,13 +125,14 @@ def invoices_show(
 
 def report(
     days: Annotated[int, typer.Option(min=1, help="How many days back")] = 30,
+    top: Annotated[int, typer.Option(min=1, max=1000, help="How many tenants and models")] = 10,
     url: Url = None,
     json_out: Json = False,
 ) -> None:
     """Token revenue and tokens per day, ARPU, top tenants and models."""
     now = time.time()
     data = AdminClient(url).call(
-        "GET", "/admin/kpis", params={"since": now - days * 86400, "until": now}
+        "GET", "/admin/kpis", params={"since": now - days * 86400, "until": now, "top": top}
     )
     if json_out:
         emit(data, True)
