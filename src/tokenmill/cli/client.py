@@ -3,7 +3,7 @@
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import typer
@@ -86,10 +86,15 @@ class AdminClient:
             err_console.print(f"[red]Request to {self.url} failed:[/] {exc}")
             raise typer.Exit(3) from None
         if resp.status_code >= 400:
-            try:
-                message = resp.json()["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                message = resp.text[:500]
-            err_console.print(f"[red]Error {resp.status_code}:[/] {message}")
-            raise typer.Exit(1)
+            refused(resp)
         return resp
+
+
+def refused(resp: httpx.Response) -> NoReturn:
+    """Print the server's error (OpenAI-shaped when it is ours) and end the command."""
+    try:
+        message = resp.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = resp.text[:500]
+    err_console.print(f"[red]Error {resp.status_code}:[/] {message}")
+    raise typer.Exit(1)

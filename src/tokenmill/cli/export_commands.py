@@ -5,13 +5,13 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, BinaryIO, NoReturn
+from typing import Annotated, BinaryIO
 
 import httpx
 import typer
 
 from tokenmill.cli.admin_commands import Url
-from tokenmill.cli.client import err_console, resolve_key, resolve_url
+from tokenmill.cli.client import err_console, refused, resolve_key, resolve_url
 
 
 class ExportFormat(StrEnum):
@@ -50,7 +50,7 @@ def export_usage(
         ) as resp:
             if resp.status_code >= 400:
                 resp.read()
-                _refused(resp)
+                refused(resp)
             if out is None:
                 _copy(resp, sys.stdout.buffer)
                 return
@@ -74,12 +74,3 @@ def _copy(resp: httpx.Response, sink: BinaryIO) -> None:
     for chunk in resp.iter_bytes():
         sink.write(chunk)
     sink.flush()
-
-
-def _refused(resp: httpx.Response) -> NoReturn:
-    try:
-        message = resp.json()["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        message = resp.text[:500]
-    err_console.print(f"[red]Error {resp.status_code}:[/] {message}")
-    raise typer.Exit(1)
