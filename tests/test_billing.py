@@ -13,11 +13,12 @@ from sqlalchemy.exc import DatabaseError
 
 from tokenmill.billing.invoices import Invoices, Period
 from tokenmill.billing.prices import PriceBook
-from tokenmill.billing.rating import rate_pending
+from tokenmill.billing.rating import rate_pending, rate_records
 from tokenmill.core.errors import Conflict
 from tokenmill.core.money import PICO, Money, parse_rate
 from tokenmill.core.usage import UsageRecord
 from tokenmill.metering.ledger import insert_records
+from tokenmill.metering.service import Metering
 from tokenmill.store.db import make_engine, migrate, sqlite_url
 from tokenmill.store.tables import UsageCharge
 
@@ -269,3 +270,17 @@ def test_months_close_in_order(engine: Engine, book: PriceBook):
     (oct_bill,) = invoices.close(tenant, oct_, now=DEC.end, grace_s=0, tax_rate=Decimal(0))
     (nov_bill,) = invoices.close(tenant, NOV, now=DEC.end, grace_s=0, tax_rate=Decimal(0))
     assert [x["kind"] for x in oct_bill["lines"] + nov_bill["lines"]] == ["usage"] * 4
+
+
+async def test_records_are_rated_as_the_ledger_takes_them(tmp_path):
+    db = make_engine(sqlite_url(tmp_path))
+    migrate(db)
+    prices = PriceBook(db).load()
+    metering = Metering(db, tmp_path / "journal", "write")
+    metering.on_inserted(lambda records: rate_records(db, prices, records))
+    metering.start()
+    await metering.record(_record("live-1", "live", NOV.start + 1, 100, 40, 10))
+    await metering.close()  # the ledger takes the record, then rates it: no sweep ran
+    with db.connect() as conn:
+        rows = conn.execute(select(UsageCharge.token_class, UsageCharge.tokens)).all()
+    assert sorted(rows) == [("cached_input", 40), ("input", 60), ("output", 10)]

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,7 +25,7 @@ from tokenmill.api.state import Services, services
 from tokenmill.billing.budgets import AlertSink, Budget, MoneyBudgets
 from tokenmill.billing.invoices import Invoices
 from tokenmill.billing.prices import PriceBook
-from tokenmill.billing.rating import rate_pending
+from tokenmill.billing.rating import rate_pending, rate_records
 from tokenmill.bootstrap import open_database
 from tokenmill.config import Settings
 from tokenmill.core.money import Money, parse_amount
@@ -55,7 +56,9 @@ from tokenmill.security.roles import Permission
 from tokenmill.security.throttle import AuthThrottle
 
 log = logging.getLogger(__name__)
-RATE_EVERY_S = 2.0  # how soon usage is priced (invoices and KPIs rate what is left first)
+# Usage is priced as the ledger takes it; a sweep every minute over recent days catches what a
+# failed pass left (invoices, KPIs and budgets at start sweep first, all of it).
+SWEEP_EVERY_S, SWEEP_DAYS = 60.0, 2
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -93,6 +96,7 @@ def create_app(settings: Settings) -> FastAPI:
         audit = AuditLog(db, load_or_create_key(given, settings.data_dir / "audit.key"))
         await _check_audit(audit, settings.profile)
         budgets = TokenBudgets(_spent_loader(db))
+        metering.on_inserted(lambda records: rate_records(db, prices, records))
         await asyncio.to_thread(rate_pending, db, prices)  # so spend so far counts in full
         money = MoneyBudgets(db, prices, _alerts(audit), parse_amount(settings.budget_tolerance))
         await asyncio.to_thread(money.load)
@@ -121,7 +125,9 @@ def create_app(settings: Settings) -> FastAPI:
         retention = AuditRetention(audit, settings.audit_retention_days)
         retention.start()
         rating = Periodic(
-            "rating", RATE_EVERY_S, lambda: asyncio.to_thread(rate_pending, db, prices)
+            "rating sweep",
+            SWEEP_EVERY_S,
+            lambda: asyncio.to_thread(rate_pending, db, prices, time.time() - SWEEP_DAYS * 86400),
         )
         rating.start()
         events = _event_export(settings, db)

@@ -1,6 +1,12 @@
 """Rating: each usage record's tokens, by class, at the price rule in effect when it was used,
 as exact charges. Idempotent: a record is rated once (its charges are keyed by request id and
-class), however often rating runs or records arrive, late or twice."""
+class), however often rating runs or records arrive, late or twice.
+
+Records are rated as the ledger takes them (`rate_records`, called by the ledger writer); a
+sweep (`rate_pending`) catches whatever that missed: all of it at start, the recent days after."""
+
+from collections.abc import Sequence
+from typing import Protocol
 
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -12,7 +18,26 @@ from tokenmill.store.tables import UsageCharge, UsageRow
 BATCH = 5000
 
 
-def charges_of(row: UsageRow, book: PriceBook) -> list[dict[str, object]]:
+class Rateable(Protocol):
+    """What rating reads of a usage record: a ledger row and a UsageRecord both have it."""
+
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def tenant(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def created_at(self) -> float: ...
+    @property
+    def prompt_tokens(self) -> int: ...
+    @property
+    def cached_tokens(self) -> int: ...
+    @property
+    def completion_tokens(self) -> int: ...
+
+
+def charges_of(row: Rateable, book: PriceBook) -> list[dict[str, object]]:
     counts = {
         "input": row.prompt_tokens - row.cached_tokens,
         "cached_input": row.cached_tokens,
@@ -39,8 +64,19 @@ def charges_of(row: UsageRow, book: PriceBook) -> list[dict[str, object]]:
     return out
 
 
-def rate_pending(engine: Engine, book: PriceBook) -> int:
-    """Rate every usage record not rated yet. Returns how many records were rated."""
+def _insert(engine: Engine, charges: list[dict[str, object]]) -> None:
+    if charges:
+        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+        with engine.begin() as conn:
+            conn.execute(dialect.insert(UsageCharge).on_conflict_do_nothing(), charges)
+
+
+def rate_records(engine: Engine, book: PriceBook, records: Sequence[Rateable]) -> None:
+    _insert(engine, [c for r in records for c in charges_of(r, book)])
+
+
+def rate_pending(engine: Engine, book: PriceBook, since: float | None = None) -> int:
+    """Rate every usage record (from `since`) not rated yet. Returns how many were rated."""
     rated = 0
     while True:
         with Session(engine) as s:
@@ -52,15 +88,12 @@ def rate_pending(engine: Engine, book: PriceBook) -> int:
                     .exists()
                 )
                 .where(UsageRow.prompt_tokens + UsageRow.completion_tokens > 0)
+                .where(UsageRow.created_at >= (since or 0.0))
                 .order_by(UsageRow.created_at)
                 .limit(BATCH)
             )
             rows = list(s.scalars(unrated))
-        charges = [c for row in rows for c in charges_of(row, book)]
-        if charges:
-            dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-            with engine.begin() as conn:
-                conn.execute(dialect.insert(UsageCharge).on_conflict_do_nothing(), charges)
+        _insert(engine, [c for row in rows for c in charges_of(row, book)])
         rated += len(rows)
         if len(rows) < BATCH:
             return rated

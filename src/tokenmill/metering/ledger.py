@@ -3,7 +3,7 @@
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import fields
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -139,6 +139,9 @@ class LedgerWriter:
         self._closed = False
         self._task: asyncio.Task[None] | None = None
         self.on_committed: Any = None  # callable(segment) to release journal segments
+        # Called, in a worker thread, with each batch once it is in the ledger (billing rates
+        # it); a failure there is logged and never touches the ledger.
+        self.on_inserted: Callable[[list[UsageRecord]], object] | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop())
@@ -166,8 +169,19 @@ class LedgerWriter:
                 self._wakeup.set()
                 continue
             self._committed_segment = batch[-1][1]
+            if self.on_inserted is not None:
+                await self._tell(self.on_inserted, [r for r, _ in batch])
             if time.monotonic() - self._last_durable >= self._durable_every:
                 await self._release(self._committed_segment)
+
+    @staticmethod
+    async def _tell(
+        listener: Callable[[list[UsageRecord]], object], records: list[UsageRecord]
+    ) -> None:
+        try:
+            await asyncio.to_thread(listener, records)
+        except Exception:
+            log.exception("a ledger listener failed on %d records", len(records))
 
     async def _release(self, segment: int) -> None:
         """Segments before `segment` hold only committed rows: once durable, let them go."""

@@ -1,6 +1,7 @@
 """Metering wiring: journal -> ledger, with crash recovery on start."""
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -34,6 +35,10 @@ class Metering:
             path.unlink()
         log.info("usage journal replayed: %d segment(s), %d new record(s)", len(leftovers), added)
         return added
+
+    def on_inserted(self, listener: Callable[[list[UsageRecord]], object]) -> None:
+        """Tell `listener` (in a worker thread) about every batch the ledger takes from now."""
+        self._ledger.on_inserted = listener
 
     def start(self) -> None:
         self.recover()
