@@ -2,6 +2,8 @@
 the one that would cross it gets 429, the soft limit alerts once; prepaid credits hold too."""
 
 import asyncio
+import subprocess
+import sys
 from decimal import Decimal
 
 import httpx
@@ -97,7 +99,15 @@ async def test_concurrent_requests_never_spend_past_the_budget(server: ServerPro
 
 async def test_prepaid_credits_are_a_hard_ceiling(server: ServerProcess, priced):
     tenant, key = priced
-    server.admin("POST", "/admin/credits", json={"tenant": tenant, "amount": "0.02"})
+    granted = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "tokenmill", "budgets", "grant", tenant, "--amount", "0.02"],
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert granted.returncode == 0, granted.stderr
     results = await _burst(server, key, 12)
     served = sum(r.status_code == 200 for r in results)
     assert 0 < served < 12

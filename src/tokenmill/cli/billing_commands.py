@@ -15,6 +15,7 @@ prices = typer.Typer(
     help="Price books: versioned prices per model and token class.", no_args_is_help=True
 )
 invoices = typer.Typer(help="Invoices: close a month, list, show or export.", no_args_is_help=True)
+budgets = typer.Typer(help="Money budgets and prepaid credits.", no_args_is_help=True)
 Price = Annotated[str | None, typer.Option(help="Per 1M tokens, a decimal such as 0.15")]
 
 
@@ -169,3 +170,53 @@ def reconcile(url: Url = None, json_out: Json = False) -> None:
         console.print("no drift" if data["ok"] else "[red]drift found[/]")
     if not data["ok"]:
         raise typer.Exit(1)
+
+
+@budgets.command("set")
+def budgets_set(
+    holder: Annotated[str, typer.Argument(help="tenant:<name>, key:<id> or agent:<id>")],
+    limit: Annotated[str, typer.Option(help="The most it may spend, e.g. 100.00")],
+    period: Annotated[str, typer.Option(help="day | month | total")] = "month",
+    currency: Annotated[str, typer.Option()] = "USD",
+    soft_pct: Annotated[int, typer.Option(min=1, max=100, help="Alert past this share")] = 80,
+    url: Url = None,
+    json_out: Json = False,
+) -> None:
+    """A hard spending limit, held by reservation; requests past it get 429."""
+    body = {
+        "holder": holder,
+        "limit": limit,
+        "period": period,
+        "currency": currency,
+        "soft_pct": soft_pct,
+    }
+    data = AdminClient(url).call("POST", "/admin/budgets", json=body)
+    emit(data, True) if json_out else console.print(f"budget [bold]{data['id']}[/] for {holder}")
+
+
+@budgets.command("list")
+def budgets_list(url: Url = None, json_out: Json = False) -> None:
+    data = AdminClient(url).call("GET", "/admin/budgets")["data"]
+    cols = ["id", "holder", "limit", "used", "currency", "period", "soft_pct"]
+    emit(data, json_out, cols, "budgets")
+
+
+@budgets.command("retire")
+def budgets_retire(budget_id: str, url: Url = None, json_out: Json = False) -> None:
+    data = AdminClient(url).call("DELETE", f"/admin/budgets/{budget_id}")
+    emit(data, True) if json_out else console.print(f"retired [bold]{budget_id}[/]")
+
+
+@budgets.command("grant")
+def budgets_grant(
+    tenant: str,
+    amount: Annotated[str, typer.Option(help="Prepaid money, e.g. 500.00")],
+    currency: Annotated[str, typer.Option()] = "USD",
+    note: Annotated[str, typer.Option()] = "",
+    url: Url = None,
+    json_out: Json = False,
+) -> None:
+    """Prepaid credit: with credits, a tenant spends at most what it was granted."""
+    body = {"tenant": tenant, "amount": amount, "currency": currency, "note": note}
+    data = AdminClient(url).call("POST", "/admin/credits", json=body)
+    emit(data, True) if json_out else console.print(f"granted {amount} {currency} to {tenant}")
