@@ -16,8 +16,10 @@ import csv
 import io
 import json
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
+
+from tokenmill.core.money import decimal_string
 
 __all__ = ["CSV_COLUMNS", "invoice_csv", "invoice_json"]
 
@@ -39,15 +41,8 @@ def reject_floats(value: Any, path: str = "invoice") -> None:
 
 def money_text(value: Any, field: str) -> str:
     """A money field, exactly as given, after checking it is a finite decimal string."""
-    if not isinstance(value, str):
-        raise ValueError(f"{field} must be a decimal string, got {type(value).__name__}")
-    try:
-        parsed = Decimal(value)
-    except InvalidOperation:
-        raise ValueError(f"{field} is not a decimal number: {value!r}") from None
-    if not parsed.is_finite():
-        raise ValueError(f"{field} is not a finite number: {value!r}")
-    return value
+    decimal_string(value, field)
+    return str(value)
 
 
 def token_count(value: Any, field: str) -> int:

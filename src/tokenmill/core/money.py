@@ -20,6 +20,20 @@ def exponent(currency: str) -> int:
     return _EXPONENT.get(currency.upper(), 2)
 
 
+def decimal_string(value: object, where: str) -> Decimal:
+    """A money figure given as data: a finite decimal *string*, never a float or a bare int
+    that may have passed through one."""
+    if not isinstance(value, str):
+        raise ValueError(f'{where}: money is given as decimal strings ("0.08"), got {value!r}')
+    try:
+        parsed = Decimal(value)
+    except InvalidOperation:
+        raise ValueError(f"{where}: not a decimal: {value!r}") from None
+    if not parsed.is_finite():
+        raise ValueError(f"{where}: not a finite number: {value!r}")
+    return parsed
+
+
 def parse_rate(text: str | int | Decimal) -> int:
     """A price per 1M tokens ("0.15") as pico-units per token (150_000). Exact or refused:
     a price finer than a micro-unit per 1M tokens cannot be represented and is an error."""

@@ -10,10 +10,12 @@ import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import cache
 from importlib import resources
 from typing import Any
+
+from tokenmill.core.money import decimal_string
 
 HOURS_PER_DAY = 24
 
@@ -128,13 +130,11 @@ def _number(value: Any, where: str) -> float:
 
 
 def _price(value: Any, where: str) -> Decimal:
-    if not isinstance(value, str):
-        raise FacilityError(f'{where}: prices are decimal strings ("0.08"), got {value!r}')
     try:
-        price = Decimal(value)
-    except InvalidOperation:
-        raise FacilityError(f"{where}: not a decimal: {value!r}") from None
-    if not price.is_finite() or price < 0:
+        price = decimal_string(value, where)
+    except ValueError as exc:
+        raise FacilityError(str(exc)) from None
+    if price < 0:
         raise FacilityError(f"{where}: price must be >= 0, got {value}")
     return price
 
