@@ -49,6 +49,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/admin/invoices"): {PA, AU, TA},
     ("GET", "/admin/invoices/{invoice_id}"): {PA, AU, TA},
     ("GET", "/admin/kpis"): {PA, OP, AU},
+    ("GET", "/admin/economics"): {PA, OP, AU},
     ("POST", "/admin/budgets"): {PA},
     ("GET", "/admin/budgets"): {PA, OP, AU},
     ("DELETE", "/admin/budgets/{budget_id}"): {PA},

@@ -14,7 +14,13 @@ from sqlalchemy import Engine
 from starlette.types import ASGIApp
 
 from tokenmill import __version__
-from tokenmill.api import admin_routes, billing_routes, export_routes, openai_routes
+from tokenmill.api import (
+    admin_routes,
+    billing_routes,
+    economics_routes,
+    export_routes,
+    openai_routes,
+)
 from tokenmill.api.errors import install_error_handlers
 from tokenmill.api.guard import caller
 from tokenmill.api.hot_path import HotPathRouter
@@ -30,12 +36,14 @@ from tokenmill.bootstrap import open_database
 from tokenmill.config import Settings
 from tokenmill.core.money import Money, parse_amount
 from tokenmill.core.periodic import Periodic
+from tokenmill.economics.live import logged_or_estimated
 from tokenmill.gateway.content_guard import ContentGuard
 from tokenmill.gateway.proxy import InferenceProxy
 from tokenmill.metering.cloudevents import CloudEventsExporter
 from tokenmill.metering.ledger import tokens_used
 from tokenmill.metering.service import Metering
 from tokenmill.observe.metrics import GatewayMetrics
+from tokenmill.observe.power import PowerLog, PowerSource
 from tokenmill.runtime.autoscaling import AutoscaleLoop, ScaleTiming
 from tokenmill.runtime.deployments import Deployments
 from tokenmill.scheduling.core import SchedulerCore
@@ -92,6 +100,10 @@ def create_app(settings: Settings) -> FastAPI:
         dispatcher = Dispatcher(core)
         metrics.watch_queues(dispatcher.core.queue_depths)
         prices = await asyncio.to_thread(PriceBook(db).load)
+        power_source = await asyncio.to_thread(PowerSource.detect)  # runs vendor tools
+        for meter, why in power_source.unavailable.items():
+            log.info("power: %s not used: %s", meter, why)
+        power = PowerLog(db, power_source)
         given = settings.audit_key.get_secret_value() if settings.audit_key else None
         audit = AuditLog(db, load_or_create_key(given, settings.data_dir / "audit.key"))
         await _check_audit(audit, settings.profile)
@@ -121,7 +133,11 @@ def create_app(settings: Settings) -> FastAPI:
             Invoices(db, prices),
             money,
             http,
+            logged_or_estimated(power, settings.node_name),
         )
+        power_log = power.periodic(settings.power_sample_s, settings.node_name)
+        if power_source.meters:  # with no meter, estimates are made when a report asks
+            power_log.start()
         retention = AuditRetention(audit, settings.audit_retention_days)
         retention.start()
         rating = Periodic(
@@ -145,6 +161,7 @@ def create_app(settings: Settings) -> FastAPI:
             if events is not None:
                 await events.stop()
             await rating.stop()
+            await power_log.stop()
             await retention.stop()
             await autoscaler.stop()
             await deployments.stop_all()
@@ -159,6 +176,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin_routes.router)
     app.include_router(billing_routes.router)
     app.include_router(export_routes.router)
+    app.include_router(economics_routes.router)
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, str]:

@@ -82,6 +82,13 @@ class Settings(BaseSettings):
     # any crash of TokenMill, kill -9 included; the group fsync follows within about a
     # millisecond) or after that fsync ("fsync": survives power loss too; ~0.8 ms more per request).
     journal_sync: Literal["fsync", "write"] = "write"
+    # What each node costs (economics): a TOML file, default economics.toml in data_dir.
+    # No file: tokens, utilisation and revenue are still shown, costs are not.
+    economics_file: Path | None = None
+    # This machine's name in that file: its measured power (RAPL, NVML, vendor tools),
+    # sampled this often, is recorded under it.
+    node_name: str = Field(default="local", min_length=1, max_length=64)
+    power_sample_s: float = Field(default=60.0, gt=0)
     # TLS termination in the gateway: both files (PEM) or neither.
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
@@ -118,6 +125,10 @@ class Settings(BaseSettings):
     @property
     def journal_dir(self) -> Path:
         return self.data_dir / "journal"
+
+    @property
+    def economics_path(self) -> Path:
+        return self.economics_file or self.data_dir / "economics.toml"
 
     @property
     def log_dir(self) -> Path:

@@ -1,6 +1,7 @@
 """What the routes need, built once per app (see app.py)."""
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import aiohttp
 from sqlalchemy import Engine
@@ -10,6 +11,8 @@ from tokenmill.billing.budgets import MoneyBudgets
 from tokenmill.billing.invoices import Invoices
 from tokenmill.billing.prices import PriceBook
 from tokenmill.config import Settings
+from tokenmill.economics.accounting import PowerOf
+from tokenmill.economics.live import estimated_power
 from tokenmill.gateway.proxy import InferenceProxy
 from tokenmill.metering.service import Metering
 from tokenmill.observe.metrics import GatewayMetrics
@@ -36,6 +39,8 @@ class Services:
     invoices: Invoices
     budgets: MoneyBudgets
     http: aiohttp.ClientSession  # the gateway's pool, for asking engines directly
+    power_of: PowerOf = estimated_power  # a node's draw over a window, for the economics
+    started_at: float = field(default_factory=time.time)
 
 
 def services(request: Request) -> Services:

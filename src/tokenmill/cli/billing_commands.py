@@ -125,12 +125,16 @@ def invoices_show(
 
 
 def report(
+    ctx: typer.Context,
     days: Annotated[int, typer.Option(min=1, help="How many days back")] = 30,
     top: Annotated[int, typer.Option(min=1, max=1000, help="How many tenants and models")] = 10,
     url: Url = None,
     json_out: Json = False,
 ) -> None:
-    """Token revenue and tokens per day, ARPU, top tenants and models."""
+    """Token revenue and tokens per day, ARPU, top tenants and models; `report economics`
+    for cost, margin and energy."""
+    if ctx.invoked_subcommand is not None:
+        return
     now = time.time()
     data = AdminClient(url).call(
         "GET", "/admin/kpis", params={"since": now - days * 86400, "until": now, "top": top}

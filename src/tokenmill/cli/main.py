@@ -2,7 +2,13 @@
 
 import typer
 
-from tokenmill.cli import admin_commands, billing_commands, export_commands, principal_commands
+from tokenmill.cli import (
+    admin_commands,
+    billing_commands,
+    economics_commands,
+    export_commands,
+    principal_commands,
+)
 from tokenmill.cli.bench import bench
 from tokenmill.cli.up import up
 
@@ -17,7 +23,7 @@ app.command()(admin_commands.usage)
 app.command("export-usage")(export_commands.export_usage)
 app.command()(admin_commands.login)
 app.command()(admin_commands.doctor)
-app.command()(billing_commands.report)
+app.add_typer(economics_commands.report, name="report")
 app.command()(billing_commands.reconcile)
 app.add_typer(admin_commands.models, name="models")
 app.add_typer(admin_commands.tenants, name="tenants")

@@ -24,7 +24,7 @@ _ZERO = Decimal(0)
 _ONE = Decimal(1)
 
 
-def _dec(x: float | int | Decimal) -> Decimal:
+def as_decimal(x: float | int | Decimal) -> Decimal:
     """A physics figure as Decimal via its shortest repr (see module docstring)."""
     if isinstance(x, Decimal):
         return x
@@ -135,7 +135,7 @@ def energy_cost_per_hour(it_kw: float, pue: float, price_per_kwh: Decimal) -> De
     if not (math.isfinite(pue) and pue >= 1):
         raise ValueError(f"PUE must be >= 1, got {pue!r}")
     _non_negative("price_per_kwh", price_per_kwh)
-    return _dec(it_kw) * _dec(pue) * price_per_kwh
+    return as_decimal(it_kw) * as_decimal(pue) * price_per_kwh
 
 
 def accelerator_hour_cost(
@@ -183,7 +183,7 @@ def cost_per_million_tokens(hour_cost: Decimal, tokens_per_s: float) -> Decimal:
     _positive("tokens_per_s", tokens_per_s)
     _non_negative("hour_cost", hour_cost)
     # Multiply before dividing so the one division is the only rounding.
-    return hour_cost * 1_000_000 / (_dec(tokens_per_s) * SECONDS_PER_HOUR)
+    return hour_cost * 1_000_000 / (as_decimal(tokens_per_s) * SECONDS_PER_HOUR)
 
 
 # --- energy per token ---------------------------------------------------------------------

@@ -275,7 +275,7 @@ class InferenceProxy:
             raise
         data = orjson.loads(raw)
         tracker.take_usage(data.get("usage"))
-        tracker.mark_first_token()
+        tracker.mark_first_token((data.get("timings") or {}).get("predicted_ms"))
         self._guard.answer(tracker.tenant, pii, data)
         choices = data.get("choices") or [{}]
         if tools is not None:

@@ -50,9 +50,14 @@ class UsageTracker:
         self.completion_tokens = int(timings.get("predicted_n") or 0)
         self.source = "engine_timings"
 
-    def mark_first_token(self) -> None:
+    def mark_first_token(self, decode_ms: float | None = None) -> None:
+        """Now, or for a whole answer that says how long its decode took (llama.cpp's
+        `timings.predicted_ms`), when decoding began: the engine's first token, so the
+        economics can tell prefill time from decode time."""
         if self.first_token_at is None:
-            self.first_token_at = time.perf_counter()
+            now = time.perf_counter()
+            back = decode_ms / 1000 if isinstance(decode_ms, int | float) and decode_ms > 0 else 0
+            self.first_token_at = max(self.started, now - back)
 
     def record(self, status: int, outcome: Outcome) -> UsageRecord:
         if self.source == "none" and self.chunks_delivered:

@@ -10,6 +10,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     UniqueConstraint,
@@ -260,3 +261,18 @@ class DiscountTier(Base):
     min_tokens: Mapped[int] = mapped_column(BigInteger)
     percent: Mapped[str] = mapped_column(String(16))  # a decimal, e.g. "5" or "2.5"
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PowerSample(Base):
+    """One power reading of a node: measured (RAPL, NVML, a vendor tool) or estimated from
+    TDP x utilisation, and which (`basis`), so an estimate is never shown as a measurement."""
+
+    __tablename__ = "power_samples"
+    __table_args__ = (Index("ix_power_samples_node_at", "node", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node: Mapped[str] = mapped_column(String(200))
+    at: Mapped[float] = mapped_column(Float)  # unix seconds
+    watts: Mapped[float] = mapped_column(Float)  # average since the previous sample, or spot
+    estimated: Mapped[bool] = mapped_column(Boolean)
+    basis: Mapped[str] = mapped_column(String(300))

@@ -1,0 +1,270 @@
+"""Live accounting: what the tokens served in a window cost, by node, model, replica and
+tenant, against what they earned.
+
+Each node's cost for the window is its hour cost (cost.py) times the window's length, whether
+it served or idled. The busy part is shared out among the requests in flight (time_share.py),
+prefill time to input tokens and decode time to output tokens; the idle part is nobody's and
+is shown on its own line, "unsold capacity". Money stays `Decimal` until it is shown.
+"""
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from tokenmill.core.money import PICO
+from tokenmill.economics import cost
+from tokenmill.economics.nodes import Node, node_of
+from tokenmill.economics.time_share import Span, share_time
+
+# (node, utilisation, since, until) -> its average draw over the window, if known
+PowerOf = Callable[[Node, float, float, float], cost.Power | None]
+_PLACES = Decimal("0.000001")
+_MILLION = 1_000_000
+_EARNING = ("tenant", "model")  # revenue is known per tenant and model, not per replica
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """One request from the ledger, as the accounting sees it."""
+
+    request_id: str
+    tenant: str
+    model: str
+    deployment: str
+    replica: str
+    span: Span
+    input_tokens: int
+    output_tokens: int
+    counted: bool  # it started inside the window, so its tokens count in it
+
+
+RevenueKey = tuple[str, str, str, str]  # (tenant, model, deployment, currency)
+
+
+@dataclass
+class _Tally:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    input_cost: Decimal = Decimal(0)
+    output_cost: Decimal = Decimal(0)
+    revenue_pico: int = 0
+    costed: bool = False  # some cost in this currency was attributed here
+
+    @property
+    def cost(self) -> Decimal:
+        return self.input_cost + self.output_cost
+
+
+@dataclass
+class _Book:
+    """Tallies per (dimension, key, currency)."""
+
+    rows: dict[tuple[str, str, str], _Tally] = field(default_factory=lambda: defaultdict(_Tally))
+
+    def add(self, keys: Mapping[str, str], currency: str, **amounts: Any) -> _Tally:
+        for dimension, key in keys.items():
+            tally = self.rows[(dimension, key, currency)]
+            for name, value in amounts.items():
+                setattr(tally, name, getattr(tally, name) + value)
+            tally.costed = tally.costed or "input_cost" in amounts
+        return tally
+
+
+def money(amount: Decimal) -> str:
+    return str(amount.quantize(_PLACES))
+
+
+def per_million(amount: Decimal, tokens: int) -> str | None:
+    return money(amount * _MILLION / tokens) if tokens else None
+
+
+def _row(dimension: str, key: str, currency: str, t: _Tally) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        dimension: key,
+        "currency": currency,
+        "input_tokens": t.input_tokens,
+        "output_tokens": t.output_tokens,
+    }
+    earns = dimension in _EARNING
+    if earns:
+        row["revenue"] = money(Decimal(t.revenue_pico) / PICO)
+    if t.costed:
+        row |= {
+            "cost": money(t.cost),
+            "input_cost": money(t.input_cost),
+            "output_cost": money(t.output_cost),
+            "cost_per_1m_tokens": per_million(t.cost, t.input_tokens + t.output_tokens),
+            "cost_per_1m_input": per_million(t.input_cost, t.input_tokens),
+            "cost_per_1m_output": per_million(t.output_cost, t.output_tokens),
+        }
+        if earns:
+            row["gross_margin"] = money(Decimal(t.revenue_pico) / PICO - t.cost)
+    else:
+        row["cost"] = None  # served where no node cost is configured, or earned elsewhere
+    return row
+
+
+def _energy(power: cost.Power | None, window_s: float, tokens: int, pue: float) -> dict[str, Any]:
+    if power is None:
+        return {"basis": "unknown: no power measured and no power_w or TDP for the node"}
+    out: dict[str, Any] = {
+        "watts": round(power.watts, 3),
+        "estimated": power.estimated,
+        "basis": power.basis,
+        "kwh_it": power.watts * window_s / cost.JOULES_PER_KWH,
+        "kwh_all_in": power.watts * window_s * pue / cost.JOULES_PER_KWH,
+    }
+    if tokens:
+        rate = tokens / window_s  # J/token over the window: idle draw is part of the price
+        out |= {
+            "joules_per_token_it": cost.joules_per_token(power.watts, rate),
+            "joules_per_token_all_in": cost.joules_per_token_all_in(power.watts, rate, pue),
+            "tokens_per_kwh_it": cost.tokens_per_kwh(power.watts, rate),
+            "tokens_per_kwh_all_in": cost.tokens_per_kwh_all_in(power.watts, rate, pue),
+        }
+    return out
+
+
+def _acquisition(a: cost.Acquisition) -> dict[str, Any]:
+    match a:
+        case cost.Owned(capex, years, rate, availability):
+            return {
+                "mode": "owned",
+                "capex": str(capex),
+                "years": years,
+                "rate": str(rate),
+                "availability": str(availability),
+                "crf": money(cost.crf(rate, years)),
+            }
+        case cost.Leased(per_month, availability):
+            return {
+                "mode": "leased",
+                "per_month": str(per_month),
+                "availability": str(availability),
+            }
+        case cost.Rented(per_hour, energy_included):
+            return {"mode": "rented", "per_hour": str(per_hour), "energy_included": energy_included}
+    raise AssertionError(a)
+
+
+def _returns(
+    node: Node, hour: cost.HourCost, revenue: Decimal, total: Decimal, hours: float
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"roi": money(cost.roi(revenue, total)) if total > 0 else None}
+    capex = node.capex
+    if capex is not None and hours > 0:
+        # Capital aside, what each hour leaves over, at the window's pace, to repay the capex.
+        running = (hour.energy + hour.fixed_opex) * cost.as_decimal(hours)
+        monthly = (revenue - running) / cost.as_decimal(hours) * cost.HOURS_PER_MONTH
+        months = cost.payback_months(capex, monthly)
+        out["payback_months"] = None if months is None else str(months.quantize(Decimal("0.1")))
+        out["payback_basis"] = "capex / ((revenue - energy - fixed opex) per month at this pace)"
+    else:
+        out["payback_months"] = None
+        out["payback_basis"] = "no capex: leased or rented"
+    return out
+
+
+def account(
+    served: Sequence[Served],
+    revenue: Mapping[RevenueKey, int],
+    nodes: Sequence[Node],
+    since: float,
+    until: float,
+    power_of: PowerOf,
+) -> dict[str, Any]:
+    """The economics report for [since, until)."""
+    window_s = until - since
+    if window_s <= 0:
+        raise ValueError("the window must end after it starts")
+    book = _Book()
+    node_rows = []
+    for node in nodes:
+        mine = [s for s in served if node_of(s.deployment, nodes) is node]
+        sharing = share_time([s.span for s in mine], since, until)
+        utilisation = sharing.busy_s / window_s
+        power = power_of(node, utilisation, since, until)
+        pue = node.facility.pue.value
+        hour = cost.accelerator_hour_cost(
+            node.acquisition,
+            it_kw=power.watts / 1000 if power is not None else 0.0,
+            pue=pue,
+            price_per_kwh=node.facility.electricity.daily_average(),
+            fixed_opex_per_hour=node.fixed_opex_per_hour,
+        )
+        per_s = hour.total / cost.SECONDS_PER_HOUR
+        currency = node.facility.currency
+        for s, share in zip(mine, sharing.shares, strict=True):
+            keys = {"model": s.model, "replica": s.replica, "tenant": s.tenant,
+                    "node": node.name}  # fmt: skip
+            book.add(
+                keys,
+                currency,
+                input_tokens=s.input_tokens if s.counted else 0,
+                output_tokens=s.output_tokens if s.counted else 0,
+                input_cost=per_s * cost.as_decimal(share.prefill_s),
+                output_cost=per_s * cost.as_decimal(share.decode_s),
+            )
+        total = per_s * cost.as_decimal(window_s)
+        sold = per_s * cost.as_decimal(sharing.busy_s)
+        tokens = sum(s.input_tokens + s.output_tokens for s in mine if s.counted)
+        earned = sum(
+            (p for (_, _, dep, cur), p in revenue.items() if cur == currency
+             and node_of(dep, nodes) is node),
+            0,
+        )  # fmt: skip
+        node_rows.append(
+            {
+                "node": node.name,
+                "hardware": node.hardware,
+                "facility": node.facility.name,
+                "currency": currency,
+                "inputs": {
+                    "acquisition": _acquisition(node.acquisition),
+                    "pue": pue,
+                    "pue_source": node.facility.pue.source,
+                    "price_per_kwh": str(node.facility.electricity.daily_average()),
+                    "price_source": node.facility.electricity.source,
+                    "fixed_opex_per_hour": str(node.fixed_opex_per_hour),
+                    "hour_cost": {
+                        "capital": money(hour.capital),
+                        "energy": money(hour.energy),
+                        "fixed_opex": money(hour.fixed_opex),
+                        "total": money(hour.total),
+                    },
+                    "window_s": window_s,
+                    "busy_s": sharing.busy_s,
+                },
+                "utilisation": utilisation,
+                "tokens": tokens,
+                "cost": money(total),
+                "cost_sold": money(sold),
+                "unsold_capacity": money(total - sold),
+                "cost_per_1m_tokens": per_million(total, tokens),
+                "cost_per_1m_tokens_if_busy": per_million(sold, tokens),
+                "revenue": money(Decimal(earned) / PICO),
+                "gross_margin": money(Decimal(earned) / PICO - total),
+                "energy": _energy(power, window_s, tokens, pue),
+                **_returns(node, hour, Decimal(earned) / PICO, total, window_s / 3600),
+            }
+        )
+    unassigned: dict[str, int] = defaultdict(int)
+    for s in served:
+        if s.counted and node_of(s.deployment, nodes) is None:
+            unassigned[s.deployment] += s.input_tokens + s.output_tokens
+    for (tenant, model, _dep, currency), pico in revenue.items():
+        book.add({"tenant": tenant, "model": model}, currency, revenue_pico=pico)
+    by: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for (dimension, key, currency), tally in sorted(book.rows.items()):
+        if dimension != "node":
+            by[dimension].append(_row(dimension, key, currency, tally))
+    return {
+        "window": {"since": since, "until": until, "seconds": window_s},
+        "nodes": node_rows,
+        "by_model": by["model"],
+        "by_replica": by["replica"],
+        "by_tenant": by["tenant"],
+        "without_node": [{"deployment": d, "tokens": n} for d, n in sorted(unassigned.items())],
+    }

@@ -1,0 +1,96 @@
+"""The economics report from the live system: the ledger's requests and charges, the node
+file's costs, and each node's power, measured where it can be and estimated where not."""
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from tokenmill.economics import cost
+from tokenmill.economics.accounting import PowerOf, RevenueKey, Served, account
+from tokenmill.economics.nodes import Node
+from tokenmill.economics.time_share import Span
+from tokenmill.observe.power import PowerLog
+from tokenmill.store.tables import UsageCharge, UsageRow
+
+# A request that started this long before the window may still be running inside it: the
+# gateway gives up on an upstream after `upstream_timeout_s` (600 s by default).
+LOOKBACK_S = 3600.0
+
+
+def served_in(db: Engine, since: float, until: float) -> list[Served]:
+    q = select(
+        UsageRow.request_id, UsageRow.tenant, UsageRow.model, UsageRow.deployment,
+        UsageRow.replica, UsageRow.created_at, UsageRow.ttft_ms, UsageRow.duration_ms,
+        UsageRow.prompt_tokens, UsageRow.completion_tokens,
+    ).where(UsageRow.created_at >= since - LOOKBACK_S, UsageRow.created_at < until)  # fmt: skip
+    out = []
+    with Session(db) as s:
+        for rid, tenant, model, dep, replica, at, ttft_ms, dur_ms, p, c in s.execute(q):
+            end = at + dur_ms / 1000
+            if end < since:
+                continue
+            first = None if ttft_ms is None else at + ttft_ms / 1000
+            out.append(Served(rid, tenant, model, dep, replica, Span(at, first, end), p, c,
+                              counted=at >= since))  # fmt: skip
+    return out
+
+
+def revenue_in(db: Engine, since: float, until: float) -> dict[RevenueKey, int]:
+    """Rated usage in the window, pico-units per (tenant, model, deployment, currency)."""
+    q = (
+        select(
+            UsageCharge.tenant,
+            UsageCharge.model,
+            UsageRow.deployment,
+            UsageCharge.currency,
+            func.sum(UsageCharge.pico),
+        )
+        .join(UsageRow, UsageRow.request_id == UsageCharge.request_id)
+        .where(UsageCharge.created_at >= since, UsageCharge.created_at < until)
+        .group_by(UsageCharge.tenant, UsageCharge.model, UsageRow.deployment, UsageCharge.currency)
+    )
+    out: dict[RevenueKey, int] = defaultdict(int)
+    with Session(db) as s:
+        for tenant, model, dep, currency, pico in s.execute(q):
+            out[(tenant, model, dep, currency)] += int(pico)
+    return out
+
+
+def estimated_power(
+    node: Node, utilisation: float, since: float = 0.0, until: float = 0.0
+) -> cost.Power | None:
+    """Idle + (full load - idle) x busy share, labelled as an estimate; the window plays no
+    part beyond the utilisation measured over it."""
+    if node.power_w is None or node.power_w <= 0:
+        return None
+    power = cost.estimated_power(node.power_w, min(1.0, utilisation), node.idle_w)
+    return cost.Power(power.watts, True, f"{power.basis}; full load from {node.power_basis}")
+
+
+def logged_or_estimated(log: PowerLog, local: str) -> PowerOf:
+    """The node's logged samples where there are any (this machine's, recorded under the
+    name `local`), else the estimate from the node file."""
+
+    def power_of(node: Node, utilisation: float, since: float, until: float) -> cost.Power | None:
+        logged = log.average_watts(node.name, since, until) if node.name == local else None
+        if logged is None:
+            return estimated_power(node, utilisation)
+        watts, estimated, basis = logged
+        return cost.Power(watts, estimated, basis)
+
+    return power_of
+
+
+def economics(
+    db: Engine,
+    nodes: Sequence[Node],
+    since: float,
+    until: float,
+    power_of: PowerOf = estimated_power,
+) -> dict[str, Any]:
+    return account(
+        served_in(db, since, until), revenue_in(db, since, until), nodes, since, until, power_of
+    )
