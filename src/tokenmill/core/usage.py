@@ -30,6 +30,9 @@ class UsageRecord:
     agent: str | None = None  # the agent that asked, and the user it acts for
     owner: str | None = None
     trace_id: str | None = None  # W3C trace the request belongs to
+    # Time in the gateway's queue before a replica took it (part of ttft_ms and duration_ms);
+    # None for records written before it was kept.
+    queued_ms: float | None = None
 
     @property
     def total_tokens(self) -> int:

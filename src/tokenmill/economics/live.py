@@ -24,16 +24,18 @@ def served_in(db: Engine, since: float, until: float) -> list[Served]:
     q = select(
         UsageRow.request_id, UsageRow.tenant, UsageRow.model, UsageRow.deployment,
         UsageRow.replica, UsageRow.created_at, UsageRow.ttft_ms, UsageRow.duration_ms,
-        UsageRow.prompt_tokens, UsageRow.completion_tokens,
+        UsageRow.prompt_tokens, UsageRow.completion_tokens, UsageRow.queued_ms,
     ).where(UsageRow.created_at >= since - LOOKBACK_S, UsageRow.created_at < until)  # fmt: skip
     out = []
     with Session(db) as s:
-        for rid, tenant, model, dep, replica, at, ttft_ms, dur_ms, p, c in s.execute(q):
+        for rid, tenant, model, dep, replica, at, ttft_ms, dur_ms, p, c, queued in s.execute(q):
             end = at + dur_ms / 1000
             if end < since:
                 continue
+            # A replica serves a request from when it took it, not from the gateway's arrival.
+            start = min(end, at + (queued or 0.0) / 1000)
             first = None if ttft_ms is None else at + ttft_ms / 1000
-            out.append(Served(rid, tenant, model, dep, replica, Span(at, first, end), p, c,
+            out.append(Served(rid, tenant, model, dep, replica, Span(start, first, end), p, c,
                               counted=at >= since))  # fmt: skip
     return out
 

@@ -208,6 +208,7 @@ class InferenceProxy:
         for attempt in (1, 2):
             replica = await self._acquire(runtime, tracker.tenant, job, client_gone, attempt > 1)
             tracker.replica = replica.id
+            tracker.mark_dispatched()
             url = replica.base_url + PATHS[tracker.endpoint]
             call = _Call(replica, job, tracker, url, admission)
             self._begin(call)

@@ -23,6 +23,7 @@ class UsageTracker:
     started: float = field(default_factory=time.perf_counter)
     wall_start: float = field(default_factory=time.time)
     first_token_at: float | None = None
+    dispatched_at: float | None = None  # when a replica took it: the end of its queueing
     prompt_tokens: int = 0
     cached_tokens: int = 0
     completion_tokens: int = 0
@@ -49,6 +50,9 @@ class UsageTracker:
         self.cached_tokens = cached
         self.completion_tokens = int(timings.get("predicted_n") or 0)
         self.source = "engine_timings"
+
+    def mark_dispatched(self) -> None:
+        self.dispatched_at = time.perf_counter()  # a retry elsewhere moves it: the last counts
 
     def mark_first_token(self, decode_ms: float | None = None) -> None:
         """Now, or for a whole answer that says how long its decode took (llama.cpp's
@@ -88,4 +92,7 @@ class UsageTracker:
             agent=self.agent,
             owner=self.owner,
             trace_id=self.trace_id,
+            queued_ms=None
+            if self.dispatched_at is None
+            else (self.dispatched_at - self.started) * 1e3,
         )

@@ -119,6 +119,7 @@ class UsageRow(Base):
     agent: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
     trace_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    queued_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class AuditRecord(Base):
