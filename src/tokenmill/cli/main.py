@@ -7,6 +7,7 @@ from tokenmill.cli import (
     billing_commands,
     economics_commands,
     export_commands,
+    plan_commands,
     principal_commands,
 )
 from tokenmill.cli.bench import bench
@@ -19,6 +20,7 @@ app = typer.Typer(
 )
 app.command()(up)
 app.command()(bench)
+app.command()(plan_commands.plan)
 app.command()(admin_commands.usage)
 app.command("export-usage")(export_commands.export_usage)
 app.command()(admin_commands.login)

@@ -1,4 +1,9 @@
-"""`tokenmill up`: control plane, gateway and the default model on this machine."""
+"""`tokenmill up`: control plane, gateway and the default model on this machine.
+
+The server (FastAPI, SQLAlchemy, uvicorn...) is imported only when `up` runs: every
+`tokenmill` command loads this module, and `tokenmill plan` should not wait a second for a
+server it never starts.
+"""
 
 import asyncio
 import logging
@@ -6,22 +11,19 @@ import socket
 import ssl
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import uvicorn
-import uvloop
 from pydantic import ValidationError
 from rich.markup import escape
 from rich.panel import Panel
 
-from tokenmill.app import create_asgi
-from tokenmill.bootstrap import bootstrap, open_database
 from tokenmill.cli.client import save_login
 from tokenmill.cli.output import console
 from tokenmill.config import Settings
-from tokenmill.runtime.deployments import Deployments
-from tokenmill.runtime.supervisor import READY_TIMEOUT_S
+
+if TYPE_CHECKING:
+    from tokenmill.runtime.deployments import Deployments
 
 
 def up(
@@ -53,6 +55,8 @@ def up(
     _check_tls(settings)
     _check_port_free(settings.host, settings.port)
     _configure_logging(settings)
+    from tokenmill.bootstrap import bootstrap, open_database
+
     try:
         engine = open_database(settings)
         result = bootstrap(settings, engine)
@@ -71,10 +75,16 @@ def up(
             )
         )
     console.print(f"data directory: {settings.data_dir}")
+    import uvloop
+
     uvloop.run(_serve(settings, url))
 
 
 async def _serve(settings: Settings, url: str) -> None:
+    import uvicorn
+
+    from tokenmill.app import create_asgi
+
     asgi, app = create_asgi(settings)
     config = uvicorn.Config(
         asgi,
@@ -103,7 +113,9 @@ async def _serve(settings: Settings, url: str) -> None:
     await serving
 
 
-async def _show_replica_progress(deployments: Deployments, serving: "asyncio.Task[None]") -> None:
+async def _show_replica_progress(deployments: "Deployments", serving: "asyncio.Task[None]") -> None:
+    from tokenmill.runtime.supervisor import READY_TIMEOUT_S
+
     started = time.monotonic()
     with console.status("starting replicas") as status:
         while not serving.done() and time.monotonic() - started < READY_TIMEOUT_S:

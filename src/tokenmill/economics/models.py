@@ -1,0 +1,355 @@
+"""Reference models for the capacity planner: published architecture figures, each with its
+source, and the numeric formats a model can be served in.
+
+The data lives in ``tokenmill/economics/data/models.toml``; :func:`load` refuses an entry
+whose numbers lack a source. :meth:`ReferenceModel.spec` turns an entry into the
+:class:`~tokenmill.economics.perf_model.ModelSpec` the roofline model reads.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from types import MappingProxyType
+from typing import Any
+
+from tokenmill.economics.perf_model import ModelSpec
+
+__all__ = [
+    "FORMATS",
+    "Format",
+    "ModelError",
+    "ReferenceModel",
+    "Source",
+    "custom_model",
+    "find_model",
+    "load",
+    "reference_models",
+]
+
+
+class ModelError(ValueError):
+    """The model data is malformed, a lookup found nothing, or a spec is impossible."""
+
+
+@dataclass(frozen=True, slots=True)
+class Format:
+    """How weights are stored and at which catalog precision the matmuls run.
+
+    Weight-only formats (GGUF Q4_1...) dequantise to a 16-bit type on accelerators and to fp32
+    on CPUs, so they list several compute precisions; the first one a device has is used.
+    """
+
+    weight_bits: float
+    compute: tuple[str, ...]
+    note: str
+
+
+# GGUF block layouts from ggml (ggml-common.h): Q4_1 = 32 x 4-bit + fp16 scale + fp16 min
+# = 20 bytes per 32 weights; Q8_0 = 32 x 8-bit + fp16 scale = 34 bytes per 32 weights.
+_WEIGHT_ONLY = ("fp16", "bf16", "fp32")
+FORMATS: Mapping[str, Format] = MappingProxyType(
+    {
+        "fp32": Format(32, ("fp32",), "32-bit float"),
+        # A 16-bit model runs at the other 16-bit type's rate where the catalog lists only that
+        # one (Ascend, Cambricon): both use the same matrix units at the same peak.
+        "bf16": Format(16, ("bf16", "fp16"), "bfloat16"),
+        "fp16": Format(16, ("fp16", "bf16"), "float16"),
+        "fp8": Format(8, ("fp8",), "8-bit float weights and matmuls"),
+        "int8": Format(8, ("int8",), "8-bit integer weights and matmuls"),
+        "fp4": Format(4, ("fp4",), "4-bit float weights and matmuls (Blackwell, MI355X)"),
+        "q8_0": Format(8.5, _WEIGHT_ONLY, "GGUF Q8_0, weight-only"),
+        "q4_1": Format(5.0, _WEIGHT_ONLY, "GGUF Q4_1, weight-only"),
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    title: str
+    date: str
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class ReferenceModel:
+    id: str
+    name: str
+    params: float
+    active_params: float
+    layers: int
+    attention_heads: int
+    kv_heads: int
+    head_dim: int
+    max_context: int
+    default_precision: str
+    aliases: tuple[str, ...] = ()
+    served_bits: float | None = None  # bits per weight of the default artifact, if not nominal
+    kv_latent_dim: int | None = None  # elements cached per layer and token (latent attention)
+    notes: str | None = None
+    sources: Mapping[str, Source] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def kv_elements_per_layer(self) -> int:
+        """Cached elements per layer and token: K and V per KV head, or the shared latent."""
+        if self.kv_latent_dim is not None:
+            return self.kv_latent_dim
+        return 2 * self.kv_heads * self.head_dim
+
+    def weight_bits(self, precision: str) -> float:
+        if precision == self.default_precision and self.served_bits is not None:
+            return self.served_bits
+        return _format(precision).weight_bits
+
+    def spec(
+        self, precision: str | None = None, *, weight_bits: float | None = None, kv_bits: float = 16
+    ) -> ModelSpec:
+        """The roofline's view of this model served at `precision` (default: how it usually
+        is). The compute precision is the format's first choice; the planner picks per device.
+        """
+        fmt_name = precision or self.default_precision
+        fmt = _format(fmt_name)
+        kv_heads, head_dim = self.kv_heads, self.head_dim
+        if self.kv_latent_dim is not None:
+            # ModelSpec caches 2 x kv_heads x head_dim per layer; one "head" of half the latent
+            # holds exactly the latent's elements.
+            kv_heads, head_dim = 1, self.kv_latent_dim // 2
+        return ModelSpec(
+            name=self.name,
+            params=self.params,
+            active_params=self.active_params,
+            layers=self.layers,
+            attention_heads=self.attention_heads,
+            kv_heads=kv_heads,
+            head_dim=head_dim,
+            weight_bits=weight_bits if weight_bits is not None else self.weight_bits(fmt_name),
+            kv_bits=kv_bits,
+            compute_precision=fmt.compute[0],
+            max_context=self.max_context,
+        )
+
+
+def _format(name: str) -> Format:
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise ModelError(f"unknown precision {name!r}; choose from {', '.join(FORMATS)}") from None
+
+
+# --------------------------------------------------------------------------------- loading
+
+_INT_FIELDS = ("layers", "attention_heads", "kv_heads", "head_dim", "max_context")
+_OPTIONAL = ("active_params", "served_bits", "kv_latent_dim")
+_KEYS = frozenset(
+    {"id", "name", "aliases", "default_precision", "notes", "params", *_INT_FIELDS, *_OPTIONAL}
+)
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+
+
+class _Entry:
+    def __init__(self, raw: Mapping[str, Any], label: str, sources: Mapping[str, Source]):
+        self.raw, self.label, self.known = raw, label, sources
+        self.sources: dict[str, Source] = {}
+
+    def fail(self, name: str, problem: str) -> ModelError:
+        return ModelError(f"models: {self.label}: field {name!r}: {problem}")
+
+    def text(self, name: str, *, required: bool = True) -> str | None:
+        value = self.raw.get(name)
+        if value is None and not required:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(name, "must be a non-empty string")
+        return value
+
+    def number(self, name: str, *, required: bool = True, integer: bool = False) -> float | None:
+        table = self.raw.get(name)
+        if table is None:
+            if required:
+                raise self.fail(name, "is required")
+            return None
+        if not isinstance(table, dict):
+            raise self.fail(name, "must be a table {value, src[, note, date]}")
+        unknown = set(table) - {"value", "src", "note", "date"}
+        if unknown:
+            raise self.fail(name, f"unknown keys {sorted(unknown)}")
+        value = table.get("value")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(name, f"value must be a number, got {value!r}")
+        if not (math.isfinite(value) and value > 0):
+            raise self.fail(name, f"value must be positive, got {value!r}")
+        if integer and value != int(value):
+            raise self.fail(name, f"value must be a whole number, got {value!r}")
+        src = table.get("src")
+        if not isinstance(src, str) or src not in self.known:
+            raise self.fail(name, f"needs src naming one of [sources]: {', '.join(self.known)}")
+        source = self.known[src]
+        note, date = table.get("note"), table.get("date", source.date)
+        if not isinstance(date, str) or (note is not None and not isinstance(note, str)):
+            raise self.fail(name, "date and note must be strings")
+        self.sources[name] = Source(source.title, date, note)
+        return float(value)
+
+
+def _sources(doc: Mapping[str, Any]) -> dict[str, Source]:
+    raw = doc.get("sources")
+    if not isinstance(raw, dict) or not raw:
+        raise ModelError("models: a [sources] table is required")
+    out = {}
+    for key, table in raw.items():
+        if not isinstance(table, dict) or set(table) - {"title", "date", "url"}:
+            raise ModelError(f"models: source {key!r}: keys are title, date[, url]")
+        title, date = table.get("title"), table.get("date")
+        if not isinstance(title, str) or not title or not isinstance(date, str) or not date:
+            raise ModelError(f"models: source {key!r}: needs title and date strings")
+        out[key] = Source(title, date)
+    return out
+
+
+def _model(raw: object, index: int, sources: Mapping[str, Source]) -> ReferenceModel:
+    if not isinstance(raw, dict):
+        raise ModelError(f"models: model #{index + 1}: must be a table")
+    label = f"model {raw['id']!r}" if isinstance(raw.get("id"), str) else f"model #{index + 1}"
+    e = _Entry(raw, label, sources)
+    unknown = set(raw) - _KEYS
+    if unknown:
+        raise e.fail(sorted(unknown)[0], f"unknown field (known: {', '.join(sorted(_KEYS))})")
+    ident = e.text("id") or ""
+    if not _ID_RE.match(ident):
+        raise e.fail("id", "must be lowercase letters, digits, '.' and '-'")
+    aliases = raw.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
+        raise e.fail("aliases", "must be a list of non-empty strings")
+    precision = e.text("default_precision") or ""
+    if precision not in FORMATS:
+        raise e.fail("default_precision", f"must be one of {', '.join(FORMATS)}")
+    ints = {n: int(e.number(n, integer=True) or 0) for n in _INT_FIELDS}
+    params = e.number("params") or 0.0
+    active = e.number("active_params", required=False) or params
+    latent = e.number("kv_latent_dim", required=False, integer=True)
+    if active > params:
+        raise e.fail("active_params", f"{active:g} exceeds params {params:g}")
+    if ints["kv_heads"] > ints["attention_heads"]:
+        raise e.fail("kv_heads", "exceeds attention_heads")
+    if latent is not None and latent % 2:
+        raise e.fail("kv_latent_dim", "must be even")
+    return ReferenceModel(
+        id=ident,
+        name=e.text("name") or "",
+        params=params,
+        active_params=active,
+        default_precision=precision,
+        aliases=tuple(aliases),
+        served_bits=e.number("served_bits", required=False),
+        kv_latent_dim=None if latent is None else int(latent),
+        notes=e.text("notes", required=False),
+        sources=MappingProxyType(e.sources),
+        **ints,
+    )
+
+
+def load(text: str) -> dict[str, ReferenceModel]:
+    """Parse and strictly validate models TOML; raises ModelError naming entry and field."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ModelError(f"models: not valid TOML: {exc}") from None
+    if doc.get("schema_version") != 1:
+        raise ModelError(f"models: schema_version must be 1, got {doc.get('schema_version')!r}")
+    sources = _sources(doc)
+    entries = doc.get("model")
+    if not isinstance(entries, list) or not entries:
+        raise ModelError("models: no [[model]] entries")
+    out: dict[str, ReferenceModel] = {}
+    for index, raw in enumerate(entries):
+        model = _model(raw, index, sources)
+        if model.id in out:
+            raise ModelError(f"models: model {model.id!r}: duplicate id")
+        out[model.id] = model
+    return out
+
+
+@functools.cache
+def _packaged() -> Mapping[str, ReferenceModel]:
+    text = resources.files("tokenmill.economics").joinpath("data/models.toml").read_text("utf-8")
+    return MappingProxyType(load(text))
+
+
+def reference_models() -> dict[str, ReferenceModel]:
+    """The packaged models, id -> model (parsed once; a fresh dict each call)."""
+    return dict(_packaged())
+
+
+# --------------------------------------------------------------------------------- lookup
+
+# Qualifiers that name a variant of the same weights' shape, dropped before matching.
+_QUALIFIERS = frozenset({"instruct", "chat", "it", "hf", "base", "gguf"})
+
+
+def _key(text: str) -> str:
+    """'meta-llama/Llama-3.1-8B-Instruct' -> 'llama318b': org prefix, qualifiers and
+    punctuation dropped, lowercase."""
+    words = re.findall(r"[a-z0-9.]+", text.lower().rsplit("/", 1)[-1])
+    while len(words) > 1 and words[-1] in _QUALIFIERS:
+        words.pop()
+    return re.sub(r"[^a-z0-9]", "", "".join(words))
+
+
+def find_model(query: str, models: Mapping[str, ReferenceModel] | None = None) -> ReferenceModel:
+    """A model by id, name or alias, forgiving case, punctuation, an organisation prefix and
+    an -Instruct/-Chat suffix. It does not guess further: a wrong model plans wrong silently.
+    """
+    known = reference_models() if models is None else models
+    wanted = _key(query)
+    for model in known.values():
+        if wanted and wanted in {_key(k) for k in (model.id, model.name, *model.aliases)}:
+            return model
+    raise ModelError(
+        f"no reference model matches {query!r}; known: {', '.join(sorted(known))} "
+        "(or describe it with --params, --layers, --heads, --kv-heads, --head-dim)"
+    )
+
+
+def custom_model(
+    *,
+    params: float,
+    layers: int,
+    attention_heads: int,
+    kv_heads: int,
+    head_dim: int,
+    active_params: float | None = None,
+    max_context: int = 131072,
+    precision: str = "bf16",
+    name: str = "custom model",
+) -> ReferenceModel:
+    """A model described by hand (the CLI's spec flags), checked like a data entry."""
+    _format(precision)
+    for label, value in (("params", params), ("layers", layers), ("heads", attention_heads),
+                         ("kv heads", kv_heads), ("head dim", head_dim),
+                         ("max context", max_context)):  # fmt: skip
+        if not (math.isfinite(value) and value > 0):
+            raise ModelError(f"{label} must be > 0, got {value!r}")
+    active = params if active_params is None else active_params
+    if not 0 < active <= params:
+        raise ModelError(f"active params must be in (0, params], got {active!r}")
+    if kv_heads > attention_heads:
+        raise ModelError(f"kv heads ({kv_heads}) cannot exceed attention heads ({attention_heads})")
+    given = Source("given on the command line", "now")
+    return ReferenceModel(
+        id="custom",
+        name=name,
+        params=params,
+        active_params=active,
+        layers=layers,
+        attention_heads=attention_heads,
+        kv_heads=kv_heads,
+        head_dim=head_dim,
+        max_context=max_context,
+        default_precision=precision,
+        sources=MappingProxyType({"params": given}),
+    )

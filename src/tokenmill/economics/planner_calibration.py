@@ -1,0 +1,81 @@
+"""Calibrating the planner's roofline on measured runs: `tokenmill bench --out` reports in,
+one `Efficiency` out, labelled with what it was fitted on."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from tokenmill.economics import perf_model
+from tokenmill.economics.catalog import Accelerator
+from tokenmill.economics.models import FORMATS, ModelError, find_model
+from tokenmill.economics.perf_model import Efficiency, MeasuredRun, Workload
+from tokenmill.economics.planner import device
+
+_CLOSED_LOOP = re.compile(r"closed loop, (\d+) in flight")
+
+
+class CalibrationError(ValueError):
+    """A bench report cannot be used to calibrate; the message names the report and field."""
+
+
+def _number(table: Mapping[str, Any], key: str, where: str) -> float:
+    value = table.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise CalibrationError(f"{where}: {key} must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def measured_run(report: Mapping[str, Any], where: str) -> MeasuredRun:
+    """A bench report summarised: p50 TTFT and TPOT, output tokens/s, mean request shape,
+    and the concurrency (closed loop: as run; open loop: Little's law, rate x p50 latency)."""
+    summary = report.get("summary")
+    if not isinstance(summary, dict):
+        raise CalibrationError(f"{where}: not a `tokenmill bench --out` report (no summary)")
+    ok = int(_number(summary, "ok", where))
+    if ok == 0:
+        raise CalibrationError(f"{where}: no request succeeded; nothing was measured")
+    tenants = summary.get("tenants")
+    if not isinstance(tenants, dict) or not tenants:
+        raise CalibrationError(f"{where}: summary.tenants is missing")
+    prompt = sum(_number(t, "prompt_tokens", where) for t in tenants.values())
+    completion = sum(_number(t, "completion_tokens", where) for t in tenants.values())
+    p50 = {k: _number(summary.get(k) or {}, "p50", f"{where}: {k}") for k in ("ttft_s", "tpot_s")}
+    mode = str(report.get("mode", ""))
+    closed = _CLOSED_LOOP.fullmatch(mode)
+    if closed:
+        concurrency = int(closed.group(1))
+    else:
+        e2e = _number(summary.get("e2e_s") or {}, "p50", f"{where}: e2e_s")
+        concurrency = max(1, round(_number(summary, "requests_per_s", where) * e2e))
+    return MeasuredRun(
+        workload=Workload(round(prompt / ok), max(1, round(completion / ok)), concurrency),
+        ttft_s=p50["ttft_s"],
+        tpot_s=p50["tpot_s"],
+        output_tokens_per_s=_number(summary, "output_tokens_per_s", where),
+    )
+
+
+def calibrate_on(reports: Sequence[tuple[str, Mapping[str, Any]]], acc: Accelerator) -> Efficiency:
+    """Fit the roofline's efficiency to bench reports measured on one `acc`. The reports name
+    the model they ran; it must be a reference model, the same in all of them."""
+    if not reports:
+        raise CalibrationError("no bench reports to calibrate on")
+    names = {str(r.get("model", "")) for _, r in reports}
+    if len(names) != 1:
+        raise CalibrationError(f"bench reports ran different models {sorted(names)}; give one")
+    name = names.pop()
+    try:
+        model = find_model(name)
+    except ModelError as exc:
+        raise CalibrationError(f"bench reports ran {name!r}: {exc}") from None
+    formats = FORMATS[model.default_precision].compute
+    compute = next((p for p in formats if acc.tflops(p)), None)
+    if compute is None:
+        raise CalibrationError(f"{acc.id} has no TFLOPS figure at {' or '.join(formats)}")
+    spec = replace(model.spec(), compute_precision=compute)
+    runs = [measured_run(report, where) for where, report in reports]
+    eff = perf_model.calibrate(spec, device(acc, 1, compute), runs)
+    return replace(eff, source=f"calibrated on {acc.id} ({len(runs)} {model.id} runs)")

@@ -1,0 +1,383 @@
+"""The capacity planner (`tokenmill plan`) and its reference models, on hand-checkable cases.
+
+The roofline itself is tested with perf_model; here the numbers that matter are the planner's
+own: memory fit, the SLO and rack-power filters, and that money is the cost model's.
+"""
+
+import json
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from tokenmill.cli.main import app
+from tokenmill.economics.catalog import Accelerator, PriceRange, catalog
+from tokenmill.economics.cost import HOURS_PER_MONTH, cost_per_million_tokens, payback_months
+from tokenmill.economics.facilities import loads_facilities
+from tokenmill.economics.models import (
+    ModelError,
+    custom_model,
+    find_model,
+    load,
+    reference_models,
+)
+from tokenmill.economics.perf_model import Efficiency
+from tokenmill.economics.planner import Demand, PlanError, PlanOptions, Slo, plan
+from tokenmill.economics.planner_calibration import CalibrationError, measured_run
+
+D = Decimal
+CAT = catalog()
+LLAMA_8B = find_model("llama-3.1-8b")
+LLAMA_70B = find_model("llama-3.1-70b")
+EASY = Slo(ttft_s=10.0, tpot_s=1.0)
+
+
+def only(*ids: str) -> dict[str, Accelerator]:
+    return {i: CAT[i] for i in ids}
+
+
+def rentable(acc_id: str, per_hour: str) -> Accelerator:
+    """A catalog part with a rental price it lacks, for a case that needs one."""
+    return replace(CAT[acc_id], rental_usd_per_hour=PriceRange(D(per_hour), D(per_hour)))
+
+
+# --- reference models ---------------------------------------------------------------------
+
+
+def test_reference_models_kv_cache_per_token_from_their_configs() -> None:
+    # Llama 3.1 8B: 2 (K,V) x 32 layers x 8 KV heads x 128 x 2 bytes = 131072 = 128 KiB
+    assert LLAMA_8B.spec().kv_bytes_per_token == 131072
+    # 70B: 2 x 80 x 8 x 128 x 2 = 327680 = 320 KiB; bf16 weights 70.6e9 x 2 = 141.2 GB
+    assert LLAMA_70B.spec().kv_bytes_per_token == 327680
+    assert LLAMA_70B.spec().weight_bytes == pytest.approx(141.2e9)
+    # DeepSeek-V3 caches one latent of 512 + 64 elements per layer: 61 x 576 x 2 = 70272 bytes
+    v3 = find_model("DeepSeek-R1")
+    assert v3.id == "deepseek-v3" and v3.spec().kv_bytes_per_token == 70272
+    assert v3.spec().weight_bytes == pytest.approx(671e9)  # fp8: one byte a weight
+    mixtral = find_model("mistralai/Mixtral-8x7B-Instruct-v0.1")
+    assert (mixtral.spec().params, mixtral.spec().active_params) == (46.7e9, 12.9e9)
+
+
+def test_smollm2_is_the_gguf_tokenmill_serves() -> None:
+    smol = find_model("HuggingFaceTB/SmolLM2-135M-Instruct")
+    spec = smol.spec()
+    # the Q4_1 file's tensors: 96,576,768 bytes (5.744 bits x 134,515,008 weights)
+    assert spec.weight_bytes == pytest.approx(96.58e6, rel=1e-3)
+    assert spec.kv_bytes_per_token == 2 * 30 * 3 * 64 * 2  # 23040
+    assert smol.spec("q8_0").weight_bits == 8.5  # another format: its nominal bits
+
+
+def test_every_reference_number_names_its_source() -> None:
+    for model in reference_models().values():
+        assert {"params", "layers", "attention_heads", "kv_heads", "head_dim"} <= set(model.sources)
+
+
+@pytest.mark.parametrize(
+    ("snippet", "message"),
+    [
+        ("layers = {value = 32}", "needs src"),
+        ("layers = {value = 0, src = 's'}", "positive"),
+        ("layers = {value = 32.5, src = 's'}", "whole number"),
+        ("layers = {value = 32, src = 's'}\nwidth = 4", "unknown field"),
+    ],
+)
+def test_model_loader_names_the_bad_field(snippet: str, message: str) -> None:
+    text = f"""schema_version = 1
+[sources.s]
+title = "t"
+date = "2024"
+[[model]]
+id = "m"
+name = "M"
+default_precision = "bf16"
+params = {{value = 1e9, src = "s"}}
+attention_heads = {{value = 8, src = "s"}}
+kv_heads = {{value = 8, src = "s"}}
+head_dim = {{value = 64, src = "s"}}
+max_context = {{value = 4096, src = "s"}}
+{snippet}
+"""
+    with pytest.raises(ModelError, match=message):
+        load(text)
+
+
+def test_find_model_forgives_case_org_and_suffix_but_does_not_guess() -> None:
+    assert find_model("meta-llama/Llama-3.1-8B-Instruct") is LLAMA_8B
+    assert find_model("LLAMA-3.1-70B") is LLAMA_70B
+    with pytest.raises(ModelError, match="known: deepseek-v3"):
+        find_model("llama-3.1-405b")
+
+
+def test_custom_model_checks_its_numbers() -> None:
+    with pytest.raises(ModelError, match="kv heads"):
+        custom_model(params=7e9, layers=32, attention_heads=8, kv_heads=16, head_dim=128)
+
+
+# --- filter and fit -----------------------------------------------------------------------
+
+
+def test_70b_bf16_does_not_fit_one_80gb_h100() -> None:
+    demand = Demand(1000, 200, requests_per_s=1)
+    # 141.2 GB of weights + 0.39 GB KV (1200 x 327680 B) > 80 GB x 90% = 72 GB
+    alone = plan(LLAMA_70B, demand, EASY, PlanOptions(max_per_node=1), accelerators=only("h100"))
+    (ex,) = alone.excluded
+    assert ex.kind == "memory"
+    assert "needs 141.6 GB (weights 141.2 GB + KV 0.39 GB" in ex.reason
+    assert "1 x 80 GB = 80 GB has 72.0 GB usable" in ex.reason
+    # allowed a node of 8, the smallest group that fits is 2 (144 GB usable)
+    (opt,) = plan(LLAMA_70B, demand, EASY, accelerators=only("h100")).options
+    assert opt.tensor_parallel == 2 and opt.accelerators == 2 * opt.replicas
+
+
+def test_missing_catalog_figures_are_named() -> None:
+    result = plan(LLAMA_8B, Demand(500, 100, requests_per_s=1), EASY,
+                  accelerators=only("ascend-910b", "ascend-910c"))  # fmt: skip
+    reasons = {e.accelerator.id: e.reason for e in result.excluded}
+    # bf16 falls back to the catalog's fp16 figure: the price is what is missing.
+    assert reasons["ascend-910b"] == "no catalog figure for rental price per hour"
+    assert "TDP" in reasons["ascend-910c"]
+    assert {e.kind for e in result.excluded} == {"missing figure"}
+
+
+def test_a_tight_ttft_slo_excludes_the_slow_part() -> None:
+    # prefill of 4000 tokens of an 8B model: 2 x 8.03e9 x 4000 = 6.4e16 FLOP.
+    # At half of peak: B200 (2250 TFLOPS) 57 ms; L40S (362 TFLOPS) 355 ms. SLO: 150 ms.
+    parts = {"b200": CAT["b200"], "l40s": rentable("l40s", "0.90")}
+    opts = PlanOptions(max_per_node=1, efficiency=Efficiency(compute=0.5, bandwidth=0.7))
+    result = plan(LLAMA_8B, Demand(4000, 100, requests_per_s=1), Slo(0.150, 1.0), opts,
+                  accelerators=parts)  # fmt: skip
+    assert [o.accelerator.id for o in result.options] == ["b200"]
+    (ex,) = result.excluded
+    assert ex.kind == "slo" and ex.accelerator.id == "l40s"
+    assert "misses the SLO at concurrency 1 on 1 x L40S" in ex.reason
+    assert "TTFT" in ex.reason and "> SLO 150 ms" in ex.reason
+
+
+def test_an_air_cooled_rack_limit_excludes_a_hot_node() -> None:
+    book = loads_facilities("""
+[cooling.air]
+description = "air, a low rack budget"
+pue = { value = 1.5, source = "test", date = "2026" }
+max_kw_per_rack = { value = 1.0, source = "test", date = "2026" }
+[cooling.immersion]
+description = "immersion"
+pue = { value = 1.03, source = "test", date = "2026" }
+[facility.site]
+description = "test site"
+currency = "USD"
+cooling = "air"
+electricity = { price_per_kwh = "0.10", source = "test", date = "2026" }
+""")
+    demand = Demand(500, 100, requests_per_s=0.1)
+    result = plan(LLAMA_8B, demand, EASY, PlanOptions(facility="site"), facilities=book,
+                  accelerators=only("gb200", "h100"))  # fmt: skip
+    (ex,) = result.excluded  # GB200's 1200 W node > 1 kW; H100's 700 W fits
+    assert ex.kind == "rack power"
+    assert ex.reason == (
+        "exceeds rack power: one node of 1 x GB200 (per Blackwell GPU) draws 1.2 kW at TDP "
+        "> air cooling's 1 kW per rack"
+    )
+    (h100,) = result.options
+    assert dict(h100.racks) == {"air": h100.nodes, "immersion": "unknown"}  # 1 node a rack
+    assert h100.all_in_kw == pytest.approx(h100.it_kw * 1.5)
+
+
+# --- scoring ------------------------------------------------------------------------------
+
+
+def test_cost_per_million_is_the_cost_models() -> None:
+    demand = Demand(1000, 200, requests_per_s=5)
+    (o,) = plan(LLAMA_8B, demand, Slo(2.0, 0.1), accelerators=only("h100")).options
+    assert o.usd_per_accelerator_hour == D("2.50")  # rental mid of 2.00-3.00, power included
+    assert o.usd_per_hour == D("2.50") * o.accelerators
+    assert o.usd_per_million == cost_per_million_tokens(o.usd_per_hour, 5 * 1200)
+    p = o.prediction
+    assert o.usd_per_million_at_capacity == cost_per_million_tokens(
+        D("2.50") * o.tensor_parallel, p.requests_per_s * 1200
+    )
+    assert o.replicas * p.requests_per_s >= 5 > (o.replicas - 1) * p.requests_per_s
+    assert p.ttft_s <= 2.0 and p.tpot_s <= 0.1
+    assert o.it_kw == pytest.approx(0.7 * o.accelerators)
+    assert o.efficiency == "default"
+
+
+def test_owned_payback_and_its_absence_below_cost() -> None:
+    demand = Demand(1000, 200, requests_per_s=2)
+
+    def owned(price: str) -> Any:
+        opts = PlanOptions(acquire="owned", price_per_million=D(price))
+        (o,) = plan(LLAMA_8B, demand, Slo(2.0, 0.1), opts, accelerators=only("h100")).options
+        return o
+
+    o = owned("1.00")
+    # running cost per accelerator-hour: 0.7 kW x PUE 1.56 x $0.08 = $0.08736
+    revenue = D("1.00") * D(2 * 1200) * 3600 * HOURS_PER_MONTH / 1_000_000
+    running = D("0.08736") * o.accelerators * HOURS_PER_MONTH
+    assert o.payback_months == payback_months(D(27500) * o.accelerators, revenue - running)
+    assert o.monthly_margin == revenue - o.usd_per_hour * HOURS_PER_MONTH
+    assert {"$/1M", "payback"} <= o.estimated  # the purchase price is a low-confidence figure
+    assert o.low_confidence == ("purchase_price_usd",)
+    assert owned("0.000001").payback_months is None  # below even the power bill: never
+
+
+def test_tokens_per_day_is_a_rate_of_input_plus_output() -> None:
+    demand = Demand(1000, 200, tokens_per_day=1.2e9)
+    assert demand.rate == pytest.approx(1.2e9 / 86400 / 1200)  # 11.57 req/s
+
+
+def test_low_confidence_tdp_marks_power_not_the_rent() -> None:
+    (o,) = plan(LLAMA_8B, Demand(500, 100, requests_per_s=1), EASY,
+                accelerators=only("gb200")).options  # fmt: skip
+    assert o.low_confidence == ("tdp_w",)
+    assert {"kW", "racks"} <= o.estimated and "$/1M" not in o.estimated
+
+
+def test_a_calibration_applies_to_its_accelerator_only() -> None:
+    eff = Efficiency(compute=0.3, bandwidth=0.4, source="calibrated on h100 (2 runs)")
+    opts = PlanOptions(calibrated={"h100": eff})
+    result = plan(LLAMA_8B, Demand(500, 100, requests_per_s=1), EASY, opts,
+                  accelerators=only("h100", "h200"))  # fmt: skip
+    used = {o.accelerator.id: o.efficiency for o in result.options}
+    assert used == {"h100": "calibrated on h100 (2 runs)", "h200": "default"}
+
+
+@pytest.mark.parametrize(
+    ("demand", "opts", "message"),
+    [
+        (Demand(100, 10), PlanOptions(), "one of them"),
+        (Demand(100, 10, requests_per_s=1, tokens_per_day=1e6), PlanOptions(), "one of them"),
+        (Demand(0, 10, requests_per_s=1), PlanOptions(), "tokens per request must be >= 1"),
+        (Demand(100, 10, requests_per_s=-2), PlanOptions(), "> 0"),
+        (Demand(130_000, 2000, requests_per_s=1), PlanOptions(), "context of 131072"),
+        (Demand(100, 10, requests_per_s=1), PlanOptions(facility="mars"), "unknown facility"),
+        (Demand(100, 10, requests_per_s=1),
+         PlanOptions(facility="cn-west-hub", acquire="owned"), "prices power in CNY"),
+    ],
+)  # fmt: skip
+def test_bad_plan_inputs_are_refused(demand: Demand, opts: PlanOptions, message: str) -> None:
+    with pytest.raises(PlanError, match=message):
+        plan(LLAMA_8B, demand, EASY, opts)
+
+
+# --- bench reports as calibration input ---------------------------------------------------
+
+
+def bench_report(mode: str = "closed loop, 4 in flight") -> dict[str, Any]:
+    return {
+        "model": "llama-3.1-8b",
+        "mode": mode,
+        "summary": {
+            "ok": 10,
+            "requests_per_s": 2.0,
+            "output_tokens_per_s": 250.0,
+            "ttft_s": {"p50": 0.04, "p90": 0.06, "p99": 0.08},
+            "tpot_s": {"p50": 0.012, "p90": 0.015, "p99": 0.02},
+            "e2e_s": {"p50": 1.6, "p90": 2.0, "p99": 2.4},
+            "tenants": {"a": {"prompt_tokens": 3000, "completion_tokens": 1000, "ok": 6},
+                        "b": {"prompt_tokens": 2000, "completion_tokens": 280, "ok": 4}},
+        },
+    }  # fmt: skip
+
+
+def test_a_bench_report_becomes_a_measured_run() -> None:
+    run = measured_run(bench_report(), "r.json")
+    # 5000 prompt and 1280 completion tokens over 10 ok requests
+    assert (run.workload.input_tokens, run.workload.output_tokens) == (500, 128)
+    assert run.workload.concurrency == 4  # closed loop, as run
+    assert (run.ttft_s, run.tpot_s, run.output_tokens_per_s) == (0.04, 0.012, 250.0)
+    # open loop: Little's law, 2 req/s x 1.6 s p50 latency = 3.2 in flight
+    assert measured_run(bench_report("open loop"), "r.json").workload.concurrency == 3
+    with pytest.raises(CalibrationError, match=r"r\.json: no request succeeded"):
+        measured_run({"summary": {**bench_report()["summary"], "ok": 0}}, "r.json")
+
+
+# --- the command --------------------------------------------------------------------------
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(app, ["plan", *args], env={"COLUMNS": "220"})
+
+
+def test_cli_prints_ranked_options_and_exclusions() -> None:
+    result = invoke("--model", "llama-3.1-70b", "--rate", "2", "--price", "0.60")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "options, cheapest per 1M tokens first" in out and "$/1M tok" in out
+    assert "h100" in out and "2 x " in out  # TP 2 on 80 GB parts
+    assert "excluded" in out and "cpu-2s-epyc-9654: no catalog figure for dense TFLOPS" in out
+
+
+def test_cli_json_parses_and_ranks_by_cost() -> None:
+    result = invoke("--model", "llama-3.1-8b", "--tokens-per-day", "1e9", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    costs = [D(o["usd_per_million_tokens"]) for o in data["options"]]
+    assert costs == sorted(costs) and costs
+    assert data["demand"]["requests_per_s"] == pytest.approx(1e9 / 86400 / 1200)
+    assert {e["kind"] for e in data["excluded"]} >= {"missing figure"}
+
+
+def test_cli_quotes_replace_and_fill_catalog_prices() -> None:
+    base = ["--model", "llama-3.1-8b", "--rate", "2", "--json"]
+    plain = json.loads(invoke(*base).output)
+    assert "l40s" in {e["accelerator"] for e in plain["excluded"]}  # no rental price in it
+    quoted = json.loads(invoke(*base, "--quote", "l40s=0.90", "--quote", "H100=1.00").output)
+    by_id = {o["accelerator"]: o for o in quoted["options"]}
+    assert "l40s" in by_id
+    h100 = next(o for o in plain["options"] if o["accelerator"] == "h100")
+    assert D(by_id["h100"]["usd_per_hour"]) < D(h100["usd_per_hour"])  # 1.00 vs mid 2.50
+    bad = invoke(*base, "--quote", "abacus=1")
+    assert bad.exit_code == 2 and "no accelerator in the catalog matches" in bad.output
+
+
+def test_cli_custom_model_spec() -> None:
+    result = invoke("--params", "8.03", "--layers", "32", "--heads", "32", "--kv-heads", "8",
+                    "--head-dim", "128", "--rate", "1", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["model"]["weights_gb"] == pytest.approx(16.06)
+
+
+def test_cli_chart_writes_a_png(tmp_path: Path) -> None:
+    path = tmp_path / "plan.png"
+    result = invoke("--model", "llama-3.1-8b", "--rate", "3", "--chart", str(path))
+    assert result.exit_code == 0, result.output
+    assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_cli_calibration_is_named_in_the_output(tmp_path: Path) -> None:
+    reports = []
+    for n, (ttft, tpot) in enumerate([(0.03, 0.010), (0.05, 0.013)], 1):
+        report = bench_report(f"closed loop, {4 * n} in flight")
+        report["summary"]["ttft_s"]["p50"], report["summary"]["tpot_s"]["p50"] = ttft, tpot
+        path = tmp_path / f"run{n}.json"
+        path.write_text(json.dumps(report))
+        reports += ["--calibrate", str(path)]
+    result = invoke("--model", "llama-3.1-8b", "--rate", "1", "--json", *reports,
+                    "--calibrated-on", "H100 SXM")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    used = {o["accelerator"]: o["efficiency"] for o in json.loads(result.output)["options"]}
+    assert used["h100"].startswith("calibrated on h100 (2 llama-3.1-8b runs)")
+    assert used["h200"] == "default"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "gpt-9", "--rate", "1"], "no reference model matches 'gpt-9'"),
+        (["--model", "llama-3.1-8b"], "one of them"),
+        (["--model", "llama-3.1-8b", "--rate", "1", "--tokens-per-day", "1e6"], "one of them"),
+        (["--model", "llama-3.1-8b", "--rate", "1", "--input-tokens", "-5"], "'--input-tokens'"),
+        (["--model", "llama-3.1-8b", "--rate", "1", "--price", "cheap"], "not a decimal"),
+        (["--model", "llama-3.1-8b", "--rate", "1", "--acquire", "leased"], "rented or owned"),
+        (["--rate", "1"], "give --model NAME"),
+        (["--model", "llama-3.1-8b", "--rate", "1", "--chart", "plan.svg"], "name it *.png"),
+        (["--model", "llama-3.1-8b", "--rate", "1", "--calibrated-on", "h100"], "--calibrate"),
+    ],
+)  # fmt: skip
+def test_cli_bad_input_exits_2_with_a_reason(args: list[str], message: str) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())  # rich may wrap the error box
