@@ -45,16 +45,18 @@ def _print_inputs(node: dict[str, Any]) -> None:
 
 
 def economics(
-    hours: Annotated[float, typer.Option(min=0.001, help="How many hours back")] = 24.0,
+    hours: Annotated[
+        float | None,
+        typer.Option(min=0.001, help="Hours back (default: 24, or since the server started)"),
+    ] = None,
     url: Url = None,
     json_out: Json = False,
 ) -> None:
     """Cost per 1M tokens by node, model and tenant, margin against the price book,
     utilisation, unsold capacity, energy per token, payback and ROI, with the inputs used."""
     now = time.time()
-    data = AdminClient(url).call(
-        "GET", "/admin/economics", params={"since": now - hours * 3600, "until": now}
-    )
+    window = {} if hours is None else {"since": now - hours * 3600, "until": now}
+    data = AdminClient(url).call("GET", "/admin/economics", params=window)
     if json_out:
         emit(data, True)
         return
@@ -72,6 +74,8 @@ def economics(
         }
         for n in data["nodes"]
     ]
+    w = data["window"]
+    console.print(f"window: {w['seconds']:.0f} s ending {time.ctime(w['until'])}")
     emit(rows, False, title="nodes")
     for node in data["nodes"]:
         _print_inputs(node)
