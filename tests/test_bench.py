@@ -48,7 +48,7 @@ def test_bench_reports_what_the_ledger_metered(server: ServerProcess, tmp_path: 
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=server.env)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(out.read_text())["summary"]
-    assert summary["ok"] == summary["requests"] == 12 and not summary["errors"]
+    assert summary["ok"] == summary["requests"] == 12 and not summary["errors"], summary["errors"]
     assert summary["ttft_s"]["p50"] <= summary["e2e_s"]["p50"]
     for name, seen in summary["tenants"].items():
         [row] = server.tenant_usage(f"bench-{name}", seen["ok"])

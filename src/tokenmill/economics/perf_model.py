@@ -8,17 +8,20 @@ weights (for a mixture of experts, the experts the batch touches) and every sequ
 to make one token per sequence, plus each sequence's matmul and attention FLOPs and a fixed
 step overhead. All terms add up: the kernels of a step run one after another.
 
-Concurrency, `c` requests in flight on an engine with continuous batching (closed loop: a new
-request arrives as one ends, and finds an iteration already running): a request waits for that
-iteration, then its prefill runs in one iteration with the others' decode tokens; every
-iteration also carries, on average, (c - 1) / (output + 1) other prefills. TTFT and TPOT are
-mean-field estimates of that; a request's latency R = TTFT + (output - 1) x TPOT, and a replica
-delivers c x output / R tokens per second.
+Concurrency, `c` requests in flight on an engine with continuous batching (a closed loop: a
+new request arrives as another ends): a request finds a decode iteration running and waits for
+it, then for the prefills of requests that arrived just before it (a queue in front of the
+engine's prefill work, solved by mean value analysis of the closed loop), then its prefill runs
+in one iteration with the others' decode tokens. Every decode iteration also carries on average
+(c - 1) / (output + 1) other prefills, which is what concurrency does to TPOT. TTFT and TPOT are
+means; a request's latency is R = TTFT + (output - 1) x TPOT, and a replica delivers
+c x output / R tokens per second.
 
 Peaks come from the hardware catalog; `Efficiency` says how much of each peak an engine really
-reaches. Every predicted time is linear in the inverse efficiencies and the overheads, so
-`calibrate` fits them to measured runs by least squares on relative errors (TTFT, TPOT and
-request latency), with each efficiency kept in (0, 1] and each overhead >= 0.
+reaches. With the prefill's binding roof and the queue length held fixed, every predicted time
+is linear in the inverse efficiencies and the overheads, so `calibrate` fits them to measured
+runs by least squares on relative errors (TTFT, TPOT and request latency), each efficiency in
+(0, 1] and each overhead >= 0, and refits until roof and queue settle.
 
 Not modelled: tensor-parallel collectives (they land in `step_overhead_s` when calibrated),
 chunked-prefill limits, queueing beyond the engine's batch, speculative decoding. Embedding and
@@ -104,8 +107,8 @@ class Workload:
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    ttft_s: float
-    tpot_s: float  # time per output token, after the first
+    ttft_s: float  # mean, waiting for other requests' prefills included
+    tpot_s: float  # mean time per output token, after the first
     output_tokens_per_s: float  # one replica, all concurrent sequences together
     requests_per_s: float
     kv_bytes: float  # KV cache the workload holds at its peak
@@ -175,7 +178,8 @@ def _weights_read(model: ModelSpec, tokens: float) -> float:
 def _costs(
     model: ModelSpec, device: Device, work: Workload, values: Sequence[float]
 ) -> tuple[_Cost, _Cost]:
-    """TTFT and TPOT as linear costs; `values` only picks the prefill's binding roof."""
+    """TTFT and TPOT as linear costs; `values` picks the prefill's binding roof and sizes the
+    prefill queue."""
     n, m, c = work.input_tokens, work.output_tokens, work.concurrency
     flops, bandwidth = device.flops, device.bandwidth
     pair = model.attention_flops_per_pair
@@ -183,11 +187,12 @@ def _costs(
     floor = _term("bandwidth", _weights_read(model, n) / bandwidth)
     prefill_iteration = floor if floor.at(values) > prefill.at(values) else prefill
     ctx = n + m / 2  # mean context while decoding
-    per_sequence = (
-        _term("decode_compute", 2 * model.active_params / flops)
-        + _term("bandwidth", ctx * model.kv_bytes_per_token / bandwidth)
-        + _term("decode_attention", ctx * pair / flops)
+    kv_and_attention = _term("bandwidth", ctx * model.kv_bytes_per_token / bandwidth) + _term(
+        "decode_attention", ctx * pair / flops
     )
+    per_sequence = _term("decode_compute", 2 * model.active_params / flops) + kv_and_attention
+    # a decode token riding in a prefill's batch is one more row of the prefill's matmuls
+    rider = _term("compute", 2 * model.active_params / flops) + kv_and_attention
     overhead = _term("step_overhead_s", 1.0)
 
     def step(batch: int) -> _Cost:
@@ -198,16 +203,30 @@ def _costs(
         )
 
     others = ((c - 1) / (m + 1)) * prefill  # other requests' prefills, per iteration
-    wait = step(c - 1) + others if c > 1 else _Cost()
-    ttft = (
-        _term("request_overhead_s", 1.0)
-        + wait
-        + overhead
-        + prefill_iteration
-        + (c - 1) * per_sequence
-        + others
-    )
-    return ttft, step(c) + others
+    tpot = step(c) + others
+    first = overhead + prefill_iteration + (c - 1) * rider  # the iteration with our prefill
+    request = _term("request_overhead_s", 1.0)
+    if c == 1:
+        return request + first, tpot
+    # Prefills ahead of ours (others that arrived just before) are done first: a queue served
+    # at `prefill` per request, visited once per cycle; the rest of the cycle is a delay.
+    in_flight = step(c - 1)  # the decode iteration running when a request arrives
+    elsewhere = request + in_flight + overhead + (c - 1) * rider + (m - 1) * tpot
+    ahead, busy = _prefill_queue(c, elsewhere.at(values) / prefill.at(values))
+    return request + (1 - busy) * in_flight + ahead * prefill + first, tpot
+
+
+def _prefill_queue(c: int, delay: float) -> tuple[float, float]:
+    """Mean value analysis of `c` requests cycling between prefill (work 1 each, done in order)
+    and the rest of their cycle (`delay`). Returns what an arriving request finds: the prefill
+    work ahead of it (half of one in progress, all of those waiting, for prefills of equal
+    length) and the chance that a prefill is in progress."""
+    queue = busy = ahead = seen = 0.0
+    for k in range(1, c + 1):
+        ahead, seen = busy / 2 + (queue - busy), busy
+        busy = min(1.0, k / (1 + ahead + delay))  # utilisation: throughput x prefill time
+        queue = k - busy * delay  # those not in the rest of their cycle (Little's law)
+    return ahead, seen
 
 
 # --------------------------------------------------------------------------- prediction
@@ -276,7 +295,7 @@ def calibrate(model: ModelSpec, device: Device, runs: list[MeasuredRun]) -> Effi
             raise ValueError(f"a measured run needs throughput > 0 and TPOT >= 0: {run}")
     prior = _values(Efficiency())
     values = prior
-    for _ in range(10):  # a prefill's binding roof depends on the fit: refit until it settles
+    for _ in range(50):  # the roof and the prefill queue depend on the fit: refit until settled
         rows: list[tuple[_Cost, float]] = []
         for run in runs:
             w = run.workload
@@ -287,9 +306,11 @@ def calibrate(model: ModelSpec, device: Device, runs: list[MeasuredRun]) -> Effi
             latency = w.concurrency * w.output_tokens / run.output_tokens_per_s
             rows.append((ttft + (w.output_tokens - 1) * tpot, latency))
         fitted = _fit(rows, prior)
-        if fitted == values:
-            break
+        close = zip(fitted, values, strict=True)
+        settled = all(math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) for a, b in close)
         values = fitted
+        if settled:
+            break
     rates = [1 / v for v in values[:_RATES]]
     return Efficiency(
         compute=rates[0],
