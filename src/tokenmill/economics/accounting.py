@@ -181,8 +181,11 @@ def account(
         raise ValueError("the window must end after it starts")
     book = _Book()
     node_rows = []
+    # Each deployment's node, found once: there are few deployments and many requests.
+    deployments = {s.deployment for s in served} | {dep for (_, _, dep, _) in revenue}
+    home = {dep: node_of(dep, nodes) for dep in deployments}
     for node in nodes:
-        mine = [s for s in served if node_of(s.deployment, nodes) is node]
+        mine = [s for s in served if home[s.deployment] is node]
         sharing = share_time([s.span for s in mine], since, until)
         utilisation = sharing.busy_s / window_s
         power = power_of(node, utilisation, since, until)
@@ -212,7 +215,7 @@ def account(
         tokens = sum(s.input_tokens + s.output_tokens for s in mine if s.counted)
         earned = sum(
             (p for (_, _, dep, cur), p in revenue.items() if cur == currency
-             and node_of(dep, nodes) is node),
+             and home[dep] is node),
             0,
         )  # fmt: skip
         node_rows.append(
@@ -252,7 +255,7 @@ def account(
         )
     unassigned: dict[str, int] = defaultdict(int)
     for s in served:
-        if s.counted and node_of(s.deployment, nodes) is None:
+        if s.counted and home[s.deployment] is None:
             unassigned[s.deployment] += s.input_tokens + s.output_tokens
     for (tenant, model, _dep, currency), pico in revenue.items():
         book.add({"tenant": tenant, "model": model}, currency, revenue_pico=pico)
