@@ -72,8 +72,12 @@ class _Book:
         return tally
 
 
+def _rounded(amount: Decimal) -> Decimal:
+    return amount.quantize(_PLACES)
+
+
 def money(amount: Decimal) -> str:
-    return str(amount.quantize(_PLACES))
+    return str(_rounded(amount))
 
 
 def per_million(amount: Decimal, tokens: int) -> str | None:
@@ -88,19 +92,22 @@ def _row(dimension: str, key: str, currency: str, t: _Tally) -> dict[str, Any]:
         "output_tokens": t.output_tokens,
     }
     earns = dimension in _EARNING
+    revenue = _rounded(Decimal(t.revenue_pico) / PICO)
     if earns:
-        row["revenue"] = money(Decimal(t.revenue_pico) / PICO)
+        row["revenue"] = str(revenue)
     if t.costed:
+        # Shown parts add up to the shown total: round the parts, then sum them.
+        input_cost, output_cost = _rounded(t.input_cost), _rounded(t.output_cost)
         row |= {
-            "cost": money(t.cost),
-            "input_cost": money(t.input_cost),
-            "output_cost": money(t.output_cost),
+            "cost": str(input_cost + output_cost),
+            "input_cost": str(input_cost),
+            "output_cost": str(output_cost),
             "cost_per_1m_tokens": per_million(t.cost, t.input_tokens + t.output_tokens),
             "cost_per_1m_input": per_million(t.input_cost, t.input_tokens),
             "cost_per_1m_output": per_million(t.output_cost, t.output_tokens),
         }
         if earns:
-            row["gross_margin"] = money(Decimal(t.revenue_pico) / PICO - t.cost)
+            row["gross_margin"] = str(revenue - input_cost - output_cost)
     else:
         row["cost"] = None  # served where no node cost is configured, or earned elsewhere
     return row
@@ -235,7 +242,9 @@ def account(
                         "capital": money(hour.capital),
                         "energy": money(hour.energy),
                         "fixed_opex": money(hour.fixed_opex),
-                        "total": money(hour.total),
+                        "total": str(
+                            sum(map(_rounded, (hour.capital, hour.energy, hour.fixed_opex)))
+                        ),
                     },
                     "window_s": window_s,
                     "busy_s": sharing.busy_s,
@@ -244,11 +253,11 @@ def account(
                 "tokens": tokens,
                 "cost": money(total),
                 "cost_sold": money(sold),
-                "unsold_capacity": money(total - sold),
+                "unsold_capacity": str(_rounded(total) - _rounded(sold)),
                 "cost_per_1m_tokens": per_million(total, tokens),
                 "cost_per_1m_tokens_if_busy": per_million(sold, tokens),
                 "revenue": money(Decimal(earned) / PICO),
-                "gross_margin": money(Decimal(earned) / PICO - total),
+                "gross_margin": str(_rounded(Decimal(earned) / PICO) - _rounded(total)),
                 "energy": _energy(power, window_s, tokens, pue),
                 **_returns(node, hour, Decimal(earned) / PICO, total, window_s / 3600),
             }
