@@ -65,7 +65,9 @@ from tokenmill.testing import free_port
 
 # (prompt tokens with the chat template, concurrency); 1024 only at c=1, as time allows
 GRID = (*((n, c) for n in (32, 128, 256, 512) for c in (1, 2, 4)), (1024, 1))
-CALIBRATION = ((128, 1), (512, 1), (128, 4), (512, 4))
+# Three prompt lengths alone (prefill's fixed, linear and quadratic parts) and one loaded run;
+# the first design (128 and 512 tokens at c=1 and c=4) could not tell those parts apart.
+CALIBRATION = ((32, 1), (256, 1), (1024, 1), (256, 4))
 REQUESTS = {1: 8, 2: 12, 4: 16}  # per point, by concurrency (1024: 6)
 OUTPUT_TOKENS = 64  # mean; drawn from [32, 96]
 TEMPLATE_TOKENS = 30  # SmolLM2's chat template with its default system prompt, around the words
@@ -408,8 +410,10 @@ def _print(cpu: dict[str, Any], gpus: list[dict[str, Any]]) -> None:
     e = cpu["efficiency"]
     print(f"\ncalibrated on {cpu['calibration_points']}: compute {e['compute']:.4f}, "
           f"bandwidth {e['bandwidth']:.4f}, decode_compute {e['decode_compute']:.4f}, "
-          f"decode_attention {e['decode_attention']:.4f}, step {e['step_overhead_s'] * 1000:.2f} "
-          f"ms, request {e['request_overhead_s'] * 1000:.1f} ms")  # fmt: skip
+          f"decode_attention {e['decode_attention']:.4f}, prefill_attention "
+          f"{e['prefill_attention']:.4f}, step {e['step_overhead_s'] * 1000:.2f} ms, request "
+          f"{e['request_overhead_s'] * 1000:.1f} ms, random arrivals "
+          f"{e['random_arrival_share']:.2f}")  # fmt: skip
     print("| prompt | c | set | TTFT p50 pred / meas (s) | ratio | TPOT p50 pred / meas (ms) | "
           "ratio | tok/s pred / meas | ratio |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")

@@ -117,7 +117,8 @@ def test_kv_memory_and_fit() -> None:
 CPU = Device("cpu", flops=150e9, bandwidth=18e9, memory_bytes=24e9)
 SMOL = ModelSpec("SmolLM2-135M", 134.5e6, 134.5e6, 30, 9, 3, 64, weight_bits=5.744)
 TRUE = Efficiency(compute=0.28, bandwidth=0.6, step_overhead_s=0.004, request_overhead_s=0.15,
-                  decode_compute=0.13, decode_attention=0.016)  # fmt: skip
+                  decode_compute=0.13, decode_attention=0.016, prefill_attention=0.06,
+                  random_arrival_share=0.25)  # fmt: skip
 
 
 def _measured(model: ModelSpec, dev: Device, eff: Efficiency, work: Workload) -> MeasuredRun:
@@ -129,7 +130,9 @@ def test_calibrate_recovers_known_parameters_from_synthetic_runs() -> None:
     grid = [Workload(n, 64, c) for n in (32, 128, 1024) for c in (1, 2, 4)]
     fitted = calibrate(SMOL, CPU, [_measured(SMOL, CPU, TRUE, w) for w in grid])
     assert fitted.source == "calibrated on 9 measured runs"
-    for name in ("compute", "decode_compute", "decode_attention", "request_overhead_s"):
+    names = ("compute", "decode_compute", "decode_attention", "prefill_attention",
+             "request_overhead_s", "random_arrival_share")  # fmt: skip
+    for name in names:
         assert getattr(fitted, name) == pytest.approx(getattr(TRUE, name), rel=0.02), name
 
     # the weight read and the step overhead cost the same at every step: only their sum shows
@@ -145,8 +148,9 @@ def test_calibrate_recovers_known_parameters_from_synthetic_runs() -> None:
 
 def test_calibrate_on_a_gpu_predicts_held_out_workloads() -> None:
     true = Efficiency(compute=0.35, bandwidth=0.8, step_overhead_s=0.001, request_overhead_s=0.02)
+    # three prompt lengths: a fixed cost, the matmuls (linear) and attention (quadratic)
     runs = [_measured(LLAMA_8B, H100, true, Workload(n, 256, c))
-            for n in (256, 4096) for c in (1, 16)]  # fmt: skip
+            for n in (256, 2048, 4096) for c in (1, 16)]  # fmt: skip
     fitted = calibrate(LLAMA_8B, H100, runs)
     assert fitted.compute == pytest.approx(0.35, rel=0.02)
     for held_out in (Workload(1024, 128, 8), Workload(8000, 512, 32)):
@@ -164,8 +168,11 @@ def test_calibrated_efficiencies_stay_physical_on_noisy_runs() -> None:
         noise = 1.2 if i % 2 else 0.8
         runs.append(dataclasses.replace(run, ttft_s=run.ttft_s * noise))
     fitted = calibrate(SMOL, CPU, runs)
-    for rate in (fitted.compute, fitted.bandwidth, fitted.decode_compute, fitted.decode_attention):
+    rates = (fitted.compute, fitted.bandwidth, fitted.decode_compute, fitted.decode_attention,
+             fitted.prefill_attention)  # fmt: skip
+    for rate in rates:
         assert rate is not None and 0 < rate <= 1
+    assert 0 <= fitted.random_arrival_share <= 1
     assert fitted.step_overhead_s >= 0 and fitted.request_overhead_s >= 0
 
 
@@ -194,6 +201,8 @@ def test_bad_models_devices_and_efficiencies_are_refused() -> None:
         predict(LLAMA_8B, H100, Efficiency(decode_attention=math.nan), work)
     with pytest.raises(ValueError, match="overheads"):
         predict(LLAMA_8B, H100, Efficiency(step_overhead_s=-1), work)
+    with pytest.raises(ValueError, match="random_arrival_share"):
+        predict(LLAMA_8B, H100, Efficiency(random_arrival_share=1.5), work)
 
 
 def test_calibrate_refuses_bad_runs() -> None:
@@ -206,3 +215,20 @@ def test_calibrate_refuses_bad_runs() -> None:
         calibrate(LLAMA_8B, H100, [dataclasses.replace(good, output_tokens_per_s=0)])
     with pytest.raises(ValueError, match="exceed"):
         calibrate(LLAMA_8B, H100, [dataclasses.replace(good, workload=Workload(131072, 1))])
+
+
+def test_requests_arriving_between_iterations_do_not_queue_behind_prefills() -> None:
+    """A closed loop on an engine that prefills in one iteration: a request waits for the decode
+    iteration just begun and the prefills that arrived with it, not for a prefill queue."""
+    work = Workload(4096, 16, 16)  # prefill-heavy: others' prefills keep the engine busy
+    boundary = dataclasses.replace(DEFAULT, random_arrival_share=0.0)
+    at_boundary = predict(LLAMA_8B, H100, boundary, work).ttft_s
+    alone = predict(LLAMA_8B, H100, boundary, Workload(4096, 16, 1)).ttft_s
+    at_random = predict(LLAMA_8B, H100, DEFAULT, work).ttft_s
+    assert alone < at_boundary < at_random / 1.25
+    # fewer requests end per iteration with longer answers: fewer prefills batched with ours
+    longer = predict(LLAMA_8B, H100, boundary, Workload(4096, 256, 16)).ttft_s
+    assert alone < longer < at_boundary
+    half = dataclasses.replace(DEFAULT, random_arrival_share=0.5)
+    mixed = predict(LLAMA_8B, H100, half, work).ttft_s
+    assert mixed == pytest.approx((at_random + at_boundary) / 2)

@@ -9,19 +9,26 @@ to make one token per sequence, plus each sequence's matmul and attention FLOPs 
 step overhead. All terms add up: the kernels of a step run one after another.
 
 Concurrency, `c` requests in flight on an engine with continuous batching (a closed loop: a
-new request arrives as another ends): a request finds a decode iteration running and waits for
-it, then for the prefills of requests that arrived just before it (a queue in front of the
-engine's prefill work, solved by mean value analysis of the closed loop), then its prefill runs
-in one iteration with the others' decode tokens. Every decode iteration also carries on average
-(c - 1) / (output + 1) other prefills, which is what concurrency does to TPOT. TTFT and TPOT are
-means; a request's latency is R = TTFT + (output - 1) x TPOT, and a replica delivers
+new request arrives as another ends): a request's prefill runs in one iteration with the others'
+decode tokens, and every decode iteration carries on average (c - 1) / (output + 1) other
+prefills, which is what concurrency does to TPOT. What a request waits for before its prefill
+depends on when it arrives. At a random moment (open traffic, or an engine that spreads a
+prefill over several iterations) it finds a decode iteration running and the prefills of
+requests that arrived just before it: a queue in front of the engine's prefill work, solved by
+mean value analysis of the closed loop. Between iterations (a closed loop on an engine that
+prefills a prompt in one iteration, such as llama.cpp below its batch size: a request is sent
+as another ends) it waits only for the decode iteration just begun and prefills together with
+those that arrived in the same iteration. `random_arrival_share` mixes the two. TTFT and TPOT
+are means; a request's latency is R = TTFT + (output - 1) x TPOT, and a replica delivers
 c x output / R tokens per second.
 
 Peaks come from the hardware catalog; `Efficiency` says how much of each peak an engine really
 reaches. With the prefill's binding roof and the queue length held fixed, every predicted time
 is linear in the inverse efficiencies and the overheads, so `calibrate` fits them to measured
 runs by least squares on relative errors (TTFT, TPOT and request latency), each efficiency in
-(0, 1] and each overhead >= 0, and refits until roof and queue settle.
+(0, 1] and each overhead >= 0, and refits until roof and queue settle; the arrival share is
+searched on a grid. Prefill has a fixed, a linear (matmuls) and a quadratic (attention) part:
+calibrating it needs runs at three or more prompt lengths.
 
 Not modelled: tensor-parallel collectives (they land in `step_overhead_s` when calibrated),
 chunked-prefill limits, queueing beyond the engine's batch, speculative decoding. Embedding and
@@ -96,6 +103,12 @@ class Efficiency:
     # other kernels than prefill; on CPUs far slower per FLOP. None: as `compute`.
     decode_compute: float | None = None
     decode_attention: float | None = None
+    # Prefill's attention (many queries over the prompt) runs its own kernel too.
+    prefill_attention: float | None = None
+    # Share of requests that arrive at a random moment and queue behind others' prefill work;
+    # the rest arrive as a closed loop does on an engine that prefills a prompt in one
+    # iteration: as another request ends, between iterations, finding no prefill under way.
+    random_arrival_share: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,16 +140,17 @@ class MeasuredRun:
 
 # --------------------------------------------------------------------------- linear costs
 
-# What a cost is linear in: 1 / efficiency for the first four, seconds for the overheads.
+# What a cost is linear in: 1 / efficiency for the first five, seconds for the overheads.
 _PARAMS = (
     "compute",
     "bandwidth",
     "decode_compute",
     "decode_attention",
+    "prefill_attention",
     "step_overhead_s",
     "request_overhead_s",
 )
-_RATES = 4  # the first four are efficiencies
+_RATES = 5  # the first five are efficiencies
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +178,8 @@ def _term(param: str, seconds: float) -> _Cost:
 def _values(eff: Efficiency) -> tuple[float, ...]:
     decode = eff.decode_compute if eff.decode_compute is not None else eff.compute
     attention = eff.decode_attention if eff.decode_attention is not None else eff.compute
-    rates = (eff.compute, eff.bandwidth, decode, attention)
+    prefill_attention = eff.prefill_attention if eff.prefill_attention is not None else eff.compute
+    rates = (eff.compute, eff.bandwidth, decode, attention, prefill_attention)
     return (*(1 / r for r in rates), eff.step_overhead_s, eff.request_overhead_s)
 
 
@@ -176,14 +191,16 @@ def _weights_read(model: ModelSpec, tokens: float) -> float:
 
 
 def _costs(
-    model: ModelSpec, device: Device, work: Workload, values: Sequence[float]
+    model: ModelSpec, device: Device, work: Workload, values: Sequence[float], share: float
 ) -> tuple[_Cost, _Cost]:
     """TTFT and TPOT as linear costs; `values` picks the prefill's binding roof and sizes the
-    prefill queue."""
+    prefill queue; `share` of requests arrive at random moments, the rest on iteration ends."""
     n, m, c = work.input_tokens, work.output_tokens, work.concurrency
     flops, bandwidth = device.flops, device.bandwidth
     pair = model.attention_flops_per_pair
-    prefill = _term("compute", (2 * model.active_params * n + pair * n * (n + 1) / 2) / flops)
+    prefill = _term("compute", 2 * model.active_params * n / flops) + _term(
+        "prefill_attention", pair * n * (n + 1) / 2 / flops
+    )
     floor = _term("bandwidth", _weights_read(model, n) / bandwidth)
     prefill_iteration = floor if floor.at(values) > prefill.at(values) else prefill
     ctx = n + m / 2  # mean context while decoding
@@ -208,12 +225,18 @@ def _costs(
     request = _term("request_overhead_s", 1.0)
     if c == 1:
         return request + first, tpot
-    # Prefills ahead of ours (others that arrived just before) are done first: a queue served
-    # at `prefill` per request, visited once per cycle; the rest of the cycle is a delay.
-    in_flight = step(c - 1)  # the decode iteration running when a request arrives
+    # A request arriving at a random moment finds a decode iteration running (unless a prefill
+    # is) and the prefills of requests that arrived just before it: a queue in front of the
+    # engine's prefill work, visited once per cycle, the rest of the cycle being a delay.
+    in_flight = step(c - 1)
     elsewhere = request + in_flight + overhead + (c - 1) * rider + (m - 1) * tpot
     ahead, busy = _prefill_queue(c, elsewhere.at(values) / prefill.at(values))
-    return request + (1 - busy) * in_flight + ahead * prefill + first, tpot
+    at_random = (1 - busy) * in_flight + ahead * prefill
+    # A closed loop's request is sent as another ends, at an iteration's end: it waits for the
+    # decode iteration the others have just begun and prefills with those that arrived in the
+    # same iteration (each other request ends in a given iteration with chance 1 / (m + 1)).
+    at_boundary = in_flight + others
+    return request + share * at_random + (1 - share) * at_boundary + first, tpot
 
 
 def _prefill_queue(c: int, delay: float) -> tuple[float, float]:
@@ -251,12 +274,15 @@ def _check(model: ModelSpec, device: Device, work: Workload) -> None:
 
 
 def _check_efficiency(eff: Efficiency) -> None:
-    rates = (eff.compute, eff.bandwidth, eff.decode_compute, eff.decode_attention)
+    rates = (eff.compute, eff.bandwidth, eff.decode_compute, eff.decode_attention,
+             eff.prefill_attention)  # fmt: skip
     overheads = (eff.step_overhead_s, eff.request_overhead_s)
     if not all(r is None or (math.isfinite(r) and r > 0) for r in rates):
         raise ValueError(f"efficiencies must be finite and > 0: {eff}")
     if not all(math.isfinite(o) and o >= 0 for o in overheads):
         raise ValueError(f"overheads must be finite and >= 0: {eff}")
+    if not 0 <= eff.random_arrival_share <= 1:
+        raise ValueError(f"random_arrival_share must be in [0, 1]: {eff}")
 
 
 def predict(model: ModelSpec, device: Device, eff: Efficiency, work: Workload) -> Prediction:
@@ -264,7 +290,7 @@ def predict(model: ModelSpec, device: Device, eff: Efficiency, work: Workload) -
     _check(model, device, work)
     _check_efficiency(eff)
     values = _values(eff)
-    ttft_cost, tpot_cost = _costs(model, device, work, values)
+    ttft_cost, tpot_cost = _costs(model, device, work, values, eff.random_arrival_share)
     ttft, tpot = ttft_cost.at(values), tpot_cost.at(values)
     latency = ttft + (work.output_tokens - 1) * tpot
     kv = work.concurrency * (work.input_tokens + work.output_tokens) * model.kv_bytes_per_token
@@ -293,40 +319,58 @@ def calibrate(model: ModelSpec, device: Device, runs: list[MeasuredRun]) -> Effi
             raise ValueError(f"a measured run needs a finite TTFT > 0: {run}")
         if run.output_tokens_per_s <= 0 or run.tpot_s < 0:
             raise ValueError(f"a measured run needs throughput > 0 and TPOT >= 0: {run}")
-    prior = _values(Efficiency())
-    values = prior
-    for _ in range(50):  # the roof and the prefill queue depend on the fit: refit until settled
-        rows: list[tuple[_Cost, float]] = []
-        for run in runs:
-            w = run.workload
-            ttft, tpot = _costs(model, device, w, values)
-            rows.append((ttft, run.ttft_s))
-            if w.output_tokens > 1 and run.tpot_s > 0:
-                rows.append((tpot, run.tpot_s))
-            latency = w.concurrency * w.output_tokens / run.output_tokens_per_s
-            rows.append((ttft + (w.output_tokens - 1) * tpot, latency))
-        fitted = _fit(rows, prior)
-        close = zip(fitted, values, strict=True)
-        settled = all(math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) for a, b in close)
-        values = fitted
-        if settled:
-            break
+    # The arrival share scales terms that depend on the fit, so it is searched on a grid (it
+    # matters only under concurrency); everything else is fitted linearly at each share.
+    shares = _SHARES if any(run.workload.concurrency > 1 for run in runs) else (1.0,)
+    _, values, share = min(_fit_at(model, device, runs, share) for share in shares)
     rates = [1 / v for v in values[:_RATES]]
     return Efficiency(
         compute=rates[0],
         bandwidth=rates[1],
         decode_compute=rates[2],
         decode_attention=rates[3],
-        step_overhead_s=values[4],
-        request_overhead_s=values[5],
+        prefill_attention=rates[4],
+        step_overhead_s=values[5],
+        request_overhead_s=values[6],
+        random_arrival_share=share,
         source=f"calibrated on {len(runs)} measured runs",
     )
 
 
-def _fit(rows: list[tuple[_Cost, float]], prior: tuple[float, ...]) -> tuple[float, ...]:
+_SHARES = tuple(i / 20 for i in range(21))
+
+
+def _fit_at(
+    model: ModelSpec, device: Device, runs: list[MeasuredRun], share: float
+) -> tuple[float, tuple[float, ...], float]:
+    """(loss, values, share): the linear fit with `share` held fixed."""
+    prior = _values(Efficiency())
+    values, loss = prior, 0.0
+    for _ in range(50):  # the roof and the prefill queue depend on the fit: refit until settled
+        rows: list[tuple[_Cost, float]] = []
+        for run in runs:
+            w = run.workload
+            ttft, tpot = _costs(model, device, w, values, share)
+            rows.append((ttft, run.ttft_s))
+            if w.output_tokens > 1 and run.tpot_s > 0:
+                rows.append((tpot, run.tpot_s))
+            latency = w.concurrency * w.output_tokens / run.output_tokens_per_s
+            rows.append((ttft + (w.output_tokens - 1) * tpot, latency))
+        loss, fitted = _fit(rows, prior)
+        close = zip(fitted, values, strict=True)
+        settled = all(math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) for a, b in close)
+        values = fitted
+        if settled:
+            break
+    return loss, values, share
+
+
+def _fit(
+    rows: list[tuple[_Cost, float]], prior: tuple[float, ...]
+) -> tuple[float, tuple[float, ...]]:
     """Minimise sum((cost.x / measured - 1)^2) + ridge, with 1/efficiency >= 1 and overheads
-    >= 0: the normal equations for every choice of variables held at their bound (2^6 small
-    systems), keeping the best solution that breaks no bound."""
+    >= 0: the normal equations for every choice of variables held at their bound (2^7 small
+    systems), keeping the best solution that breaks no bound. Returns (loss, values)."""
     size = len(_PARAMS)
     q = [[0.0] * size for _ in range(size)]
     g = [0.0] * size
@@ -356,7 +400,7 @@ def _fit(rows: list[tuple[_Cost, float]], prior: tuple[float, ...]) -> tuple[flo
         if best is None or loss < best[0]:
             best = (loss, v)
     assert best is not None  # every variable at its bound is always feasible
-    return best[1]
+    return best[0] + len(rows), best[1]
 
 
 def _solve(a: list[list[float]], b: list[float]) -> list[float]:
