@@ -132,3 +132,15 @@ def test_bench_plot_problems_are_reported_before_any_load(
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split())
     assert not (tmp_path / name).exists()
+
+
+def test_runner_resends_when_the_engine_closed_a_pooled_connection(server: ServerProcess):
+    """llama-server answers a stream with Keep-Alive and then closes the socket: the next
+    request on that pooled connection fails before anything is sent back, and is sent again."""
+    deps = server.admin("GET", "/admin/deployments")["data"]
+    [dep] = [d for d in deps if d["name"] == "smollm2-135m"]
+    engine = dep["replica_status"][0]["endpoint"]
+    reqs = synthetic({"a": 1.0}, requests=4, rate=50, system_tokens=0, max_tokens=4)
+    outcomes, _ = asyncio.run(run(engine, {"*": "none"}, "any", reqs, concurrency=1))
+    assert [o.error for o in outcomes] == [None] * 4
+    assert all(o.ok and o.completion_tokens > 0 for o in outcomes)

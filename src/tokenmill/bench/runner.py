@@ -91,34 +91,51 @@ async def _send(
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     sent = time.perf_counter()
     out = Outcome(req.tenant, sent - start)
-    last: float | None = None
     try:
-        async with session.post(url, data=orjson.dumps(body), headers=headers) as resp:
-            out.status = resp.status
-            if resp.status != 200:
-                out.error = (await resp.text())[:200]
-                out.e2e_s = time.perf_counter() - sent  # how fast a refusal came matters too
-                return out
-            async for line in sse_events(resp.content):
-                data = line[5:].strip()
-                if not data.startswith(b"{"):
-                    continue  # [DONE]
-                chunk = orjson.loads(data)
-                if chunk.get("error"):
-                    out.error = str(chunk["error"].get("message"))
-                usage = chunk.get("usage")
-                if usage:
-                    out.prompt_tokens = int(usage.get("prompt_tokens") or 0)
-                    out.completion_tokens = int(usage.get("completion_tokens") or 0)
-                choices = chunk.get("choices") or [{}]
-                if (choices[0].get("delta") or {}).get("content"):
-                    now = time.perf_counter()
-                    if last is None:
-                        out.ttft_s = now - sent
-                    else:
-                        out.gaps_s.append(now - last)
-                    last = now
+        try:
+            await _attempt(session, url, orjson.dumps(body), headers, out, sent)
+        except aiohttp.ClientConnectionError:
+            if out.status is not None:
+                raise
+            # Nothing came back: a pooled connection the server had closed (llama-server
+            # answers a stream with Keep-Alive, then closes). Sending once more is safe.
+            await _attempt(session, url, orjson.dumps(body), headers, out, sent)
     except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as exc:
         out.error = type(exc).__name__
     out.e2e_s = time.perf_counter() - sent
     return out
+
+
+async def _attempt(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    out: Outcome,
+    sent: float,
+) -> None:
+    last: float | None = None
+    async with session.post(url, data=body, headers=headers) as resp:
+        out.status = resp.status
+        if resp.status != 200:
+            out.error = (await resp.text())[:200]
+            return  # how fast a refusal came matters too: e2e_s is set by the caller
+        async for line in sse_events(resp.content):
+            data = line[5:].strip()
+            if not data.startswith(b"{"):
+                continue  # [DONE]
+            chunk = orjson.loads(data)
+            if chunk.get("error"):
+                out.error = str(chunk["error"].get("message"))
+            usage = chunk.get("usage")
+            if usage:
+                out.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+                out.completion_tokens = int(usage.get("completion_tokens") or 0)
+            choices = chunk.get("choices") or [{}]
+            if (choices[0].get("delta") or {}).get("content"):
+                now = time.perf_counter()
+                if last is None:
+                    out.ttft_s = now - sent
+                else:
+                    out.gaps_s.append(now - last)
+                last = now
