@@ -1,7 +1,7 @@
 """Planner validation: the roofline performance model (`economics/perf_model.py`) against real
 runs of the CPU engine, and against published GPU measurements.
 
-    python benchmarks/planner_validation.py            # measure (~12 min), calibrate, compare
+    python benchmarks/planner_validation.py            # measure (~25 min), calibrate, compare
     python benchmarks/planner_validation.py --reuse    # refit on the points already in --out
 
 1. One llama.cpp `llama-server` with SmolLM2-135M-Instruct (Q4_1) on 127.0.0.1: 1 thread (the
@@ -11,7 +11,9 @@ runs of the CPU engine, and against published GPU measurements.
    x concurrency, after every slot has prefilled the longest prompt once; prompts are distinct
    pseudo-random words. Output lengths are drawn uniformly from [32, 96] (mean 64): with one
    fixed length, requests that start together also end together and stay in lock-step
-   cohorts, which real traffic does not do.
+   cohorts, which real traffic does not do. The grid is run twice (`--rounds`), forwards
+   then backwards, and each point pools its two passes: this shared VM's speed drifts by
+   10-20% over minutes, and one pass per point let a slow spell land on a few points.
 2. The model is calibrated on the CALIBRATION points and predicts all the others (other prompt
    lengths, other concurrency): TTFT p50, TPOT p50 and output tokens/s, with the ratios.
    Only the stretch of a run with c requests in flight counts: the first c requests start
@@ -147,8 +149,9 @@ def _wait_for_quiet(pid: int, budget: float) -> float:
 
 
 def _run(url: str, reqs: list[BenchRequest], concurrency: int) -> tuple[list[Outcome], float]:
-    # llama-server answers a stream with "Keep-Alive" and then closes the socket, so a pooled
-    # connection fails on its next request ("Can not write request body"): one per request.
+    # llama-server answers a stream with "Keep-Alive" and then closes the socket; the runner
+    # resends a request that failed on such a connection, but one connection per request
+    # keeps that failed attempt out of the timings.
     fresh = functools.partial(aiohttp.TCPConnector, force_close=True)
     with mock.patch.object(aiohttp, "TCPConnector", fresh):
         return asyncio.run(run(url, {"*": "none"}, "smol", reqs, concurrency))
@@ -159,22 +162,23 @@ def _steady(outcomes: list[Outcome], c: int) -> dict[str, Any]:
     together, a burst) and before the last request is sent (then fewer remain in flight)."""
     by_send = sorted(outcomes, key=lambda o: o.sent_s)
     if c == 1:
-        e2e = statistics.fmean(o.e2e_s for o in by_send)
-        out = statistics.fmean(o.completion_tokens for o in by_send)
-        return {"first_token": by_send, "whole": by_send, "output_tokens_per_s": out / e2e}
+        return {"first_token": by_send, "whole": by_send,
+                "tokens": float(sum(o.completion_tokens for o in by_send)),
+                "seconds": sum(o.e2e_s for o in by_send)}  # fmt: skip
     start, end = by_send[c].sent_s, by_send[-1].sent_s
     late = by_send[c:]
-    tokens = 0  # streamed tokens between start and end: one per content chunk
+    chunks = 0  # streamed between start and end: one token per content chunk
     for o in outcomes:
         assert o.ttft_s is not None
         t = o.sent_s + o.ttft_s
         for gap in [0.0, *o.gaps_s]:
             t += gap
-            tokens += start <= t <= end
+            chunks += start <= t <= end
     return {
         "first_token": [o for o in late if o.sent_s + (o.ttft_s or 0) <= end],
         "whole": [o for o in late if o.sent_s + o.e2e_s <= end] or late,
-        "output_tokens_per_s": tokens / (end - start) * _tokens_per_chunk(outcomes),
+        "tokens": chunks * _tokens_per_chunk(outcomes),
+        "seconds": end - start,
     }
 
 
@@ -184,58 +188,73 @@ def _tokens_per_chunk(outcomes: list[Outcome]) -> float:
     return sum(o.completion_tokens for o in outcomes) / chunks
 
 
-def _point(url: str, pid: int, prompt: int, c: int, spread: float, seed: int) -> dict[str, Any]:
+def _pass(url: str, pid: int, prompt: int, c: int, spread: float, seed: int) -> dict[str, Any]:
+    """One closed-loop run of a grid point, with what else used the CPU meanwhile."""
     cpu0, foreign0 = _cpu_seconds(pid), _foreign_cpu(pid)
+    start = time.monotonic()
     outcomes, wall = _run(url, _requests(prompt, c, spread, seed), c)
-    foreign = (_foreign_cpu(pid) - foreign0) / wall
     failed = [o for o in outcomes if not o.ok or o.ttft_s is None]
     if failed:
         raise RuntimeError(f"{len(failed)} requests failed at {prompt}/{c}: {failed[0]}")
-    steady = _steady(outcomes, c)
-    ttfts = [o.ttft_s for o in steady["first_token"] if o.ttft_s is not None]
+    return {"outcomes": outcomes, "wall": wall, "seconds": time.monotonic() - start,
+            "engine_cpu_share": (_cpu_seconds(pid) - cpu0) / wall,
+            "other_jobs_cpu": (_foreign_cpu(pid) - foreign0) / wall}  # fmt: skip
+
+
+def _point(prompt: int, c: int, passes: list[dict[str, Any]]) -> dict[str, Any]:
+    """A grid point from its passes: each pass's steady stretch, pooled."""
+    outcomes = [o for p in passes for o in p["outcomes"]]
+    steady = [_steady(p["outcomes"], c) for p in passes]
+    ttfts = [o.ttft_s for s in steady for o in s["first_token"] if o.ttft_s is not None]
+    tpots = [t for s in steady for o in s["whole"] if (t := tpot(o)) is not None]
     return {
         "prompt": prompt,
         "concurrency": c,
         "requests": len(outcomes),
-        "steady_requests": [len(steady["first_token"]), len(steady["whole"])],
+        "steady_requests": [len(ttfts), len(tpots)],
         "input_tokens": statistics.fmean(o.prompt_tokens for o in outcomes),
         "output_tokens": statistics.fmean(o.completion_tokens for o in outcomes),
         "completion_tokens_per_content_chunk": _tokens_per_chunk(outcomes),
         "ttft_p50_s": percentiles(ttfts)["p50"],
-        "tpot_p50_s": percentiles([t for o in steady["whole"] if (t := tpot(o)) is not None])[
-            "p50"
-        ],
-        "output_tokens_per_s": steady["output_tokens_per_s"],
-        "engine_cpu_share": (_cpu_seconds(pid) - cpu0) / wall,
-        "other_jobs_cpu": foreign,  # cores used by other processes on the VM meanwhile
-        "load_average": os.getloadavg()[0],
+        "tpot_p50_s": percentiles(tpots)["p50"],
+        "output_tokens_per_s": sum(s["tokens"] for s in steady) / sum(s["seconds"] for s in steady),
+        "engine_cpu_share": [p["engine_cpu_share"] for p in passes],
+        "other_jobs_cpu": [p["other_jobs_cpu"] for p in passes],  # cores used by other processes
+        "seconds": sum(p["seconds"] for p in passes),
+        "waited_for_quiet_s": sum(p["waited_for_quiet_s"] for p in passes),
         "requests_sent_ttft_e2e_tokens": [
-            [o.sent_s, o.ttft_s, o.e2e_s, o.completion_tokens] for o in outcomes
+            [[o.sent_s, o.ttft_s, o.e2e_s, o.completion_tokens] for o in p["outcomes"]]
+            for p in passes
         ],
-        "summary_all_requests": summarize(outcomes, wall, slo_ttft_s=2.0, slo_tpot_s=0.2),
+        "summary_all_requests": [
+            summarize(p["outcomes"], p["wall"], slo_ttft_s=2.0, slo_tpot_s=0.2) for p in passes
+        ],
     }
 
 
-def measure(spread: float) -> list[dict[str, Any]]:
-    points = []
+def measure(spread: float, rounds: int) -> list[dict[str, Any]]:
+    """Every grid point `rounds` times, the grid forwards then backwards, so that a slow spell
+    of this shared VM is spread over the points instead of landing on a few of them."""
+    passes: dict[tuple[int, int], list[dict[str, Any]]] = {key: [] for key in GRID}
     with _engine() as (url, pid):
         # Warm-up: every slot prefills the longest prompt once, so that no point is the first
         # to touch its KV memory (without it, each prompt length's first point ran slow).
         longest = max(prompt for prompt, _ in GRID)
         warm = [replace(r, max_tokens=1) for r in _requests(longest, SLOTS, spread, 999)]
         _run(url, warm[:SLOTS], SLOTS)
-        waits = QUIET_WAIT_S
-        for i, (prompt, c) in enumerate(GRID):
-            waited = _wait_for_quiet(pid, waits)
-            waits -= waited
-            start = time.monotonic()
-            p = _point(url, pid, prompt, c, spread, seed=100 * i + c)
-            p["seconds"], p["waited_for_quiet_s"] = time.monotonic() - start, waited
-            points.append(p)
-            print(f"  prompt {prompt:5d} c={c}: TTFT p50 {p['ttft_p50_s']:.3f}s, "
-                  f"{p['output_tokens_per_s']:.1f} tok/s, other jobs {p['other_jobs_cpu']:.2f} "
-                  f"cores, {p['seconds']:.0f}s (waited {waited:.0f}s)", flush=True)  # fmt: skip
-    return points
+        waits = QUIET_WAIT_S * rounds
+        for r in range(rounds):
+            for prompt, c in GRID if r % 2 == 0 else reversed(GRID):
+                waited = _wait_for_quiet(pid, waits)
+                waits -= waited
+                seed = 10_000 * r + 100 * GRID.index((prompt, c)) + c
+                p = _pass(url, pid, prompt, c, spread, seed) | {"waited_for_quiet_s": waited}
+                passes[(prompt, c)].append(p)
+                ttft = percentiles([o.ttft_s or 0.0 for o in p["outcomes"]])["p50"]
+                print(f"  round {r + 1} prompt {prompt:5d} c={c}: TTFT p50 {ttft:.3f}s, "
+                      f"other jobs {p['other_jobs_cpu']:.2f} cores, {p['seconds']:.0f}s "
+                      f"(waited {waited:.0f}s)", flush=True)  # fmt: skip
+    return [_point(prompt, c, passes[(prompt, c)]) for prompt, c in GRID]
 
 
 def _smollm2() -> ModelSpec:
@@ -439,16 +458,17 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="refit on the points in --out")
     ap.add_argument("--output-spread", type=float, default=0.5,
                     help="output lengths uniform in mean x [1 - s, 1 + s]; 0: one")  # fmt: skip
+    ap.add_argument("--rounds", type=int, default=2, help="passes over the grid, pooled")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/planner_validation.json"))
     args = ap.parse_args()
     if args.reuse:
         old = json.loads(args.out.read_text())
         info, points = old["run_info"], old["measured"]
     else:
-        info = {**run_info(), "output_spread": args.output_spread}
+        info = {**run_info(), "output_spread": args.output_spread, "rounds": args.rounds}
         start = time.monotonic()
         print(f"measuring {len(GRID)} points ...", flush=True)
-        points = measure(args.output_spread)
+        points = measure(args.output_spread, args.rounds)
         info["measure_seconds"] = time.monotonic() - start
     cpu, gpus = validate_cpu(points), validate_gpus()
     _print(cpu, gpus)
