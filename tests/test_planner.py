@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tokenmill.cli.main import app
-from tokenmill.economics.catalog import Accelerator, PriceRange, catalog
+from tokenmill.economics.catalog import Accelerator, PriceRange, catalog, find
 from tokenmill.economics.cost import HOURS_PER_MONTH, cost_per_million_tokens, payback_months
 from tokenmill.economics.facilities import loads_facilities
 from tokenmill.economics.models import (
@@ -26,7 +26,7 @@ from tokenmill.economics.models import (
 )
 from tokenmill.economics.perf_model import Efficiency
 from tokenmill.economics.planner import Demand, PlanError, PlanOptions, Slo, plan
-from tokenmill.economics.planner_calibration import CalibrationError, measured_run
+from tokenmill.economics.planner_calibration import CalibrationError, calibrate_on, measured_run
 
 D = Decimal
 CAT = catalog()
@@ -292,6 +292,16 @@ def test_a_bench_report_becomes_a_measured_run() -> None:
     assert measured_run(bench_report("open loop"), "r.json").workload.concurrency == 3
     with pytest.raises(CalibrationError, match=r"r\.json: no request succeeded"):
         measured_run({"summary": {**bench_report()["summary"], "ok": 0}}, "r.json")
+
+
+def test_closed_loop_runs_do_not_set_how_planned_traffic_arrives() -> None:
+    h100 = find("h100")
+    closed = [(f"c{n}.json", bench_report(f"closed loop, {n} in flight")) for n in (1, 8)]
+    eff = calibrate_on(closed, h100)
+    assert eff.random_arrival_share == 1.0
+    assert eff.source.endswith("arrivals taken as random (closed-loop runs only)")
+    mixed = calibrate_on([*closed, ("open.json", bench_report("open loop"))], h100)
+    assert mixed.source == "calibrated on h100 (3 llama-3.1-8b runs)"  # the fitted share stands
 
 
 # --- the command --------------------------------------------------------------------------

@@ -78,4 +78,10 @@ def calibrate_on(reports: Sequence[tuple[str, Mapping[str, Any]]], acc: Accelera
     spec = replace(model.spec(), compute_precision=compute)
     runs = [measured_run(report, where) for where, report in reports]
     eff = perf_model.calibrate(spec, device(acc, 1, compute), runs)
-    return replace(eff, source=f"calibrated on {acc.id} ({len(runs)} {model.id} runs)")
+    source = f"calibrated on {acc.id} ({len(runs)} {model.id} runs)"
+    if all(_CLOSED_LOOP.fullmatch(str(r.get("mode", ""))) for _, r in reports):
+        # A closed loop's requests arrive as others end, in step with the engine's iterations;
+        # the traffic being planned for arrives at random and queues behind others' prefills.
+        eff = replace(eff, random_arrival_share=1.0)
+        source += ", arrivals taken as random (closed-loop runs only)"
+    return replace(eff, source=source)
