@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import functools
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from types import MappingProxyType
 from typing import Any, Literal, cast
+
+from tokenmill.economics import sourced
 
 __all__ = [
     "Accelerator",
@@ -110,63 +111,30 @@ class Accelerator:
 # --------------------------------------------------------------------------------- loading
 
 
-class _Entry:
-    """Validation context for one ``[[accelerator]]`` table."""
+class _Entry(sourced.Entry):
+    """Validation context for one ``[[accelerator]]`` table: every figure also states its
+    confidence."""
 
-    def __init__(self, raw: Mapping[str, Any], label: str, sources: Mapping[str, tuple[str, str]]):
-        self.raw = raw
-        self.label = label
-        self.sources = sources
-        self.provenances: dict[str, Provenance] = {}
+    error = CatalogError
+    file = "hardware catalog"
+    citation_keys = frozenset({"src", "date", "note", "confidence"})
 
-    def fail(self, name: str, problem: str) -> CatalogError:
-        return CatalogError(f"hardware catalog: {self.label}: field {name!r}: {problem}")
+    def __init__(self, raw: Mapping[str, Any], label: str, sources: Mapping[str, sourced.Source]):
+        super().__init__(raw, label, sources)
+        self.confidences: dict[str, Confidence] = {}
 
-    def text(self, name: str, *, required: bool) -> str | None:
-        value = self.raw.get(name)
-        if value is None:
-            if required:
-                raise self.fail(name, "is required")
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(name, "must be a non-empty string")
-        return value
-
-    def _provenance(self, name: str, table: Mapping[str, Any], extra: frozenset[str]) -> None:
-        unknown = set(table) - extra - {"src", "confidence", "date", "note"}
-        if unknown:
-            raise self.fail(name, f"unknown keys {sorted(unknown)}")
-        src = table.get("src")
-        if not isinstance(src, str) or src not in self.sources:
-            raise self.fail(
-                name, f"needs src naming one of [sources]: {', '.join(sorted(self.sources))}"
-            )
+    def cite(self, name: str, table: Mapping[str, Any], values: frozenset[str]) -> None:
+        super().cite(name, table, values)
         confidence = table.get("confidence")
         if confidence not in CONFIDENCES:
             raise self.fail(name, f"needs confidence in {sorted(CONFIDENCES)}, got {confidence!r}")
-        title, date = self.sources[src]
-        date = table.get("date", date)
-        note = table.get("note")
-        if not isinstance(date, str) or not date:
-            raise self.fail(name, "date must be a non-empty string")
-        if note is not None and not isinstance(note, str):
-            raise self.fail(name, "note must be a string")
-        self.provenances[name] = Provenance(title, date, cast(Confidence, confidence), note)
+        self.confidences[name] = cast(Confidence, confidence)
 
-    def number(self, name: str, table: object, *, required: bool) -> float | None:
-        if table is None:
-            if required:
-                raise self.fail(name, "is required")
-            return None
-        if not isinstance(table, dict):
-            raise self.fail(name, "must be a table {value, src, confidence}")
-        value = table.get("value")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(name, f"value must be a number, got {value!r}")
-        if not value > 0:
-            raise self.fail(name, f"value must be positive, got {value!r}")
-        self._provenance(name, table, frozenset({"value"}))
-        return float(value)
+    def provenances(self) -> dict[str, Provenance]:
+        return {
+            name: Provenance(s.title, s.date, self.confidences[name], s.note)
+            for name, s in self.sources.items()
+        }
 
     def money(self, name: str) -> PriceRange | None:
         table = self.raw.get(name)
@@ -183,7 +151,7 @@ class _Entry:
             high = self._decimal(name, table.get("high"))
             if low > high:
                 raise self.fail(name, f"low {low} is above high {high}")
-        self._provenance(name, table, frozenset({"value", "low", "high"}))
+        self.cite(name, table, frozenset({"value", "low", "high"}))
         return PriceRange(low, high)
 
     def _decimal(self, name: str, value: object) -> Decimal:
@@ -198,42 +166,27 @@ class _Entry:
         return amount
 
 
-def _sources(doc: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
-    raw = doc.get("sources")
-    if not isinstance(raw, dict) or not raw:
-        raise CatalogError("hardware catalog: a [sources] table is required")
-    out: dict[str, tuple[str, str]] = {}
-    for key, table in raw.items():
-        if not isinstance(table, dict) or set(table) - {"title", "date", "url"}:
-            raise CatalogError(f"hardware catalog: source {key!r}: keys are title, date[, url]")
-        title, date = table.get("title"), table.get("date")
-        if not isinstance(title, str) or not title or not isinstance(date, str) or not date:
-            raise CatalogError(f"hardware catalog: source {key!r}: needs title and date strings")
-        out[key] = (title, date)
-    return out
-
-
-def _entry(raw: object, index: int, sources: Mapping[str, tuple[str, str]]) -> Accelerator:
+def _entry(raw: object, index: int, sources: Mapping[str, sourced.Source]) -> Accelerator:
     if not isinstance(raw, dict):
         raise CatalogError(f"hardware catalog: accelerator #{index + 1}: must be a table")
     raw_id = raw.get("id")
     label = f"accelerator {raw_id!r}" if isinstance(raw_id, str) else f"accelerator #{index + 1}"
     e = _Entry(raw, label, sources)
-    ident = e.text("id", required=True)
+    ident = e.text("id")
     assert ident is not None
     if not _ID_RE.match(ident):
         raise e.fail("id", "must be lowercase letters, digits and '-'")
     unknown = set(raw) - _ENTRY_KEYS
     if unknown:
         raise e.fail(sorted(unknown)[0], f"unknown field (known: {', '.join(sorted(_ENTRY_KEYS))})")
-    kind = e.text("kind", required=True)
+    kind = e.text("kind")
     if kind not in KINDS:
         raise e.fail("kind", f"must be one of {sorted(KINDS)}, got {kind!r}")
     aliases = raw.get("aliases", [])
     if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
         raise e.fail("aliases", "must be a list of non-empty strings")
 
-    numbers = {n: e.number(n, raw.get(n), required=n in _REQUIRED_NUMBERS) for n in _NUMBER_FIELDS}
+    numbers = {n: e.number(n, required=n in _REQUIRED_NUMBERS) for n in _NUMBER_FIELDS}
     tflops_raw = raw.get("tflops_dense", {})
     if not isinstance(tflops_raw, dict):
         raise e.fail("tflops_dense", "must be a table of precision = {value, src, confidence}")
@@ -242,7 +195,7 @@ def _entry(raw: object, index: int, sources: Mapping[str, tuple[str, str]]) -> A
         name = f"tflops_dense.{precision}"
         if precision not in PRECISIONS:
             raise e.fail(name, f"unknown precision (known: {', '.join(sorted(PRECISIONS))})")
-        value = e.number(name, table, required=True)
+        value = e.number(name, table)
         assert value is not None
         tflops[precision] = value
     if kind != "cpu" and not tflops:
@@ -251,8 +204,8 @@ def _entry(raw: object, index: int, sources: Mapping[str, tuple[str, str]]) -> A
     memory_gb = numbers["memory_gb"]
     bandwidth = numbers["memory_bandwidth_gbs"]
     assert memory_gb is not None and bandwidth is not None
-    vendor = e.text("vendor", required=True)
-    title = e.text("name", required=True)
+    vendor = e.text("vendor")
+    title = e.text("name")
     assert vendor is not None and title is not None
     return Accelerator(
         id=ident,
@@ -270,7 +223,7 @@ def _entry(raw: object, index: int, sources: Mapping[str, tuple[str, str]]) -> A
         purchase_price_usd=e.money("purchase_price_usd"),
         rental_usd_per_hour=e.money("rental_usd_per_hour"),
         notes=e.text("notes", required=False),
-        provenances=MappingProxyType(e.provenances),
+        provenances=MappingProxyType(e.provenances()),
     )
 
 
@@ -279,20 +232,9 @@ def load(text: str) -> dict[str, Accelerator]:
 
     Raises :class:`CatalogError` naming the entry and field at fault.
     """
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogError(f"hardware catalog: not valid TOML: {exc}") from exc
-    if doc.get("schema_version") != 1:
-        raise CatalogError(
-            f"hardware catalog: schema_version must be 1, got {doc.get('schema_version')!r}"
-        )
-    sources = _sources(doc)
-    entries = doc.get("accelerator")
-    if not isinstance(entries, list) or not entries:
-        raise CatalogError("hardware catalog: no [[accelerator]] entries")
+    doc, sources = sourced.parse(text, _Entry.file, CatalogError)
     out: dict[str, Accelerator] = {}
-    for index, raw in enumerate(entries):
+    for index, raw in enumerate(sourced.entries(doc, "accelerator", _Entry.file, CatalogError)):
         acc = _entry(raw, index, sources)
         if acc.id in out:
             raise CatalogError(f"hardware catalog: accelerator {acc.id!r}: duplicate id")

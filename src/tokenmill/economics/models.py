@@ -11,14 +11,14 @@ from __future__ import annotations
 import functools
 import math
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from types import MappingProxyType
-from typing import Any
 
+from tokenmill.economics import sourced
 from tokenmill.economics.perf_model import ModelSpec
+from tokenmill.economics.sourced import Source
 
 __all__ = [
     "FORMATS",
@@ -67,13 +67,6 @@ FORMATS: Mapping[str, Format] = MappingProxyType(
         "q4_1": Format(5.0, _WEIGHT_ONLY, "GGUF Q4_1, weight-only"),
     }
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    title: str
-    date: str
-    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,64 +144,9 @@ _KEYS = frozenset(
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 
 
-class _Entry:
-    def __init__(self, raw: Mapping[str, Any], label: str, sources: Mapping[str, Source]):
-        self.raw, self.label, self.known = raw, label, sources
-        self.sources: dict[str, Source] = {}
-
-    def fail(self, name: str, problem: str) -> ModelError:
-        return ModelError(f"models: {self.label}: field {name!r}: {problem}")
-
-    def text(self, name: str, *, required: bool = True) -> str | None:
-        value = self.raw.get(name)
-        if value is None and not required:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(name, "must be a non-empty string")
-        return value
-
-    def number(self, name: str, *, required: bool = True, integer: bool = False) -> float | None:
-        table = self.raw.get(name)
-        if table is None:
-            if required:
-                raise self.fail(name, "is required")
-            return None
-        if not isinstance(table, dict):
-            raise self.fail(name, "must be a table {value, src[, note, date]}")
-        unknown = set(table) - {"value", "src", "note", "date"}
-        if unknown:
-            raise self.fail(name, f"unknown keys {sorted(unknown)}")
-        value = table.get("value")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(name, f"value must be a number, got {value!r}")
-        if not (math.isfinite(value) and value > 0):
-            raise self.fail(name, f"value must be positive, got {value!r}")
-        if integer and value != int(value):
-            raise self.fail(name, f"value must be a whole number, got {value!r}")
-        src = table.get("src")
-        if not isinstance(src, str) or src not in self.known:
-            raise self.fail(name, f"needs src naming one of [sources]: {', '.join(self.known)}")
-        source = self.known[src]
-        note, date = table.get("note"), table.get("date", source.date)
-        if not isinstance(date, str) or (note is not None and not isinstance(note, str)):
-            raise self.fail(name, "date and note must be strings")
-        self.sources[name] = Source(source.title, date, note)
-        return float(value)
-
-
-def _sources(doc: Mapping[str, Any]) -> dict[str, Source]:
-    raw = doc.get("sources")
-    if not isinstance(raw, dict) or not raw:
-        raise ModelError("models: a [sources] table is required")
-    out = {}
-    for key, table in raw.items():
-        if not isinstance(table, dict) or set(table) - {"title", "date", "url"}:
-            raise ModelError(f"models: source {key!r}: keys are title, date[, url]")
-        title, date = table.get("title"), table.get("date")
-        if not isinstance(title, str) or not title or not isinstance(date, str) or not date:
-            raise ModelError(f"models: source {key!r}: needs title and date strings")
-        out[key] = Source(title, date)
-    return out
+class _Entry(sourced.Entry):
+    error = ModelError
+    file = "models"
 
 
 def _model(raw: object, index: int, sources: Mapping[str, Source]) -> ReferenceModel:
@@ -255,18 +193,9 @@ def _model(raw: object, index: int, sources: Mapping[str, Source]) -> ReferenceM
 
 def load(text: str) -> dict[str, ReferenceModel]:
     """Parse and strictly validate models TOML; raises ModelError naming entry and field."""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ModelError(f"models: not valid TOML: {exc}") from None
-    if doc.get("schema_version") != 1:
-        raise ModelError(f"models: schema_version must be 1, got {doc.get('schema_version')!r}")
-    sources = _sources(doc)
-    entries = doc.get("model")
-    if not isinstance(entries, list) or not entries:
-        raise ModelError("models: no [[model]] entries")
+    doc, sources = sourced.parse(text, _Entry.file, ModelError)
     out: dict[str, ReferenceModel] = {}
-    for index, raw in enumerate(entries):
+    for index, raw in enumerate(sourced.entries(doc, "model", _Entry.file, ModelError)):
         model = _model(raw, index, sources)
         if model.id in out:
             raise ModelError(f"models: model {model.id!r}: duplicate id")
