@@ -232,14 +232,7 @@ def load(text: str) -> dict[str, Accelerator]:
 
     Raises :class:`CatalogError` naming the entry and field at fault.
     """
-    doc, sources = sourced.parse(text, _Entry.file, CatalogError)
-    out: dict[str, Accelerator] = {}
-    for index, raw in enumerate(sourced.entries(doc, "accelerator", _Entry.file, CatalogError)):
-        acc = _entry(raw, index, sources)
-        if acc.id in out:
-            raise CatalogError(f"hardware catalog: accelerator {acc.id!r}: duplicate id")
-        out[acc.id] = acc
-    return out
+    return sourced.load(text, _Entry, "accelerator", _entry)
 
 
 @functools.cache

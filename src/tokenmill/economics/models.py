@@ -193,14 +193,7 @@ def _model(raw: object, index: int, sources: Mapping[str, Source]) -> ReferenceM
 
 def load(text: str) -> dict[str, ReferenceModel]:
     """Parse and strictly validate models TOML; raises ModelError naming entry and field."""
-    doc, sources = sourced.parse(text, _Entry.file, ModelError)
-    out: dict[str, ReferenceModel] = {}
-    for index, raw in enumerate(sourced.entries(doc, "model", _Entry.file, ModelError)):
-        model = _model(raw, index, sources)
-        if model.id in out:
-            raise ModelError(f"models: model {model.id!r}: duplicate id")
-        out[model.id] = model
-    return out
+    return sourced.load(text, _Entry, "model", _model)
 
 
 @functools.cache

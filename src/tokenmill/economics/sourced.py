@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,16 +18,39 @@ class Source:
     note: str | None = None
 
 
-def parse(
-    text: str, file: str, error: type[ValueError]
-) -> tuple[dict[str, Any], dict[str, Source]]:
-    """The TOML document (schema version 1) and its `[sources]`."""
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+T = TypeVar("T", bound=_Identified)
+Build = Callable[[object, int, Mapping[str, "Source"]], T]
+
+
+def load(text: str, entry: type[Entry], array: str, build: Build[T]) -> dict[str, T]:
+    """Every `[[array]]` entry of a data file (TOML, schema version 1, with `[sources]`), built
+    by `build(raw, index, sources)` and keyed by id; a duplicate id is refused."""
+    file, error = entry.file, entry.error
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise error(f"{file}: not valid TOML: {exc}") from None
     if doc.get("schema_version") != 1:
         raise error(f"{file}: schema_version must be 1, got {doc.get('schema_version')!r}")
+    sources = _sources(doc, file, error)
+    found = doc.get(array)
+    if not isinstance(found, list) or not found:
+        raise error(f"{file}: no [[{array}]] entries")
+    out: dict[str, T] = {}
+    for index, raw in enumerate(found):
+        item = build(raw, index, sources)
+        if item.id in out:
+            raise error(f"{file}: {array} {item.id!r}: duplicate id")
+        out[item.id] = item
+    return out
+
+
+def _sources(doc: Mapping[str, Any], file: str, error: type[ValueError]) -> dict[str, Source]:
     raw = doc.get("sources")
     if not isinstance(raw, dict) or not raw:
         raise error(f"{file}: a [sources] table is required")
@@ -39,7 +62,7 @@ def parse(
         if not isinstance(title, str) or not title or not isinstance(date, str) or not date:
             raise error(f"{file}: source {key!r}: needs title and date strings")
         sources[key] = Source(title, date)
-    return doc, sources
+    return sources
 
 
 _FROM_ENTRY = object()  # `number`'s default: the entry's own field of that name
@@ -114,10 +137,3 @@ class Entry:
             raise self.fail(name, f"value must be a whole number, got {value!r}")
         self.cite(name, table, frozenset({"value"}))
         return float(value)
-
-
-def entries(doc: Mapping[str, Any], array: str, file: str, error: type[ValueError]) -> list[Any]:
-    found = doc.get(array)
-    if not isinstance(found, list) or not found:
-        raise error(f"{file}: no [[{array}]] entries")
-    return found
