@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import math
-import tempfile
 from dataclasses import astuple
 from pathlib import Path
 from typing import Any
@@ -32,32 +31,39 @@ from prefix_routing import TENANTS, _policy  # the benchmark beside this one
 from tokenmill.bench.report import run_info
 from tokenmill.bench.workload import BenchRequest, synthetic, words
 from tokenmill.bootstrap import default_model_path
+from tokenmill.engines.base import ReplicaSpec
 from tokenmill.gateway.jobs import prompt_parts
+from tokenmill.runtime.standalone import StandaloneEngine, standalone_llama_server
 from tokenmill.scheduling.job import Job
 from tokenmill.scheduling.prefix import BLOCK_CHARS, prompt_blocks
 from tokenmill.scheduling.router import Picker, ReplicaPicker, RoundRobinPicker
 from tokenmill.scheduling.simulator import FleetSimulator, FleetSpec, IterationModel
-from tokenmill.testing import ServerProcess
 
 SLOTS = 2
 TEMPLATE_TOKENS = 14  # SmolLM2's chat template around a system and a user message
 
 
 async def _timings(
-    url: str, prompt: str, max_tokens: int, system: str | None = None
+    engine: httpx.AsyncClient, prompt: str, max_tokens: int, system: str | None = None
 ) -> dict[str, float]:
     messages = [{"role": "user", "content": prompt}]
     if system is not None:
         messages.insert(0, {"role": "system", "content": system})
     body = {"messages": messages, "max_tokens": max_tokens, "ignore_eos": True,
             "temperature": 0}  # fmt: skip
-    async with httpx.AsyncClient(timeout=300) as client:
-        resp = await client.post(url + "/chat/completions", json=body)
-        resp.raise_for_status()
-        return dict(resp.json()["timings"])
+    resp = await engine.post("/chat/completions", json=body)
+    resp.raise_for_status()
+    return dict(resp.json()["timings"])
 
 
-async def _calibrate(url: str) -> IterationModel:
+async def _calibrate(engine: StandaloneEngine) -> IterationModel:
+    async with httpx.AsyncClient(
+        base_url=engine.base_url, headers=engine.headers, timeout=300
+    ) as url:
+        return await _measure(url)
+
+
+async def _measure(url: httpx.AsyncClient) -> IterationModel:
     prefill = [await _timings(url, words(9000 + i, 1000), 1) for i in range(3)]
     b = sum(t["prompt_ms"] for t in prefill) / sum(t["prompt_n"] for t in prefill) / 1000
     one = await _timings(url, words(9100, 20), 64)
@@ -96,17 +102,10 @@ def _simulate(model: IterationModel, picker: Picker, reqs: list[BenchRequest]) -
 
 
 def _calibrated() -> IterationModel:
-    srv = ServerProcess(Path(tempfile.mkdtemp(prefix="tm-calib-")))
-    try:
-        srv.start(default_model=False)
-        spec = {"name": "smol", "engine": "llamacpp", "model_path": str(default_model_path()),
-                "options": {"parallel": SLOTS, "threads": 1, "cache_ram_mib": 0}}  # fmt: skip
-        srv.admin("POST", "/admin/deployments", json=spec)
-        srv.wait_ready(120)
-        [dep] = srv.admin("GET", "/admin/deployments")["data"]
-        return asyncio.run(_calibrate(dep["replica_status"][0]["endpoint"]))
-    finally:
-        srv.stop()
+    spec = ReplicaSpec("smol", 0, model_path=str(default_model_path()),
+                       options={"parallel": SLOTS, "threads": 1, "cache_ram_mib": 0})  # fmt: skip
+    with standalone_llama_server(spec) as engine:
+        return asyncio.run(_calibrate(engine))
 
 
 def _mean(a: IterationModel, b: IterationModel) -> IterationModel:

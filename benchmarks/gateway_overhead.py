@@ -25,6 +25,9 @@ import uvloop
 
 from loadgen import closed_loop_streams, open_loop, wrk_rps
 from synthetic_upstream import running
+from tokenmill.bootstrap import default_model_path
+from tokenmill.engines.base import ReplicaSpec
+from tokenmill.runtime.standalone import standalone_llama_server
 from tokenmill.testing import ServerProcess
 
 STREAM_CHUNKS = 200
@@ -69,22 +72,30 @@ def _synthetic(srv: ServerProcess, key: str, up: str, secs: int) -> dict[str, An
 
 
 def _real_engine(srv: ServerProcess, key: str, rounds: int) -> dict[str, Any]:
-    dep = srv.admin("GET", "/admin/deployments")["data"]
-    [engine] = [d for d in dep if d["name"] == "smollm2-135m"]
-    direct = engine["replica_status"][0]["endpoint"] + "/chat/completions"
-    gw = srv.url + "/v1/chat/completions"
-    bodies = [
-        {"model": "smollm2-135m", "messages": [{"role": "user", "content": p}],
-         "max_tokens": 64, "temperature": 0}
-        for p in PROMPTS * 2
-    ]  # fmt: skip
-    totals = {"direct": [0, 0.0], "gateway": [0, 0.0]}
-    for r in range(rounds):  # alternate, so drift on a noisy machine hits both sides
-        for name, url in (("direct", direct), ("gateway", gw)):
-            s = asyncio.run(closed_loop_streams(url, bodies, key, concurrency=4))
-            totals[name][0] += s.completion_tokens
-            totals[name][1] += s.seconds
-            print(f"  round {r + 1} {name}: {s.tokens_per_s:.1f} tok/s", flush=True)
+    """The same llama-server measured bare (with its secret) and through the gateway."""
+    spec = ReplicaSpec("smol", 0, model_path=str(default_model_path()), options={"parallel": 4})
+    with standalone_llama_server(spec) as engine:
+        srv.admin("POST", "/admin/deployments", json={
+            "name": "bench-real", "engine": "openai", "endpoint": engine.base_url,
+            "upstream_model": "smol", "options": {"api_key": engine.secret, "parallel": 4},
+        })  # fmt: skip
+        srv.wait_ready(30)
+        sides = {
+            "direct": (engine.base_url + "/chat/completions", engine.secret),
+            "gateway": (srv.url + "/v1/chat/completions", key),
+        }
+        bodies = [
+            {"model": "bench-real", "messages": [{"role": "user", "content": p}],
+             "max_tokens": 64, "temperature": 0}
+            for p in PROMPTS * 2
+        ]  # fmt: skip
+        totals = {"direct": [0, 0.0], "gateway": [0, 0.0]}
+        for r in range(rounds):  # alternate, so drift on a noisy machine hits both sides
+            for name, (url, bearer) in sides.items():
+                s = asyncio.run(closed_loop_streams(url, bodies, bearer, concurrency=4))
+                totals[name][0] += s.completion_tokens
+                totals[name][1] += s.seconds
+                print(f"  round {r + 1} {name}: {s.tokens_per_s:.1f} tok/s", flush=True)
     d_tps = totals["direct"][0] / totals["direct"][1]
     g_tps = totals["gateway"][0] / totals["gateway"][1]
     return {"tokens_per_s_direct": d_tps, "tokens_per_s_gateway": g_tps,

@@ -33,17 +33,13 @@ import json
 import os
 import random
 import statistics
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import aiohttp
-import httpx
 
 from tokenmill.bench.report import percentiles, run_info, summarize, tpot
 from tokenmill.bench.runner import Outcome, run
@@ -62,8 +58,7 @@ from tokenmill.economics.perf_model import (
 )
 from tokenmill.economics.planner import device
 from tokenmill.engines.base import ReplicaSpec
-from tokenmill.engines.llamacpp import LlamaCppAdapter
-from tokenmill.testing import free_port
+from tokenmill.runtime.standalone import StandaloneEngine, standalone_llama_server
 
 # (prompt tokens with the chat template, concurrency); 1024 only at c=1, as time allows
 GRID = (*((n, c) for n in (32, 128, 256, 512) for c in (1, 2, 4)), (1024, 1))
@@ -95,32 +90,12 @@ def _requests(prompt: int, concurrency: int, spread: float, seed: int) -> list[B
     ]  # fmt: skip
 
 
-@contextlib.contextmanager
-def _engine() -> Iterator[tuple[str, int]]:
+def _engine() -> "contextlib.AbstractContextManager[StandaloneEngine]":
     """llama-server as TokenMill launches it, plus the flags that make each run a cold one."""
-    port = free_port()
     spec = ReplicaSpec("smol", 0, model_path=str(default_model_path()),
                        options={"parallel": SLOTS, "threads": THREADS, "cache_ram_mib": 0,
                                 "ctx_per_slot": 2048})  # fmt: skip
-    argv = [*LlamaCppAdapter().launch(spec, port).argv, "--ignore-eos", "--no-cache-prompt"]
-    log = tempfile.NamedTemporaryFile(prefix="planner-validation-", suffix=".log", delete=False)  # noqa: SIM115
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"llama-server exited; see {log.name}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.2)
-        else:
-            raise TimeoutError(f"llama-server not ready in 120 s; see {log.name}")
-        yield url + "/v1", proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    return standalone_llama_server(spec, extra_args=("--ignore-eos", "--no-cache-prompt"))
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -148,13 +123,16 @@ def _wait_for_quiet(pid: int, budget: float) -> float:
     return waited
 
 
-def _run(url: str, reqs: list[BenchRequest], concurrency: int) -> tuple[list[Outcome], float]:
+def _run(
+    engine: StandaloneEngine, reqs: list[BenchRequest], concurrency: int
+) -> tuple[list[Outcome], float]:
     # llama-server answers a stream with "Keep-Alive" and then closes the socket; the runner
     # resends a request that failed on such a connection, but one connection per request
     # keeps that failed attempt out of the timings.
     fresh = functools.partial(aiohttp.TCPConnector, force_close=True)
     with mock.patch.object(aiohttp, "TCPConnector", fresh):
-        return asyncio.run(run(url, {"*": "none"}, "smol", reqs, concurrency))
+        keys = {"*": engine.secret}
+        return asyncio.run(run(engine.base_url, keys, "smol", reqs, concurrency))
 
 
 def _steady(outcomes: list[Outcome], c: int) -> dict[str, Any]:
@@ -188,11 +166,14 @@ def _tokens_per_chunk(outcomes: list[Outcome]) -> float:
     return sum(o.completion_tokens for o in outcomes) / chunks
 
 
-def _pass(url: str, pid: int, prompt: int, c: int, spread: float, seed: int) -> dict[str, Any]:
+def _pass(
+    engine: StandaloneEngine, prompt: int, c: int, spread: float, seed: int
+) -> dict[str, Any]:
     """One closed-loop run of a grid point, with what else used the CPU meanwhile."""
+    pid = engine.proc.pid
     cpu0, foreign0 = _cpu_seconds(pid), _foreign_cpu(pid)
     start = time.monotonic()
-    outcomes, wall = _run(url, _requests(prompt, c, spread, seed), c)
+    outcomes, wall = _run(engine, _requests(prompt, c, spread, seed), c)
     failed = [o for o in outcomes if not o.ok or o.ttft_s is None]
     if failed:
         raise RuntimeError(f"{len(failed)} requests failed at {prompt}/{c}: {failed[0]}")
@@ -236,19 +217,20 @@ def measure(spread: float, rounds: int) -> list[dict[str, Any]]:
     """Every grid point `rounds` times, the grid forwards then backwards, so that a slow spell
     of this shared VM is spread over the points instead of landing on a few of them."""
     passes: dict[tuple[int, int], list[dict[str, Any]]] = {key: [] for key in GRID}
-    with _engine() as (url, pid):
+    with _engine() as engine:
+        pid = engine.proc.pid
         # Warm-up: every slot prefills the longest prompt once, so that no point is the first
         # to touch its KV memory (without it, each prompt length's first point ran slow).
         longest = max(prompt for prompt, _ in GRID)
         warm = [replace(r, max_tokens=1) for r in _requests(longest, SLOTS, spread, 999)]
-        _run(url, warm[:SLOTS], SLOTS)
+        _run(engine, warm[:SLOTS], SLOTS)
         waits = QUIET_WAIT_S * rounds
         for r in range(rounds):
             for prompt, c in GRID if r % 2 == 0 else reversed(GRID):
                 waited = _wait_for_quiet(pid, waits)
                 waits -= waited
                 seed = 10_000 * r + 100 * GRID.index((prompt, c)) + c
-                p = _pass(url, pid, prompt, c, spread, seed) | {"waited_for_quiet_s": waited}
+                p = _pass(engine, prompt, c, spread, seed) | {"waited_for_quiet_s": waited}
                 passes[(prompt, c)].append(p)
                 ttft = percentiles([o.ttft_s or 0.0 for o in p["outcomes"]])["p50"]
                 print(f"  round {r + 1} prompt {prompt:5d} c={c}: TTFT p50 {ttft:.3f}s, "

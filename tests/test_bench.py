@@ -15,6 +15,8 @@ from tokenmill.bench.plot import plot, token_times
 from tokenmill.bench.runner import Outcome, run
 from tokenmill.bench.workload import from_trace, synthetic, words
 from tokenmill.cli.main import app
+from tokenmill.engines.base import ReplicaSpec
+from tokenmill.runtime.standalone import standalone_llama_server
 from tokenmill.scheduling.traces import TraceRow
 from tokenmill.testing import ServerProcess
 
@@ -134,13 +136,13 @@ def test_bench_plot_problems_are_reported_before_any_load(
     assert not (tmp_path / name).exists()
 
 
-def test_runner_resends_when_the_engine_closed_a_pooled_connection(server: ServerProcess):
+def test_runner_resends_when_the_engine_closed_a_pooled_connection(model_path: Path):
     """llama-server answers a stream with Keep-Alive and then closes the socket: the next
     request on that pooled connection fails before anything is sent back, and is sent again."""
-    deps = server.admin("GET", "/admin/deployments")["data"]
-    [dep] = [d for d in deps if d["name"] == "smollm2-135m"]
-    engine = dep["replica_status"][0]["endpoint"]
+    spec = ReplicaSpec("any", 0, model_path=str(model_path))
     reqs = synthetic({"a": 1.0}, requests=4, rate=50, system_tokens=0, max_tokens=4)
-    outcomes, _ = asyncio.run(run(engine, {"*": "none"}, "any", reqs, concurrency=1))
+    with standalone_llama_server(spec) as engine:
+        keys = {"*": engine.secret}
+        outcomes, _ = asyncio.run(run(engine.base_url, keys, "any", reqs, concurrency=1))
     assert [o.error for o in outcomes] == [None] * 4
     assert all(o.ok and o.completion_tokens > 0 for o in outcomes)

@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import openai
 
+from tokenmill.engines.base import ReplicaSpec
+from tokenmill.runtime.standalone import standalone_llama_server
 from tokenmill.testing import ServerProcess
 
 
@@ -55,34 +57,45 @@ def test_crashed_engine_is_restarted_and_serves_again(
     assert name not in [d["name"] for d in server.admin("GET", "/admin/deployments")["data"]]
 
 
-def test_attached_openai_endpoint_is_relayed_and_metered(server: ServerProcess, tenant_key):
+def test_attached_openai_endpoint_is_relayed_and_metered(
+    server: ServerProcess, tenant_key, model_path: Path
+):
+    """An endpoint that wants a bearer key (here a llama-server of our own) gets the one its
+    deployment was given, and the API never shows it."""
     tenant, key = tenant_key
-    engine = _deployment(server, "smollm2-135m")["replica_status"][0]["endpoint"]
     name = "smol-attached"
-    server.admin("POST", "/admin/deployments", json={
-        "name": name, "engine": "openai", "endpoint": engine, "upstream_model": "smollm2-135m",
-    })  # fmt: skip
-    try:
-        _wait(server, name, lambda d: d["ready_replicas"] == 1)
-        client = openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0)
-        resp = client.chat.completions.create(
-            model=name, messages=[{"role": "user", "content": "hi"}], max_tokens=4
-        )
-        assert resp.model == name  # the upstream's name is not leaked
-        stream = client.chat.completions.create(
-            model=name, messages=[{"role": "user", "content": "hi"}], max_tokens=4, stream=True,
-            stream_options={"include_usage": True},
-        )  # fmt: skip
-        chunks = list(stream)
-        assert {c.model for c in chunks} == {name}
-        usage = next(c.usage for c in chunks if c.usage)
-        [row] = server.tenant_usage(tenant, 2, group_by="tenant,model,replica")
-        assert row["requests"] == 2
-        assert row["model"] == name
-        assert row["replica"] == f"{name}-0"  # every token traceable to where it was made
-        assert row["completion_tokens"] == resp.usage.completion_tokens + usage.completion_tokens
-    finally:
-        server.admin("DELETE", f"/admin/deployments/{name}")
+    spec = ReplicaSpec("upstream", 0, model_path=str(model_path), options={"parallel": 2})
+    with standalone_llama_server(spec) as upstream:
+        server.admin("POST", "/admin/deployments", json={
+            "name": name, "engine": "openai", "endpoint": upstream.base_url,
+            "upstream_model": "upstream", "options": {"api_key": upstream.secret},
+        })  # fmt: skip
+        try:
+            _attached_is_served(server, name, tenant, key)
+            assert _deployment(server, name)["options"] == {"api_key": "(set)"}
+        finally:
+            server.admin("DELETE", f"/admin/deployments/{name}")
+
+
+def _attached_is_served(server: ServerProcess, name: str, tenant: str, key: str) -> None:
+    _wait(server, name, lambda d: d["ready_replicas"] == 1)
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0)
+    resp = client.chat.completions.create(
+        model=name, messages=[{"role": "user", "content": "hi"}], max_tokens=4
+    )
+    assert resp.model == name  # the upstream's name is not leaked
+    stream = client.chat.completions.create(
+        model=name, messages=[{"role": "user", "content": "hi"}], max_tokens=4, stream=True,
+        stream_options={"include_usage": True},
+    )  # fmt: skip
+    chunks = list(stream)
+    assert {c.model for c in chunks} == {name}
+    usage = next(c.usage for c in chunks if c.usage)
+    [row] = server.tenant_usage(tenant, 2, group_by="tenant,model,replica")
+    assert row["requests"] == 2
+    assert row["model"] == name
+    assert row["replica"] == f"{name}-0"  # every token traceable to where it was made
+    assert row["completion_tokens"] == resp.usage.completion_tokens + usage.completion_tokens
 
 
 def test_bad_deployments_are_refused_clearly(server: ServerProcess, tmp_path: Path):
@@ -137,3 +150,18 @@ def test_a_replica_killed_mid_load_loses_no_request(
               and d["replica_status"][0]["pid"] != victim["pid"])  # fmt: skip
     finally:
         server.admin("DELETE", f"/admin/deployments/{name}")
+
+
+def test_a_replica_refuses_requests_that_bypass_the_gateway(server: ServerProcess):
+    """Any local process can reach a replica's port; without the per-replica secret that only
+    the gateway holds, it gets nothing: no tokens, no counters."""
+    engine = _deployment(server, "smollm2-135m")["replica_status"][0]["endpoint"]
+    body = {"model": "smollm2-135m", "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 2}  # fmt: skip
+    for headers in ({}, {"Authorization": "Bearer guess"}, {"X-Api-Key": "guess"}):
+        for path in ("/chat/completions", "/completions"):
+            resp = httpx.post(engine + path, json=body, headers=headers, timeout=10)
+            assert resp.status_code == 401, (path, headers, resp.text)
+        metrics = httpx.get(engine.removesuffix("/v1") + "/metrics", headers=headers, timeout=10)
+        assert metrics.status_code == 401
+    assert "secret" not in str(_deployment(server, "smollm2-135m"))

@@ -5,7 +5,6 @@ For integration tests and benchmarks, ours and yours.
 
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -16,13 +15,9 @@ from typing import Any
 
 import httpx
 
+from tokenmill.core.net import free_port
+
 ADMIN_KEY = "tm-test-admin-key-0123456789abcdefghij"  # for throwaway servers only
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -61,7 +56,9 @@ class ServerProcess:
             **self.extra_env,
         }
 
-    def start(self, timeout: float = 120.0, default_model: bool = True) -> "ServerProcess":
+    def start(
+        self, timeout: float = 120.0, default_model: bool = True, allow_failed: bool = False
+    ) -> "ServerProcess":
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.data_dir / "server.out", "ab")  # noqa: SIM115 - lives with the process
         self.proc = subprocess.Popen(
@@ -72,11 +69,12 @@ class ServerProcess:
                if self.tls else [])],
             stdout=log, stderr=subprocess.STDOUT, env=self.env,
         )  # fmt: skip
-        self.wait_ready(timeout)
+        self.wait_ready(timeout, allow_failed)
         return self
 
-    def wait_ready(self, timeout: float) -> None:
-        """Until the gateway answers and every replica is ready."""
+    def wait_ready(self, timeout: float, allow_failed: bool = False) -> None:
+        """Until the gateway answers and every replica is ready (or, if allowed, its
+        deployment has failed)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc is not None
@@ -84,7 +82,11 @@ class ServerProcess:
                 raise RuntimeError(f"server exited: {self.output()[-3000:]}")
             try:
                 deps = self.admin("GET", "/admin/deployments")["data"]
-                if all(d["ready_replicas"] == d["replicas"] for d in deps):
+                if all(
+                    d["ready_replicas"] == d["replicas"]
+                    or (allow_failed and d["state"] == "failed")
+                    for d in deps
+                ):
                     return
             except httpx.HTTPError:
                 pass

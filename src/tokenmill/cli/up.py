@@ -107,9 +107,11 @@ async def _serve(settings: Settings, url: str) -> None:
     if serving.done():
         await serving  # startup failed: uvicorn has said why
         raise typer.Exit(1)
-    await _show_replica_progress(app.state.services.deployments, serving)
+    deployments = app.state.services.deployments
+    await _show_replica_progress(deployments, serving)
     if not serving.done():
-        _print_banner(url, app.state.services.deployments.names())
+        _print_failures(deployments)
+        _print_banner(url, [rt.row.name for rt in deployments.runtimes() if not rt.failure()])
     await serving
 
 
@@ -117,28 +119,44 @@ async def _show_replica_progress(deployments: "Deployments", serving: "asyncio.T
     from tokenmill.runtime.supervisor import READY_TIMEOUT_S
 
     started = time.monotonic()
+    settled = ("ready", "failed")
     with console.status("starting replicas") as status:
         while not serving.done() and time.monotonic() - started < READY_TIMEOUT_S:
             replicas = deployments.all_replicas()
-            ready = [r for r in replicas if r.state.value == "ready"]
-            if len(ready) == len(replicas):
+            if all(r.state.value in settled for r in replicas):
                 break
             detail = ", ".join(f"{r.id}: {r.state.value}" for r in replicas)
             status.update(f"starting replicas ({time.monotonic() - started:.0f}s) {detail}")
             await asyncio.sleep(0.2)
     for r in deployments.all_replicas():
+        if r.state.value == "failed":
+            continue  # said below, at length
         mark = "[green]ready[/]" if r.state.value == "ready" else f"[yellow]{r.state.value}[/]"
-        extra = f" ({r.last_error})" if r.last_error else ""
+        extra = f" ({escape(r.last_error)})" if r.last_error else ""
         console.print(f"replica {r.id} on {r.adapter.name}: {mark}{extra}")
+
+
+def _print_failures(deployments: "Deployments") -> None:
+    for runtime in deployments.runtimes():
+        failure = runtime.failure()
+        if failure is not None:
+            console.print(
+                f"[bold red]model {runtime.row.name} FAILED and is not served:[/] {escape(failure)}"
+            )
 
 
 def _print_banner(url: str, models: list[str]) -> None:
     model = models[0] if models else "MODEL"
     hello = '[{"role": "user", "content": "Hello!"}]'
+    headline = (
+        "[bold green]TokenMill is serving[/]"
+        if models
+        else "[bold yellow]TokenMill is up, but serves no model yet[/]"
+    )
     # Plain text, not a panel: these lines are meant to be copied and pasted.
     console.print(
         f"""
-[bold green]TokenMill is serving[/] at {url}/v1   (metrics: {url}/metrics, with an operator key)
+{headline} at {url}/v1   (metrics: {url}/metrics, with an operator key)
 
 Create a tenant and a key (uses TOKENMILL_ADMIN_KEY or the saved login):
   tokenmill tenants create acme

@@ -46,6 +46,11 @@ class EngineAdapter(ABC):
         """Requests one replica serves at once: the scheduler's capacity for it."""
         return int(spec.options.get("parallel", self.default_parallel))
 
+    def serves(self, spec: ReplicaSpec, endpoint: str) -> bool:
+        """Whether its replicas answer `endpoint` ("chat", "completions", "embeddings"); an
+        engine that runs elsewhere is taken at its word, and refuses what it cannot do."""
+        return True
+
     def cache_tokens(self, spec: ReplicaSpec) -> int:
         """Prompt tokens a replica keeps cached, to size the router's prefix index."""
         return int(spec.options.get("cache_tokens", 32768))
@@ -54,8 +59,14 @@ class EngineAdapter(ABC):
     def validate(self, spec: ReplicaSpec) -> None:
         """Raise ValueError with a user-facing reason if the spec cannot run on this engine."""
 
-    def launch(self, spec: ReplicaSpec, port: int) -> LaunchCommand | None:
-        """The process to start for a replica, or None when the engine runs elsewhere."""
+    def launch(self, spec: ReplicaSpec, port: int, secret: str) -> LaunchCommand | None:
+        """The process to start for a replica, or None when the engine runs elsewhere. It must
+        refuse requests that do not carry `secret` as their bearer token (health aside)."""
+        return None
+
+    def smoke_request(self, spec: ReplicaSpec) -> tuple[str, dict[str, Any]] | None:
+        """A tiny real decode (path under the base URL, JSON body) a spawned replica must
+        answer before it takes traffic: a build that loads but cannot compute fails here."""
         return None
 
     @abstractmethod

@@ -13,11 +13,20 @@ from typing import Any
 from tokenmill.engines.base import EngineAdapter, LaunchCommand, ReplicaSpec
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"  # the sdist whose vendored llama.cpp we build
+# The build's kind is part of its cache path: a binary from an older, -march=native build
+# (which crashed on AMX CPUs) is never picked up again.
+BUILD_FLAVOR = "portable"
+POOLING = ("none", "mean", "cls", "last", "rank")  # llama-server's --pooling choices
+
+
+def default_build_dir() -> Path:
+    """Where scripts/build-llama-server.sh keeps its build (it asks us, one place per fact)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "tokenmill" / f"llama.cpp-py{LLAMA_CPP_PYTHON_VERSION}-{BUILD_FLAVOR}"
 
 
 def default_binary_path() -> Path:
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "tokenmill" / f"llama.cpp-py{LLAMA_CPP_PYTHON_VERSION}" / "bin" / "llama-server"
+    return default_build_dir() / "bin" / "llama-server"
 
 
 def find_llama_server() -> str | None:
@@ -40,6 +49,9 @@ class LlamaCppAdapter(EngineAdapter):
     default_parallel = 4
 
     def validate(self, spec: ReplicaSpec) -> None:
+        pooling = spec.options.get("pooling")
+        if pooling is not None and pooling not in POOLING:
+            raise ValueError(f"pooling must be one of {', '.join(POOLING)}; got '{pooling}'")
         if not spec.model_path:
             raise ValueError("the llamacpp engine needs --path to a .gguf model file")
         path = Path(spec.model_path)
@@ -48,8 +60,10 @@ class LlamaCppAdapter(EngineAdapter):
         if path.suffix.lower() != ".gguf":
             raise ValueError(f"llamacpp serves GGUF models; got '{path.name}'")
 
-    def launch(self, spec: ReplicaSpec, port: int) -> LaunchCommand:
-        binary = find_llama_server()
+    def launch(
+        self, spec: ReplicaSpec, port: int, secret: str, binary: str | None = None
+    ) -> LaunchCommand:
+        binary = binary or find_llama_server()
         if binary is None:
             raise ValueError(
                 "llama-server not found: run `make engines` (or scripts/build-llama-server.sh) "
@@ -78,7 +92,19 @@ class LlamaCppAdapter(EngineAdapter):
             # llama.cpp also keeps evicted slot prompts in host RAM (8 GiB by default), which
             # any routing then hits; 0 leaves a replica only its slots, as KV-bound GPUs are.
             argv += ["--cache-ram", str(int(opts["cache_ram_mib"]))]
-        return LaunchCommand(argv=argv)
+        if opts.get("embeddings"):
+            argv += _embedding_args(opts, ctx_per_slot)
+        # The secret goes in the environment, which only its owner can read; argv is public.
+        return LaunchCommand(argv=argv, env={"LLAMA_API_KEY": secret})
+
+    def smoke_request(self, spec: ReplicaSpec) -> tuple[str, dict[str, Any]]:
+        body = {"model": spec.deployment, "prompt": "Hello", "max_tokens": 2, "temperature": 0}
+        return "/completions", body
+
+    def serves(self, spec: ReplicaSpec, endpoint: str) -> bool:
+        # llama-server answers /v1/embeddings only when started for it; it serves chat and
+        # completions either way.
+        return endpoint != "embeddings" or bool(spec.options.get("embeddings"))
 
     def cache_tokens(self, spec: ReplicaSpec) -> int:
         return self.parallel(spec) * _ctx_per_slot(spec)  # each slot keeps its last prompt
@@ -91,6 +117,17 @@ class LlamaCppAdapter(EngineAdapter):
         # Per-chunk timings carry the prompt token count, so a stream cut short by the client
         # still meters its prompt exactly.
         body["timings_per_token"] = True
+
+
+def _embedding_args(opts: dict[str, Any], ctx_per_slot: int) -> list[str]:
+    """`options: {"embeddings": true, "pooling": ...}`: serve /v1/embeddings. An input is
+    embedded in one micro-batch, so the batch is a slot's whole context (llama.cpp's default
+    512 would refuse longer inputs). Pooling left out is the model's own; a chat model's is
+    usually none, which /v1/embeddings refuses: give one (mean, cls, last)."""
+    argv = ["--embeddings", "--batch-size", str(ctx_per_slot), "--ubatch-size", str(ctx_per_slot)]
+    if opts.get("pooling") is not None:
+        argv += ["--pooling", str(opts["pooling"])]
+    return argv
 
 
 def _ctx_per_slot(spec: ReplicaSpec) -> int:

@@ -64,12 +64,18 @@ async def replica_drift(
         return {**view, "status": "no engine counters"}
     url = replica.adapter.root_url(replica.spec, replica.port) + path
     try:
-        async with http.get(url, timeout=aiohttp.ClientTimeout(total=5)) as resp:
+        timeout = aiohttp.ClientTimeout(total=5)
+        async with http.get(url, timeout=timeout, headers=replica.auth_headers()) as resp:
             counts = engine_counts(await resp.text())
     except (aiohttp.ClientError, TimeoutError) as exc:
         return {**view, "status": f"engine unreachable: {type(exc).__name__}"}
     if counts is None:
         return {**view, "status": "no engine counters"}
+    counts = Counts(  # less TokenMill's own smoke decode: nobody's tokens, never metered
+        counts.prompt - replica.own_prompt_tokens,
+        counts.cached,
+        counts.completion - replica.own_completion_tokens,
+    )
     ledger = ledger_counts(engine, replica.id, replica.started_at)
     drift = {k: asdict(ledger)[k] - v for k, v in asdict(counts).items()}
     return {

@@ -21,6 +21,7 @@ from tokenmill.store.tables import Deployment
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 MAX_REPLICAS = 64
+SECRET_OPTIONS = frozenset({"api_key"})  # an attached endpoint's bearer token
 
 
 @dataclass
@@ -52,6 +53,23 @@ class DeploymentRuntime:
     def ready(self) -> list[Replica]:
         return [r for r in self.replicas if r.state is ReplicaState.READY]
 
+    def failure(self) -> str | None:
+        """Why it cannot serve, when every replica it runs was given up on."""
+        active = self.active()
+        if active and all(r.state is ReplicaState.FAILED for r in active):
+            return "; ".join(f"{r.id}: {r.failure}" for r in active)
+        return None
+
+    def state(self) -> str:
+        """One word for the whole deployment: ready (all), degraded (some), failed, starting."""
+        active = self.active()
+        ready = [r for r in active if r.state is ReplicaState.READY]
+        if active and len(ready) == len(active):
+            return "ready"
+        if ready:
+            return "degraded"
+        return "failed" if self.failure() else "starting"
+
     def view(self) -> dict[str, Any]:
         row = self.row
         return {
@@ -63,9 +81,11 @@ class DeploymentRuntime:
             "replicas": len(self.active()),
             "min_replicas": row.min_replicas,
             "max_replicas": row.max_replicas,
-            "options": row.options,
+            "options": _shown_options(row.options or {}),
             "created_at": row.created_at.isoformat(),
             "ready_replicas": len(self.ready()),
+            "state": self.state(),
+            "failure": self.failure(),
             "replica_status": [r.view() for r in self.replicas],
         }
 
@@ -236,6 +256,11 @@ class Deployments:
     async def stop_all(self) -> None:
         sups = [s for rt in self._running.values() for s in rt.supervisors]
         await asyncio.gather(*(s.stop() for s in sups))
+
+
+def _shown_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Options as the API shows them: an upstream's key is a secret, so only its presence."""
+    return {k: ("(set)" if k in SECRET_OPTIONS else v) for k, v in options.items()}
 
 
 def _check_range(low: int, high: int) -> None:

@@ -12,7 +12,7 @@ class ReplicaState(StrEnum):
     UNHEALTHY = "unhealthy"
     RESTARTING = "restarting"
     STOPPED = "stopped"
-    FAILED = "failed"
+    FAILED = "failed"  # crashed before ready too often: no more restarts, `failure` says why
 
 
 @dataclass
@@ -23,10 +23,16 @@ class Replica:
     state: ReplicaState = ReplicaState.STARTING
     restarts: int = 0
     last_error: str | None = None
+    failure: str | None = None  # why it was given up on (state FAILED)
     pid: int | None = None
     served: int = field(default=0)
     draining: bool = False  # scaled away: finishing what it serves, taking nothing new
     started_at: float | None = None  # when its engine process started: its counters' zero
+    # The per-process secret a spawned engine demands (--api-key): only TokenMill reaches it.
+    secret: str | None = field(default=None, repr=False)
+    # Tokens the supervisor's own smoke decode spent since started_at: no tenant's, unmetered.
+    own_prompt_tokens: int = 0
+    own_completion_tokens: int = 0
 
     @property
     def id(self) -> str:
@@ -40,6 +46,10 @@ class Replica:
     def health_url(self) -> str:
         return self.adapter.health_url(self.spec, self.port)
 
+    def auth_headers(self) -> dict[str, str]:
+        """What every request to the engine carries besides its own headers."""
+        return {"Authorization": f"Bearer {self.secret}"} if self.secret else {}
+
     def view(self) -> dict[str, object]:
         return {
             "id": self.id,
@@ -50,4 +60,5 @@ class Replica:
             "served": self.served,
             "draining": self.draining,
             "last_error": self.last_error,
+            "failure": self.failure,
         }

@@ -6,8 +6,8 @@ import contextlib
 import ctypes
 import logging
 import os
+import secrets
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -15,20 +15,21 @@ from pathlib import Path
 
 import aiohttp
 
+from tokenmill.core.net import free_port
+from tokenmill.runtime.crash import crash_report, exit_reason
 from tokenmill.runtime.replica import Replica, ReplicaState
+from tokenmill.runtime.smoke import decoded_tokens
 
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 120.0
+SMOKE_TIMEOUT_S = 60.0
+# Starts that fail in a row, each before ready, after which a replica is FAILED and left down:
+# a binary that crashes at its first decode would otherwise be restarted forever.
+CRASH_LOOP_LIMIT = 3
 HEALTH_INTERVAL_S = 5.0
 BACKOFF_MAX_S = 30.0
 STOP_GRACE_S = 5.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _die_with_parent() -> None:
@@ -53,6 +54,7 @@ class ReplicaSupervisor:
         self._proc: asyncio.subprocess.Process | None = None
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._reached_ready = False
         self.ready = asyncio.Event()
 
     def start(self) -> None:
@@ -60,8 +62,10 @@ class ReplicaSupervisor:
 
     async def _run(self) -> None:
         backoff = 1.0
+        failed_starts = 0  # in a row, each before the replica was ever ready
         while not self._stopping:
             started = time.monotonic()
+            self._reached_ready = False
             try:
                 if self.replica.adapter.spawns:
                     await self._run_process()
@@ -74,6 +78,10 @@ class ReplicaSupervisor:
                 self.replica.last_error = str(exc)
             if self._stopping:
                 break
+            failed_starts = 0 if self._reached_ready else failed_starts + 1
+            if failed_starts >= CRASH_LOOP_LIMIT:
+                self._give_up(failed_starts)
+                return
             self._set_state(ReplicaState.RESTARTING)
             self.replica.restarts += 1
             if time.monotonic() - started > 60:
@@ -82,15 +90,25 @@ class ReplicaSupervisor:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX_S)
 
+    def _give_up(self, attempts: int) -> None:
+        """A replica that never gets ready will not by retrying: say why, loudly, and stop."""
+        replica = self.replica
+        replica.failure = f"failed to start {attempts} times in a row: {replica.last_error}"
+        log.error("replica %s FAILED, not restarting: %s", replica.id, replica.failure)
+        self._set_state(ReplicaState.FAILED)
+
     async def _run_process(self) -> None:
         replica = self.replica
         port = free_port()
-        cmd = replica.adapter.launch(replica.spec, port)
+        secret = secrets.token_urlsafe(32)
+        cmd = replica.adapter.launch(replica.spec, port, secret)
         if cmd is None:
             raise RuntimeError(f"engine {replica.adapter.name} cannot be launched")
         self._log_dir.mkdir(parents=True, exist_ok=True)
-        logf = await asyncio.to_thread(open, self._log_dir / f"{replica.id}.log", "ab")
+        log_path = self._log_dir / f"{replica.id}.log"
+        logf = await asyncio.to_thread(open, log_path, "ab")
         with logf:
+            log_start = logf.tell()
             self._proc = await asyncio.create_subprocess_exec(
                 *cmd.argv,
                 stdin=asyncio.subprocess.DEVNULL,
@@ -100,12 +118,16 @@ class ReplicaSupervisor:
                 start_new_session=True,  # Ctrl-C reaches us, not the engine: we stop it in order
                 preexec_fn=_die_with_parent,
             )
-        replica.port, replica.pid = port, self._proc.pid
+        replica.port, replica.pid, replica.secret = port, self._proc.pid, secret
         replica.started_at = time.time()
+        replica.own_prompt_tokens = replica.own_completion_tokens = 0
         self._set_state(ReplicaState.STARTING)
         exited = asyncio.ensure_future(self._proc.wait())
         try:
             if not await self._wait_ready(exited):
+                if exited.done():
+                    code = exited.result()
+                    replica.last_error = crash_report(code, log_path, log_start, lines=6)
                 return
             await self._health_loop(exited)
         finally:
@@ -116,15 +138,47 @@ class ReplicaSupervisor:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline and not exited.done():
             if await self._healthy():
+                if not await self._smoke_decode(exited):
+                    return False
+                self._reached_ready = True
                 self._set_state(ReplicaState.READY)
                 return True
             await asyncio.sleep(0.2)
         self.replica.last_error = (
-            f"engine exited with code {exited.result()} before ready"
+            f"engine {exit_reason(exited.result())} before ready"
             if exited.done()
             else f"not ready after {READY_TIMEOUT_S:.0f}s"
         )
         return False
+
+    async def _smoke_decode(self, exited: "asyncio.Future[int]") -> bool:
+        """Healthy is not enough: the engine must decode a few tokens before it takes traffic."""
+        replica = self.replica
+        smoke = replica.adapter.smoke_request(replica.spec)
+        if smoke is None:
+            return True
+        path, body = smoke
+        try:
+            async with self._http.post(
+                replica.base_url + path,
+                json=body,
+                headers=replica.auth_headers(),
+                timeout=aiohttp.ClientTimeout(total=SMOKE_TIMEOUT_S),
+            ) as resp:
+                answer = await resp.json(content_type=None) if resp.status == 200 else None
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            await asyncio.sleep(0.2)  # a crash closes the socket a moment before the exit
+            if not exited.done():
+                replica.last_error = f"smoke decode failed: {exc!r}"
+            return False
+        if answer is None or decoded_tokens(answer) <= 0:
+            replica.last_error = f"smoke decode answered {status} without tokens"
+            return False
+        usage = answer["usage"]
+        replica.own_prompt_tokens += int(usage.get("prompt_tokens") or 0)
+        replica.own_completion_tokens += int(usage["completion_tokens"])
+        return True
 
     async def _health_loop(self, exited: "asyncio.Future[int] | None") -> None:
         failures = 0
@@ -132,12 +186,13 @@ class ReplicaSupervisor:
             if exited is not None:
                 done, _ = await asyncio.wait({exited}, timeout=HEALTH_INTERVAL_S)
                 if done:
-                    self.replica.last_error = f"engine exited with code {exited.result()}"
+                    self.replica.last_error = f"engine {exit_reason(exited.result())}"
                     return
             else:
                 await asyncio.sleep(HEALTH_INTERVAL_S)
             if await self._healthy():
                 failures = 0
+                self._reached_ready = True
                 self._set_state(ReplicaState.READY)
             else:
                 failures += 1
@@ -150,17 +205,22 @@ class ReplicaSupervisor:
                     return  # restart it
 
     async def _watch_attached(self) -> None:
+        # An endpoint that wants a key gets the one its deployment was given.
+        self.replica.secret = self.replica.spec.options.get("api_key")
         self._set_state(ReplicaState.STARTING)
         while not self._stopping and not await self._healthy():
             self.replica.last_error = f"endpoint not healthy: {self.replica.health_url}"
             await asyncio.sleep(1.0)
+        self._reached_ready = True
         self._set_state(ReplicaState.READY)
         await self._health_loop(None)
 
     async def _healthy(self) -> bool:
         try:
             timeout = aiohttp.ClientTimeout(total=2.0)
-            async with self._http.get(self.replica.health_url, timeout=timeout) as resp:
+            async with self._http.get(
+                self.replica.health_url, timeout=timeout, headers=self.replica.auth_headers()
+            ) as resp:
                 if resp.status < 300:
                     return True
                 self.replica.last_error = f"health check answered {resp.status}"

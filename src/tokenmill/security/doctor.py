@@ -117,6 +117,21 @@ def _models(f: Facts) -> Finding:
     )
 
 
+def _serving(f: Facts) -> Finding:
+    failed = [d for d in f.deployments if d.get("state") == "failed"]
+    if failed:
+        return Finding(
+            "models-serving",
+            "fail",
+            "; ".join(f"{d['name']} failed: {d.get('failure')}" for d in failed),
+            "follow the hint, then `tokenmill models remove` and deploy again (or restart)",
+        )
+    down = sorted(d["name"] for d in f.deployments if d.get("state") in ("starting", "degraded"))
+    if down:
+        return Finding("models-serving", "warn", f"not every replica is ready: {down}")
+    return Finding("models-serving", "ok", f"{len(f.deployments)} model(s), every replica ready")
+
+
 def _budgets(f: Facts) -> list[Finding]:
     if f.profile is not Profile.FINANCE:
         return []
@@ -178,6 +193,7 @@ def examine(f: Facts) -> list[Finding]:
         _pii(f),
         *_audit(f),
         _models(f),
+        _serving(f),
         *_budgets(f),
         *_failover(f),
     ]
