@@ -56,15 +56,30 @@ def test_live_cost_per_token_on_the_real_replica(
 
     tokens = usage["prompt_tokens"] + usage["completion_tokens"]
 
-    # No node file: tokens are still known, costs are not (and nothing is invented).
+    # No node file: this machine is costed by a default estimate, which says so, and says
+    # which file replaces it.
     bare = _economics(server, since, until)
-    assert bare["nodes"] == [] and "absent" in bare["node_file"]
-    assert bare["without_node"] == [{"deployment": "smollm2-135m", "tokens": tokens}]
+    (default,) = bare["nodes"]
+    assert default["node"] == "local" and default["tokens"] == tokens
+    assert default["cost_estimated"] is True
+    assert default["cost_basis"].startswith("default estimate")
+    assert default["inputs"]["acquisition"]["mode"] == "rented" and Decimal(default["cost"]) > 0
+    assert bare["without_node"] == [] and "absent" in bare["node_file"]
+    assert bare["default_node"]["estimate"] is True
+    assert f"write {node_file}" in bare["default_node"]["replace"]
+    cmd = [sys.executable, "-m", "tokenmill", "report", "economics", "--hours", "1"]
+    narrow = {**server.env, "COLUMNS": "80"}
+    shown = subprocess.run(cmd, capture_output=True, text=True, env=narrow, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "is a default estimate" in " ".join(shown.stdout.split()) and "…" not in shown.stdout
 
+    # The operator's node file replaces the estimate.
     node_file.write_text(NODE_FILE)
     report = _economics(server, since, until)
     (node,) = report["nodes"]
     assert node["tokens"] == tokens
+    assert node["cost_estimated"] is False and report["default_node"] is None
+    assert node["inputs"]["acquisition"]["mode"] == "owned"
     inputs = node["inputs"]
     assert 0 < inputs["busy_s"] <= inputs["window_s"] == until - since
     assert node["utilisation"] == inputs["busy_s"] / inputs["window_s"]
@@ -96,7 +111,6 @@ def test_live_cost_per_token_on_the_real_replica(
     assert Decimal(row["input_cost"]) > 0 and Decimal(row["output_cost"]) > 0
 
     # The same through the CLI, as an operator reads it.
-    cmd = [sys.executable, "-m", "tokenmill", "report", "economics", "--hours", "1"]
     wide = {**server.env, "COLUMNS": "200"}
     shown = subprocess.run(cmd, capture_output=True, text=True, env=wide, timeout=60)
     assert shown.returncode == 0, shown.stderr

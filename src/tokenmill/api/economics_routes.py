@@ -11,8 +11,9 @@ from tokenmill.api.auth import requires
 from tokenmill.api.billing_routes import LAST_SECOND
 from tokenmill.billing.rating import rate_pending
 from tokenmill.core.errors import InvalidRequest, Unavailable
+from tokenmill.economics.default_node import nodes_or_default
 from tokenmill.economics.live import economics
-from tokenmill.economics.nodes import NodeConfigError, load_nodes
+from tokenmill.economics.nodes import NodeConfigError
 
 router = APIRouter(prefix="/admin", tags=["economics"], dependencies=[Depends(admin)])
 DEFAULT_WINDOW_S = 86400.0
@@ -32,12 +33,12 @@ async def fleet_economics(
     start = since if since is not None else max(end - DEFAULT_WINDOW_S, svc.started_at)
     if end <= start:
         raise InvalidRequest(f"the window must end after it starts (since {start}, until {end})")
-    path = svc.settings.economics_path
+    path, name = svc.settings.economics_path, svc.settings.node_name
     try:
-        nodes = await asyncio.to_thread(load_nodes, path)
+        # No node file: this machine, costed by a labelled default estimate (default_node.py).
+        nodes, origin = await asyncio.to_thread(nodes_or_default, path, name)
     except NodeConfigError as exc:
         raise Unavailable(f"the node cost file is invalid: {exc}", code="misconfigured") from None
     await asyncio.to_thread(rate_pending, svc.db, svc.prices)
     report = await asyncio.to_thread(economics, svc.db, nodes, start, end, svc.power_of)
-    report["node_file"] = str(path) if nodes else f"{path} (absent or empty: no costs known)"
-    return report
+    return report | origin

@@ -171,7 +171,7 @@ def usage(
         "completion_tokens",
         "total_tokens",
     ]
-    emit(data["data"], False, cols, "usage")
+    emit(data["data"], False, cols, "usage", keys=len(data["group_by"]))
     if data["total"]:
         t = data["total"]
         console.print(

@@ -4,6 +4,7 @@ import time
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from tokenmill.cli import billing_commands
 from tokenmill.cli.admin_commands import Json, Url
@@ -34,8 +35,9 @@ def _energy(e: dict[str, Any]) -> str:
 def _print_inputs(node: dict[str, Any]) -> None:
     i, h = node["inputs"], node["inputs"]["hour_cost"]
     acq = ", ".join(f"{k} {v}" for k, v in i["acquisition"].items())
+    mark = " [yellow](default estimate)[/]" if node.get("cost_estimated") else ""
     console.print(
-        f"[bold]{node['node']}[/] ({node['currency']}): {acq}; PUE {i['pue']} "
+        f"[bold]{node['node']}[/]{mark} ({node['currency']}): {acq}; PUE {i['pue']} "
         f"({i['pue_source']}); power price {i['price_per_kwh']}/kWh ({i['price_source']})\n"
         f"  hour cost = capital {h['capital']} + energy {h['energy']} + fixed opex "
         f"{h['fixed_opex']} = {h['total']}; busy {i['busy_s']:.1f} s of {i['window_s']:.1f} s\n"
@@ -59,10 +61,25 @@ def economics(
     data = AdminClient(url).call("GET", "/admin/economics", params=window)
     if json_out:
         emit(data, True)
-        return
+    else:
+        show(data)
+
+
+def _print_default(default: dict[str, Any]) -> None:
+    """Say plainly that the node's cost is the default estimate, and how to give the real one."""
+    console.print(
+        f"[bold yellow]The cost of node {escape(default['node'])} is a default estimate:[/] "
+        f"{escape(default['basis'])}.\n[bold]To replace it[/], {escape(default['replace'])}, "
+        "e.g.:"
+    )
+    console.print(default["node_file_example"], markup=False, highlight=False, end="")
+
+
+def show(data: dict[str, Any]) -> None:
+    """The report for people: tables that fit the console, then each node's inputs."""
     rows = [
         {
-            "node": n["node"],
+            "node": n["node"] + (" (estimate)" if n.get("cost_estimated") else ""),
             "utilisation": _percent(n["utilisation"]),
             "tokens": n["tokens"],
             "cost": n["cost"],
@@ -79,11 +96,13 @@ def economics(
     emit(rows, False, title="nodes")
     for node in data["nodes"]:
         _print_inputs(node)
+    if data.get("default_node"):
+        _print_default(data["default_node"])
     cols = ["currency", "input_tokens", "output_tokens", "cost", "cost_per_1m_input",
             "cost_per_1m_output", "revenue", "gross_margin"]  # fmt: skip
-    emit(data["by_model"], False, ["model", *cols], "by model")
-    emit(data["by_tenant"], False, ["tenant", *cols], "by tenant")
-    emit(data["by_replica"], False, ["replica", *cols[:6]], "by replica")
+    emit(data["by_model"], False, ["model", *cols], "by model", keys=2)
+    emit(data["by_tenant"], False, ["tenant", *cols], "by tenant", keys=2)
+    emit(data["by_replica"], False, ["replica", *cols[:6]], "by replica", keys=2)
     if data["without_node"]:
         emit(data["without_node"], False, title="deployments with no node cost configured")
     console.print(f"[dim]node costs from {data['node_file']}[/]")

@@ -272,7 +272,7 @@ def _print(result: Plan) -> None:
     )
     calibrated = any(o.efficiency != "default" for o in result.options)
     rows = [_row(i, o, opts.acquire, calibrated) for i, o in enumerate(result.options, 1)]
-    emit(rows, False, title="options, cheapest per 1M tokens first")
+    emit(rows, False, title="options, cheapest per 1M tokens first", keys=2)
     console.print(
         f"[dim]racks: {'/'.join(site.book.cooling)} (? no rack-power figure, x a node exceeds "
         "it); kW at TDP, accelerators only; ~ rests on a low-confidence catalog figure "

@@ -228,6 +228,8 @@ def account(
         node_rows.append(
             {
                 "node": node.name,
+                "cost_estimated": node.default_basis is not None,
+                "cost_basis": node.default_basis or "node file",
                 "hardware": node.hardware,
                 "facility": node.facility.name,
                 "currency": currency,

@@ -234,7 +234,8 @@ def estimated_power(tdp_w: float, utilisation: float, idle_w: float = 0.0) -> Po
     if not (0.0 <= idle_w <= tdp_w):
         raise ValueError(f"idle_w must be in [0, TDP], got {idle_w!r}")
     watts = idle_w + (tdp_w - idle_w) * utilisation
-    return Power(watts, True, f"estimate: idle {idle_w} W + (TDP {tdp_w} W - idle) x {utilisation}")
+    basis = f"estimate: idle {idle_w:g} W + (TDP {tdp_w:g} W - idle) x {utilisation:.3g}"
+    return Power(watts, True, basis)
 
 
 def measured_power(watts: float, basis: str = "measured") -> Power:

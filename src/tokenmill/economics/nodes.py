@@ -15,7 +15,8 @@ cost = { mode = "rented", per_hour = "0.0875", energy_included = true }
 ```
 
 A deployment belongs to the first node whose pattern matches it, in file order; one that no
-node claims has no known cost, and the accounting says so rather than guessing one.
+node claims has no known cost, and the accounting says so rather than guessing one. With no
+file at all, the report costs this machine by a labelled default estimate (default_node.py).
 """
 
 import fnmatch
@@ -49,6 +50,8 @@ class Node:
     fixed_opex_per_hour: Decimal
     deployments: tuple[str, ...]
     hardware: str | None  # catalog id
+    # None: the operator's figures (the node file). Else why they are a default estimate.
+    default_basis: str | None = None
 
     def runs(self, deployment: str) -> bool:
         return any(fnmatch.fnmatchcase(deployment, p) for p in self.deployments)
