@@ -101,3 +101,16 @@ async def test_an_engine_that_dies_as_it_starts_is_given_up_on(
     assert "killed by SIGSEGV before ready" in replica.failure
     assert "fake engine: crashing at start" in replica.failure
     assert replica.restarts == supervisor.CRASH_LOOP_LIMIT - 1
+
+
+def test_models_list_shows_the_failure(crashing_server: ServerProcess):
+    result = subprocess.run(
+        [sys.executable, "-m", "tokenmill", "models", "list"],
+        env={**crashing_server.env, "COLUMNS": "80"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "failed" in result.stdout
+    assert "smollm2-135m FAILED:" in " ".join(result.stdout.split())

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from tokenmill.cli.client import AdminClient, resolve_url, save_login
 from tokenmill.cli.output import console, emit
@@ -69,7 +70,11 @@ def models_list(url: Url = None, json_out: Json = False) -> None:
         }
         for d in data
     ]
-    emit(rows, False, ["name", "engine", "ready", "replica_states", "source"], "deployments")
+    emit(rows, False, ["name", "engine", "state", "ready", "replica_states", "source"],
+         "deployments")  # fmt: skip
+    for d in data:
+        if d.get("failure"):
+            console.print(f"[red]{escape(d['name'])} FAILED:[/] {escape(d['failure'])}")
 
 
 @models.command("scale")
