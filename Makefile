@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck unit engines bench clean
+.PHONY: run test fast lint typecheck unit engines bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,10 @@ unit: $(STAMP) engines
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 test: lint typecheck unit
+
+# The fast tier: no engine, no services (tests that need them are marked `engine` in conftest).
+fast: $(STAMP)
+	$(BIN)/pytest -m "not engine"
 
 # Saturation runs use wrk (Debian package `wrk`); results land in benchmarks/results/.
 bench: $(STAMP) engines

@@ -14,7 +14,23 @@ from tokenmill.testing import ServerProcess, TlsFiles
 _tenants = itertools.count()
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
+# A test needs the real engine if it asks for one of these fixtures, or its module starts
+# servers or engines of its own; the rest are the fast tier (`make fast`: -m "not engine").
+_ENGINE_FIXTURES = frozenset({"server", "model_path", "tenant_key", "crashing_server"})
+_ENGINE_STARTERS = ("ServerProcess", "standalone_llama_server", "CliRunner")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = getattr(item, "module", None)
+        starts = module is not None and any(n in vars(module) for n in _ENGINE_STARTERS)
+        if starts or _ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.engine)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if not any(item.get_closest_marker("engine") for item in session.items):
+        return
     missing = []
     if find_llama_server() is None:
         missing.append("llama-server (run `make engines`)")

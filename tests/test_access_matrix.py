@@ -22,7 +22,12 @@ PUBLIC = {
 EXPECTED: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/chat/completions"): {TA, ME, AG},
     ("POST", "/v1/completions"): {TA, ME, AG},
+    ("POST", "/v1/embeddings"): {TA, ME, AG},
+    ("POST", "/v1/responses"): {TA, ME, AG},
+    ("GET", "/v1/responses/{response_id}"): {TA, ME, AG},
+    ("DELETE", "/v1/responses/{response_id}"): {TA, ME, AG},
     ("GET", "/v1/models"): {TA, ME, AG},
+    ("GET", "/v1/models/{model}"): {TA, ME, AG},
     ("GET", "/metrics"): {PA, OP, AU},
     ("POST", "/admin/tenants"): {PA},
     ("GET", "/admin/tenants"): {PA, OP},

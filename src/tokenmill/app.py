@@ -20,6 +20,7 @@ from tokenmill.api import (
     economics_routes,
     export_routes,
     openai_routes,
+    responses_routes,
 )
 from tokenmill.api.errors import install_error_handlers
 from tokenmill.api.guard import caller
@@ -39,6 +40,7 @@ from tokenmill.core.periodic import Periodic
 from tokenmill.economics.live import logged_or_estimated
 from tokenmill.gateway.content_guard import ContentGuard
 from tokenmill.gateway.proxy import InferenceProxy
+from tokenmill.gateway.response_store import ResponseStore
 from tokenmill.metering.cloudevents import CloudEventsExporter
 from tokenmill.metering.ledger import tokens_used
 from tokenmill.metering.service import Metering
@@ -173,6 +175,8 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     install_error_docs(app)
     app.include_router(openai_routes.router)
+    app.include_router(responses_routes.router)
+    app.state.response_store = ResponseStore()  # memory only: see gateway/response_store.py
     app.include_router(admin_routes.router)
     app.include_router(billing_routes.router)
     app.include_router(export_routes.router)
@@ -262,5 +266,5 @@ def _denials(audit: AuditLog) -> DenialSink:
 def create_asgi(settings: Settings) -> tuple[ASGIApp, FastAPI]:
     """The served ASGI app (request ids, inference fast path, FastAPI) and the FastAPI app."""
     app = create_app(settings)
-    hot = HotPathRouter(app, openai_routes.HOT_ROUTES)
+    hot = HotPathRouter(app, {**openai_routes.HOT_ROUTES, **responses_routes.HOT_ROUTES})
     return SecureHeadersMiddleware(RequestIdMiddleware(AdminAuditMiddleware(hot, app))), app

@@ -8,7 +8,7 @@ from starlette.requests import Request
 
 from tokenmill.core.errors import Forbidden, Unauthenticated
 from tokenmill.security.keys import KeyRing, Principal
-from tokenmill.security.roles import Permission, scope_for
+from tokenmill.security.roles import Permission, listed, scope_for
 from tokenmill.security.throttle import AuthThrottle
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -41,7 +41,7 @@ def authorize(principal: Principal, permission: Permission) -> None:
     scope = scope_for(permission)
     if scope not in principal.scopes:
         raise Forbidden(
-            f"this key is not valid for {scope} (its scopes: {sorted(principal.scopes)})",
+            f"this key's scopes ({listed(principal.scopes)}) do not allow {scope}",
             code="scope_denied",
         )
     if not principal.may(permission):

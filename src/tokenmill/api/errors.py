@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -25,6 +26,8 @@ _BY_STATUS: dict[int, type[TokenMillError]] = {
     404: NotFound,
     413: PayloadTooLarge,
 }
+
+_ROUTER_404 = HTTPStatus.NOT_FOUND.phrase  # the detail of Starlette's own "no such route"
 
 
 def error_response(err: TokenMillError, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -57,8 +60,10 @@ async def _validation_error(_req: Request, exc: Exception) -> JSONResponse:
     return error_response(InvalidRequest(msg, param=param))
 
 
-async def _http_error(_req: Request, exc: Exception) -> JSONResponse:
+async def _http_error(req: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 404 and exc.detail == _ROUTER_404:  # no route: say which was asked
+        return error_response(NotFound(f"Unknown route: {req.method} {req.url.path}"))
     kind = _BY_STATUS.get(exc.status_code)
     if kind is not None:
         return error_response(kind(str(exc.detail)))

@@ -12,7 +12,12 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic.json_schema import models_json_schema
 
-from tokenmill.api.schemas import ChatCompletionRequest, CompletionRequest
+from tokenmill.api.schemas import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingsRequest,
+    ResponsesRequest,
+)
 
 ERROR_SCHEMA: dict[str, Any] = {
     "title": "ErrorResponse",
@@ -45,6 +50,7 @@ _REF = "#/components/schemas/ErrorResponse"
 _RETRY_AFTER = {
     "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
 }
+_BODIES = (ChatCompletionRequest, CompletionRequest, ResponsesRequest, EmbeddingsRequest)
 _FASTAPI_422 = ("HTTPValidationError", "ValidationError")  # the bodies of FastAPI's own 422
 
 
@@ -63,9 +69,9 @@ def install_error_docs(app: FastAPI) -> None:
 
 def _body_schemas() -> dict[str, Any]:
     """The /v1 request bodies: validated by hand on the hot path, so FastAPI never saw them;
-    openai_routes refers to them by name."""
+    openai_routes and responses_routes refer to them by name."""
     _, defs = models_json_schema(
-        [(ChatCompletionRequest, "validation"), (CompletionRequest, "validation")],
+        [(model, "validation") for model in _BODIES],
         ref_template="#/components/schemas/{model}",
     )
     return dict(defs["$defs"])

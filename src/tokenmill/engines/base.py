@@ -8,6 +8,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
+from tokenmill.engines.capabilities import Capabilities, with_overrides
+
 
 @dataclass(frozen=True)
 class ReplicaSpec:
@@ -37,6 +39,7 @@ class EngineAdapter(ABC):
     model_formats: frozenset[str]
     spawns: bool
     metrics_path: str | None = None
+    capabilities_path: str | None = None  # a GET (root-relative) that says what it can do
     # True when the engine reports usage at the end of a stream if asked (stream_options).
     reports_stream_usage: bool = True
     # Concurrent requests one replica serves well; beyond it requests queue (scheduling issue).
@@ -45,6 +48,11 @@ class EngineAdapter(ABC):
     def parallel(self, spec: ReplicaSpec) -> int:
         """Requests one replica serves at once: the scheduler's capacity for it."""
         return int(spec.options.get("parallel", self.default_parallel))
+
+    def capabilities(self, spec: ReplicaSpec, probe: dict[str, Any] | None) -> Capabilities:
+        """What its replicas can do, from the answer to `capabilities_path` when it has one
+        (None before any replica answered): an endpoint elsewhere is taken at its word."""
+        return with_overrides(Capabilities(), spec.options)
 
     def serves(self, spec: ReplicaSpec, endpoint: str) -> bool:
         """Whether its replicas answer `endpoint` ("chat", "completions", "embeddings"); an

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenmill.engines.base import EngineAdapter, LaunchCommand, ReplicaSpec
+from tokenmill.engines.capabilities import Capabilities, from_llama_props, with_overrides
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"  # the sdist whose vendored llama.cpp we build
 # The build's kind is part of its cache path: a binary from an older, -march=native build
@@ -46,6 +47,7 @@ class LlamaCppAdapter(EngineAdapter):
     model_formats = frozenset({"gguf"})
     spawns = True
     metrics_path = "/metrics"
+    capabilities_path = "/props"
     default_parallel = 4
 
     def validate(self, spec: ReplicaSpec) -> None:
@@ -101,6 +103,15 @@ class LlamaCppAdapter(EngineAdapter):
         body = {"model": spec.deployment, "prompt": "Hello", "max_tokens": 2, "temperature": 0}
         return "/completions", body
 
+    def capabilities(self, spec: ReplicaSpec, probe: dict[str, Any] | None) -> Capabilities:
+        # Before /props answered: the shipped GGUF templates mostly lack tools; say so.
+        found = (
+            from_llama_props(probe)
+            if probe
+            else Capabilities(tool_calls=False, vision=False, audio=False)
+        )
+        return with_overrides(found, spec.options)
+
     def serves(self, spec: ReplicaSpec, endpoint: str) -> bool:
         # llama-server answers /v1/embeddings only when started for it; it serves chat and
         # completions either way.
@@ -131,4 +142,4 @@ def _embedding_args(opts: dict[str, Any], ctx_per_slot: int) -> list[str]:
 
 
 def _ctx_per_slot(spec: ReplicaSpec) -> int:
-    return int(spec.options.get("ctx_per_slot", 2048))
+    return int(spec.options.get("ctx_per_slot", 8192))

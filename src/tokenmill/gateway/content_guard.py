@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from tokenmill.core.errors import InvalidRequest
+from tokenmill.gateway.jobs import PROMPT_FIELD
 from tokenmill.security.pii import PiiMode, detect, mask
 from tokenmill.security.pii_stream import StreamMasker
 
@@ -84,19 +85,20 @@ class ContentGuard:
         if mode is PiiMode.OFF:
             return mode
         scan = _Scan(masking=mode is PiiMode.MASK)
+        field = PROMPT_FIELD.get(endpoint, "prompt")
         if endpoint == "chat":
             for message in body.get("messages") or ():
                 if isinstance(message, dict) and "content" in message:
                     message["content"] = map_texts(message["content"], scan)
-        elif "prompt" in body:
-            body["prompt"] = map_texts(body["prompt"], scan)
+        elif field in body:
+            body[field] = map_texts(body[field], scan)
         if scan.kinds:
             self._on_found(tenant, "prompt", scan.kinds)
             if mode is PiiMode.BLOCK:
                 raise InvalidRequest(
                     f"the prompt contains personal data ({', '.join(sorted(scan.kinds))}); "
                     "this tenant's policy refuses it",
-                    param="messages" if endpoint == "chat" else "prompt",
+                    param=field,
                     code="pii_detected",
                 )
         return mode

@@ -15,15 +15,36 @@ DEFAULT_MAX_OUTPUT = 256  # for the load estimate when a request sets no limit
 _BANDS = {"flex": Band.BATCH}
 
 
+# Where each endpoint's request keeps its prompt. Beside chat's messages: text, a list of
+# texts, token ids, or a list of token-id lists.
+PROMPT_FIELD = {"chat": "messages", "completions": "prompt", "embeddings": "input"}
+
+
 def prompt_parts(endpoint: str, body: dict[str, Any]) -> list[str]:
     if endpoint == "chat":
         return [_message_text(m) for m in body.get("messages", [])]
-    prompt = body.get("prompt")
+    prompt = body.get(PROMPT_FIELD.get(endpoint, "prompt"))
     if isinstance(prompt, str):
         return [prompt]
     if isinstance(prompt, list) and all(isinstance(p, str) for p in prompt):
         return [str(p) for p in prompt]
     return [repr(prompt)]  # token ids: still a stable prefix
+
+
+def _token_ids(endpoint: str, body: dict[str, Any]) -> int | None:
+    """How many token ids a prompt sent as ids holds: an exact count, no estimate needed."""
+    prompt = body.get(PROMPT_FIELD.get(endpoint, ""))
+    if not isinstance(prompt, list) or not prompt or not isinstance(prompt[0], int | list):
+        return None  # text, or chat messages
+    return sum(len(p) if isinstance(p, list) else 1 for p in prompt)
+
+
+def output_limit(endpoint: str, body: dict[str, Any]) -> int | None:
+    """The most tokens a request may generate, when it says; an embedding generates none."""
+    if endpoint == "embeddings":
+        return 0
+    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    return int(limit) if limit else None
 
 
 def prompt_bytes(endpoint: str, body: dict[str, Any]) -> int:
@@ -58,13 +79,15 @@ def job_for(
     parts = prompt_parts(endpoint, body)
     band = _BANDS.get(str(body.get("service_tier")), Band.INTERACTIVE)
     now = time.monotonic()
-    max_out = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_OUTPUT
+    max_out = output_limit(endpoint, body)
+    ids = _token_ids(endpoint, body)
+    estimate = sum(len(p) for p in parts) // CHARS_PER_TOKEN if ids is None else ids
     return Job(
         id=request_id,
         tenant=tenant,
         model=body["model"],
-        input_tokens=max(1, sum(len(p) for p in parts) // CHARS_PER_TOKEN),
-        max_output_tokens=int(max_out),
+        input_tokens=max(1, estimate),
+        max_output_tokens=DEFAULT_MAX_OUTPUT if max_out is None else max_out,
         arrived=now,
         deadline=now + wait_s[band],
         band=band,

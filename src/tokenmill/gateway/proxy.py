@@ -15,6 +15,7 @@ import orjson
 
 from tokenmill.core.errors import (
     ClientClosed,
+    InvalidRequest,
     NotFound,
     RateLimited,
     TokenMillError,
@@ -22,10 +23,13 @@ from tokenmill.core.errors import (
     UpstreamError,
 )
 from tokenmill.core.usage import Outcome, UsageRecord
+from tokenmill.gateway.content_check import check_content
 from tokenmill.gateway.content_guard import ContentGuard
-from tokenmill.gateway.jobs import CHARS_PER_TOKEN, job_for, prompt_bytes
+from tokenmill.gateway.jobs import CHARS_PER_TOKEN, job_for, output_limit, prompt_bytes
+from tokenmill.gateway.logprobs import CompletionLogprobs
 from tokenmill.gateway.sse import sse_events
 from tokenmill.gateway.stream_relay import StreamRelay
+from tokenmill.gateway.tool_emulation import ToolEmulation
 from tokenmill.gateway.tracker import UsageTracker
 from tokenmill.metering.service import Metering
 from tokenmill.observe.metrics import GatewayMetrics
@@ -43,7 +47,7 @@ from tokenmill.security.policy import Admission, Ask, RequestPolicy, ToolCallFil
 
 log = logging.getLogger(__name__)
 
-PATHS = {"chat": "/chat/completions", "completions": "/completions"}
+PATHS = {"chat": "/chat/completions", "completions": "/completions", "embeddings": "/embeddings"}
 CLIENT_CLOSED = 499  # nginx's convention for "the client went away first"
 TOKENS_PER_BLOCK = BLOCK_CHARS // CHARS_PER_TOKEN
 
@@ -115,13 +119,17 @@ class InferenceProxy:
             raise NotFound(
                 f"The model '{model}' does not exist", param="model", code="model_not_found"
             )
+        if runtime.failure() is not None:  # don't queue for a replica that will not come
+            raise _down(runtime)
+        if not runtime.adapter.serves(runtime.row_spec(), endpoint):
+            raise _not_served(model, endpoint)
+        check_content(model, endpoint, body, runtime.capabilities())
         size = prompt_bytes(endpoint, body)
         pii = await self._guard.check_prompt(principal.tenant, endpoint, body, size)  # may mask
         if pii is PiiMode.MASK:
             size = prompt_bytes(endpoint, body)
         job = job_for(request_id, principal.tenant, endpoint, body, self._wait_s)
-        limit = body.get("max_completion_tokens") or body.get("max_tokens")
-        ask = Ask(request_id, model, job.input_tokens, size, limit and int(limit))
+        ask = Ask(request_id, model, job.input_tokens, size, output_limit(endpoint, body))
         try:
             admission = await self._policy.admit(principal, ask)
         except RateLimited:
@@ -153,6 +161,9 @@ class InferenceProxy:
         payload.pop("service_tier", None)  # ours: the engine has no tiers
         if admission.max_tokens_cap is not None:
             payload["max_tokens"] = admission.max_tokens_cap
+        emulation = None
+        if endpoint == "chat" and not runtime.capabilities().tool_calls:
+            emulation = ToolEmulation.plan(payload)
         relay: StreamRelay | None = None
         if stream:
             runtime.adapter.prepare_stream(payload)
@@ -162,6 +173,8 @@ class InferenceProxy:
                 public_model=model if payload["model"] != model else None,
                 tools=tools,
                 pii=self._guard.stream(principal.tenant, pii),
+                logprobs=CompletionLogprobs() if endpoint == "completions" else None,
+                emulation=emulation,
             )
         tracker = UsageTracker(  # from arrival: queueing counts in TTFT and duration
             request_id=job.id,
@@ -190,7 +203,7 @@ class InferenceProxy:
             raise _upstream_failure(resp.status, raw)
         if relay is not None:
             return self._relay(call, resp, relay)
-        return await self._complete(call, resp, tools, pii)
+        return await self._complete(call, resp, tools, pii, emulation)
 
     async def _send(
         self,
@@ -213,7 +226,8 @@ class InferenceProxy:
             call = _Call(replica, job, tracker, url, admission)
             self._begin(call)
             try:
-                return call, await self._http.post(call.url, data=data, headers=headers)
+                sent = {**headers, **replica.auth_headers()}
+                return call, await self._http.post(call.url, data=data, headers=sent)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 log.warning(
                     "replica %s gave no answer to %s (attempt %d): %r",
@@ -249,9 +263,7 @@ class InferenceProxy:
             down = not runtime.ready()  # not busy but down: say so, not "slow down"
             self._metrics.refused.labels(job.model, tenant, 503 if down else 429).inc()
             if down:
-                raise Unavailable(
-                    f"no replica of '{job.model}' is ready; try again shortly"
-                ) from None
+                raise _down(runtime) from None
             raise RateLimited(exc.reason, retry_after_s=exc.retry_after_s) from None
         if log.isEnabledFor(logging.DEBUG):
             log.debug("route %s: %s", job.id, choice.explain())
@@ -263,6 +275,7 @@ class InferenceProxy:
         resp: aiohttp.ClientResponse,
         tools: ToolCallFilter | None,
         pii: PiiMode,
+        emulation: ToolEmulation | None = None,
     ) -> ProxyResult:
         tracker = call.tracker
         try:
@@ -275,10 +288,14 @@ class InferenceProxy:
             self._finish_nowait(call, CLIENT_CLOSED, "partial")
             raise
         data = orjson.loads(raw)
+        if tracker.endpoint == "completions":  # llama.cpp answers these in the chat shape
+            CompletionLogprobs().convert(data)
         tracker.take_usage(data.get("usage"))
         tracker.mark_first_token((data.get("timings") or {}).get("predicted_ms"))
         self._guard.answer(tracker.tenant, pii, data)
         choices = data.get("choices") or [{}]
+        if emulation is not None:
+            emulation.message(choices[0])
         if tools is not None:
             for choice in choices:
                 tools.message(choice.get("message") or {})
@@ -376,6 +393,22 @@ class InferenceProxy:
 _JSON = {"Content-Type": "application/json"}
 
 
+def _down(runtime: DeploymentRuntime) -> Unavailable:
+    failure = runtime.failure()
+    if failure is not None:  # it will not come back by itself: say why, not "try again"
+        return Unavailable(f"'{runtime.row.name}' failed to start and is down: {failure}")
+    return Unavailable(f"no replica of '{runtime.row.name}' is ready; try again shortly")
+
+
+def _not_served(model: str, endpoint: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"The model '{model}' does not serve {endpoint}: its deployment was not started for "
+        'them (llama.cpp deployments: options {"embeddings": true})',
+        param="model",
+        code="model_not_supported",
+    )
+
+
 def _unreachable(call: _Call, exc: BaseException) -> Unavailable:
     return Unavailable(f"replica {call.replica.id} did not answer: {type(exc).__name__}")
 
@@ -383,7 +416,9 @@ def _unreachable(call: _Call, exc: BaseException) -> Unavailable:
 def _upstream_failure(status: int, raw: bytes) -> TokenMillError:
     message = _upstream_message(raw)
     if 400 <= status < 500:
-        err = TokenMillError(message, code="upstream_rejected")
+        # OpenAI's code for it, which clients (LangChain, agent frameworks) act on.
+        code = "context_length_exceeded" if "context size" in message else "upstream_rejected"
+        err = TokenMillError(message, code=code)
         err.status = 429 if status == 429 else 400
         err.type = "invalid_request_error"
         return err

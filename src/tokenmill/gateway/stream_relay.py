@@ -5,6 +5,8 @@ from typing import Any
 import orjson
 
 from tokenmill.gateway.content_guard import StreamGuard
+from tokenmill.gateway.logprobs import CompletionLogprobs
+from tokenmill.gateway.tool_emulation import ToolEmulation
 from tokenmill.gateway.tracker import UsageTracker
 from tokenmill.security.policy import ToolCallFilter
 
@@ -19,8 +21,12 @@ class StreamRelay:
         public_model: str | None,
         tools: ToolCallFilter | None,
         pii: StreamGuard | None,
+        logprobs: CompletionLogprobs | None = None,
+        emulation: ToolEmulation | None = None,
     ) -> None:
         self.tools = tools
+        self.emulation = emulation  # tool calls the engine writes as JSON, made OpenAI's
+        self.logprobs = logprobs  # legacy completions: llama.cpp's logprobs to OpenAI's
         self.pii = pii
         self.want_usage = want_usage
         self.strip_timings = strip_timings
@@ -48,6 +54,12 @@ class StreamRelay:
                 self.held_usage = orjson.dumps(chunk) if self.want_usage else None
                 return None
         else:
+            if self.logprobs is not None and self.logprobs.convert(chunk):
+                changed = True
+            if self.emulation is not None:
+                if not self.emulation.chunk(chunk, tracker):
+                    return None
+                changed = True
             if self.pii is not None:
                 self.pii.chunk(chunk)
                 changed = changed or self.pii.rewrites

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from tokenmill.core.errors import Conflict, InvalidRequest, NotFound
 from tokenmill.engines.base import EngineAdapter, ReplicaSpec
+from tokenmill.engines.capabilities import Capabilities
 from tokenmill.engines.registry import get_adapter
 from tokenmill.runtime.replica import Replica, ReplicaState
 from tokenmill.runtime.supervisor import ReplicaSupervisor
@@ -53,6 +54,13 @@ class DeploymentRuntime:
     def ready(self) -> list[Replica]:
         return [r for r in self.replicas if r.state is ReplicaState.READY]
 
+    def capabilities(self) -> Capabilities:
+        """What it can do: as its first ready replica found, else its engine's defaults."""
+        ready = self.ready()
+        if ready:
+            return ready[0].capabilities()
+        return self.adapter.capabilities(self.row_spec(), None)
+
     def failure(self) -> str | None:
         """Why it cannot serve, when every replica it runs was given up on."""
         active = self.active()
@@ -85,6 +93,7 @@ class DeploymentRuntime:
             "created_at": row.created_at.isoformat(),
             "ready_replicas": len(self.ready()),
             "state": self.state(),
+            "capabilities": self.capabilities().view(),
             "failure": self.failure(),
             "replica_status": [r.view() for r in self.replicas],
         }

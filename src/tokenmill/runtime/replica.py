@@ -2,8 +2,10 @@
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from tokenmill.engines.base import EngineAdapter, ReplicaSpec
+from tokenmill.engines.capabilities import Capabilities
 
 
 class ReplicaState(StrEnum):
@@ -33,6 +35,10 @@ class Replica:
     # Tokens the supervisor's own smoke decode spent since started_at: no tenant's, unmetered.
     own_prompt_tokens: int = 0
     own_completion_tokens: int = 0
+    probe: dict[str, Any] | None = field(default=None, repr=False)  # its capabilities answer
+
+    def capabilities(self) -> Capabilities:
+        return self.adapter.capabilities(self.spec, self.probe)
 
     @property
     def id(self) -> str:
@@ -61,4 +67,5 @@ class Replica:
             "draining": self.draining,
             "last_error": self.last_error,
             "failure": self.failure,
+            "capabilities": self.capabilities().view(),
         }

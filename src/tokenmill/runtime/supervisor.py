@@ -140,6 +140,7 @@ class ReplicaSupervisor:
             if await self._healthy():
                 if not await self._smoke_decode(exited):
                     return False
+                await self._probe_capabilities()
                 self._reached_ready = True
                 self._set_state(ReplicaState.READY)
                 return True
@@ -150,6 +151,23 @@ class ReplicaSupervisor:
             else f"not ready after {READY_TIMEOUT_S:.0f}s"
         )
         return False
+
+    async def _probe_capabilities(self) -> None:
+        """Ask the engine what it can do (tools, vision, context); a failed probe leaves the
+        adapter's cautious defaults."""
+        replica = self.replica
+        path = replica.adapter.capabilities_path
+        if path is None:
+            return
+        url = replica.adapter.root_url(replica.spec, replica.port) + path
+        try:
+            timeout = aiohttp.ClientTimeout(total=5)
+            async with self._http.get(url, timeout=timeout, headers=replica.auth_headers()) as r:
+                answer = await r.json(content_type=None) if r.status == 200 else None
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.warning("replica %s: capabilities probe failed: %r", replica.id, exc)
+            return
+        replica.probe = answer if isinstance(answer, dict) else None
 
     async def _smoke_decode(self, exited: "asyncio.Future[int]") -> bool:
         """Healthy is not enough: the engine must decode a few tokens before it takes traffic."""

@@ -186,8 +186,9 @@ def examine(f: Facts) -> list[Finding]:
         Finding(
             "content-storage",
             "ok",
-            "prompts and answers are never stored; the ledger "
-            "keeps token counts, the audit log kinds and ids",
+            "prompts and answers are never written to disk (the ledger keeps token counts, "
+            "the audit log kinds and ids); Responses API conversations stay in memory up to "
+            "1 h for previous_response_id, unless sent with store: false",
         ),
         _transport(f),
         _pii(f),

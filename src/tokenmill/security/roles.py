@@ -5,6 +5,7 @@ tenant; tenant roles (tenant-admin, member, agent) reach only their own. A key's
 which surface it is accepted at all: `inference` (the OpenAI API) or `management` (/admin).
 """
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 
@@ -108,3 +109,8 @@ def permits(role: Role, permission: Permission) -> bool:
 
 def scope_for(permission: Permission) -> Scope:
     return Scope.INFERENCE if permission is Permission.INFER else Scope.MANAGEMENT
+
+
+def listed(members: Iterable[StrEnum]) -> str:
+    """Plain names for messages: "inference, management", never "[<Scope.INFERENCE: ...>]"."""
+    return ", ".join(sorted(str(m) for m in members)) or "none"
