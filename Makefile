@@ -1,10 +1,10 @@
-# Everything bootstraps from a bare machine with Python 3.11, gcc, cmake and make.
+# Everything bootstraps from a bare machine with Python 3.11, gcc, cmake, make and npm.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test fast lint typecheck unit engines bench clean
+.PHONY: run test fast lint typecheck unit engines openclaw bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 engines: $(STAMP)
 	PYTHON=$(BIN)/python scripts/build-llama-server.sh
 
+# OpenClaw and the Node.js >= 24 it needs, from the npm registry, for its end-to-end test.
+openclaw:
+	scripts/install-openclaw.sh
+
 run: $(STAMP) engines
 	$(BIN)/tokenmill up
 
@@ -28,7 +32,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # pytest exits 5 when it collected nothing: for us that is a broken suite, not a pass.
-unit: $(STAMP) engines
+unit: $(STAMP) engines openclaw
 	$(BIN)/pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 

@@ -27,7 +27,7 @@ def _tool(name: str) -> dict:
     }
 
 
-def _register(server: ServerProcess, tenant: str, *args: str) -> dict:
+def _register(server: ServerProcess, tenant: str, *args: str, profile: str = "restricted") -> dict:
     """`tokenmill agents register`, as a person would run it."""
     out = subprocess.run(
         [
@@ -42,7 +42,7 @@ def _register(server: ServerProcess, tenant: str, *args: str) -> dict:
             "--owner",
             "alice",
             "--profile",
-            "restricted",
+            profile,
             "--json",
             *args,
         ],
@@ -77,6 +77,7 @@ def test_registration_gives_the_profile_limits_and_the_given_tools(server, agent
     assert (key["role"], key["agent"], key["owner"]) == ("agent", agent["agent"]["id"], "alice")
     assert key["tools"] == ["get_weather"] and key["budget_tokens"] == 400
     assert (key["concurrency"], key["budget_period"]) == (2, "day")  # from the profile
+    assert key["tool_policy"] == "refuse"  # restricted: a misconfigured agent fails loudly
 
 
 def test_a_tool_outside_the_allow_list_is_refused_and_audited(server, agent):
@@ -172,3 +173,71 @@ def test_a_refused_registration_leaves_no_agent_behind(server, agent):
     assert refused.status_code == 400
     body.pop("expires_at")
     assert server.admin("POST", "/admin/agents", json=body)["agent"]["name"] == "late"
+
+
+@pytest.fixture
+def standard_agent(server: ServerProcess, request: pytest.FixtureRequest) -> dict:
+    """An agent under the standard profile: tools off its list are dropped, not refused."""
+    tenant = f"std-{request.node.name[5:30].replace('_', '-')}"
+    server.admin("POST", "/admin/tenants", json={"name": tenant})
+    made = _register(server, tenant, "--tools", "get_weather", profile="standard")
+    made["tenant"] = tenant
+    return made
+
+
+def test_a_standard_agent_gets_tools_off_its_list_dropped_and_audited(server, standard_agent):
+    client = _client(server, standard_agent)
+    both = client.chat.completions.create(
+        model=MODEL,
+        messages=HELLO,
+        max_tokens=4,
+        tools=[_tool("get_weather"), _tool("delete_files")],
+    )
+    alone = client.chat.completions.create(
+        model=MODEL, messages=HELLO, max_tokens=4, tools=[_tool("get_weather")]
+    )
+    assert both.usage is not None and alone.usage is not None
+    assert both.usage.prompt_tokens == alone.usage.prompt_tokens  # the engine never saw it
+    dropped = _audit(server, "policy.tool_dropped", standard_agent)
+    assert dropped["detail"]["tools"] == ["delete_files"]
+    assert dropped["outcome"] == "denied"
+    assert dropped["on_behalf_of"] == f"user:alice@{standard_agent['tenant']}"
+
+
+def test_a_dropped_tool_that_the_request_demands_is_refused(server, standard_agent):
+    client = _client(server, standard_agent)
+    with pytest.raises(openai.PermissionDeniedError) as err:
+        client.chat.completions.create(
+            model=MODEL,
+            messages=HELLO,
+            max_tokens=4,
+            tools=[_tool("get_weather"), _tool("delete_files")],
+            tool_choice={"type": "function", "function": {"name": "delete_files"}},
+        )
+    assert err.value.code == "tool_not_allowed" and "delete_files" in err.value.message
+
+
+def test_the_tool_policy_can_be_set_at_registration_and_survives_rotation(server, agent):
+    tenant = agent["tenant"]
+    made = subprocess.run(
+        [sys.executable, "-m", "tokenmill", "agents", "register", "other", "--tenant", tenant,
+         "--owner", "bob", "--profile", "restricted", "--tool-policy", "drop", "--json"],
+        env=server.env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    key_id = json.loads(made.stdout)["key"]["id"]
+    server.admin("POST", f"/admin/keys/{key_id}/rotate", json={"grace_s": 0})
+    keys = server.admin("GET", "/admin/keys", params={"tenant": tenant})["data"]
+    mine = [k for k in keys if k["owner"] == "bob"]
+    assert [k["tool_policy"] for k in mine] == ["drop", "drop"]  # the old key and its successor
+    bad = _cli_fails(server, "agents", "register", "x", "--tenant", tenant, "--owner", "bob",
+                     "--tool-policy", "ignore")  # fmt: skip
+    assert "ignore" in bad and "drop" in bad
+
+
+def _cli_fails(server: ServerProcess, *args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tokenmill", *args],
+        env=server.env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    return proc.stderr

@@ -82,3 +82,40 @@ def test_errors_are_readable(server: ServerProcess, tmp_path: Path):
         env, "models", "deploy", "x", "--engine", "llamacpp", "--path", str(tmp_path / "a.gguf")
     )
     assert bad.returncode == 1 and "model file not found" in bad.stderr
+
+
+def test_models_deploy_takes_engine_options(server: ServerProcess, model_path: Path):
+    env = server.env
+    made = _json(
+        env, "models", "deploy", "opts-co", "--path", str(model_path), "--replicas", "0",
+        "--min-replicas", "0", "--max-replicas", "1",  # scale to zero: nothing starts
+        "--option", "ctx_per_slot=8192", "-o", "threads=2", "--option", "temp=0.5",
+        "--option", "flash=true", "--option", "pooling=mean",
+    )  # fmt: skip
+    want = {"ctx_per_slot": 8192, "threads": 2, "temp": 0.5, "flash": True, "pooling": "mean"}
+    assert made["options"] == want
+    [listed] = [d for d in _json(env, "models", "list") if d["name"] == "opts-co"]
+    assert listed["options"] == want
+    _json(env, "models", "remove", "opts-co")
+
+    for bad in ("ctx_per_slot", "=8192", "ctx_per_slot=", "ctx per slot=1"):
+        proc = _cli(env, "models", "deploy", "bad-co", "--path", str(model_path), "--option", bad)
+        assert proc.returncode == 2, proc.stderr
+        assert "KEY=VALUE" in proc.stderr and "Traceback" not in proc.stderr
+    twice = _cli(env, "models", "deploy", "bad-co", "--path", str(model_path),
+                 "-o", "threads=1", "-o", "threads=2")  # fmt: skip
+    assert twice.returncode == 2 and "twice" in twice.stderr
+    assert "bad-co" not in [d["name"] for d in _json(env, "models", "list")]
+
+
+def test_keys_take_a_tool_policy(server: ServerProcess):
+    env = server.env
+    _json(env, "tenants", "create", "policy-co")
+    plain = _json(env, "keys", "create", "--tenant", "policy-co", "--name", "plain")
+    agentish = _json(env, "keys", "create", "--tenant", "policy-co", "--name", "fw",
+                     "--tools", "read", "--tool-policy", "drop")  # fmt: skip
+    keys = {k["id"]: k for k in _json(env, "keys", "list", "--tenant", "policy-co")}
+    assert keys[plain["id"]]["tool_policy"] == "refuse"  # a key's default
+    assert (keys[agentish["id"]]["tools"], keys[agentish["id"]]["tool_policy"]) == (
+        ["read"], "drop",
+    )  # fmt: skip

@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tokenmill.security.accounts import MAX_WEIGHT, MIN_WEIGHT, KeySpec
-from tokenmill.security.keys import KeyLimits
+from tokenmill.security.keys import KeyLimits, ToolPolicy
 from tokenmill.security.roles import Role, Scope
 
 
@@ -36,6 +36,9 @@ class TenantPatch(Body):
 class LimitsIn(Body):
     models: list[str] | None = Field(default=None, max_length=100)  # allow-list; None: all
     tools: list[str] | None = Field(default=None, max_length=200)  # allow-list; None: any
+    # A request offering a tool off `tools`: refused (403), or the tool dropped from it.
+    # None: "refuse" for a key, the profile's for an agent.
+    tool_policy: Literal["refuse", "drop"] | None = None
     expires_at: datetime | None = None
     rpm: int | None = Field(default=None, ge=1, le=10**7)
     tpm: int | None = Field(default=None, ge=1, le=10**10)
@@ -57,6 +60,7 @@ class KeyIn(LimitsIn):
             scopes=frozenset(Scope(x) for x in self.scopes) if self.scopes else None,
             models=frozenset(self.models) if self.models is not None else None,
             tools=frozenset(self.tools) if self.tools is not None else None,
+            tool_policy=ToolPolicy(self.tool_policy or ToolPolicy.REFUSE),
             expires_at=self.expires_at,
             limits=KeyLimits(
                 self.rpm,

@@ -1,6 +1,7 @@
 """Management commands: they talk to a running server over its admin API."""
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,40 @@ _WEIGHT_HELP = (
 )
 
 
+_OPTION_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_INT = re.compile(r"^[+-]?[0-9]+$")
+_FLOAT = re.compile(r"^[+-]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][+-]?[0-9]+)?$")
+
+
+def option_value(text: str) -> int | float | bool | str:
+    """An engine option's value as typed: an integer, a decimal, true/false, else text."""
+    if _INT.match(text):
+        return int(text)
+    if _FLOAT.match(text):
+        return float(text)
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text
+
+
+def parse_options(given: list[str] | None) -> dict[str, int | float | bool | str]:
+    """`--option KEY=VALUE`, repeatable, into the deployment's engine options."""
+    options: dict[str, int | float | bool | str] = {}
+    for item in given or ():
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or not _OPTION_KEY.match(key) or not value.strip():
+            raise typer.BadParameter(
+                f"'{item}' is not KEY=VALUE (e.g. ctx_per_slot=8192): KEY is letters, digits "
+                "and '_', VALUE is not empty",
+                param_hint="'--option'",
+            )
+        if key in options:
+            raise typer.BadParameter(f"'{key}' is given twice", param_hint="'--option'")
+        options[key] = option_value(value.strip())
+    return options
+
+
 @models.command("deploy")
 def models_deploy(
     name: str,
@@ -35,9 +70,21 @@ def models_deploy(
         int | None, typer.Option(min=0, max=64, help="Autoscale from (0: scale to zero)")
     ] = None,
     max_replicas: Annotated[int | None, typer.Option(min=1, max=64, help="Autoscale to")] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            "-o",
+            metavar="KEY=VALUE",
+            help="Engine option, repeatable (llamacpp: ctx_per_slot, parallel, threads, ...); "
+            "numbers and true/false are typed, the rest is text",
+        ),
+    ] = None,
     url: Url = None,
     json_out: Json = False,
 ) -> None:
+    """Deploy a model: its replicas start in the background."""
+    options = parse_options(option)
     body = {
         "name": name,
         "engine": engine,
@@ -47,6 +94,7 @@ def models_deploy(
         "replicas": replicas,
         "min_replicas": min_replicas,
         "max_replicas": max_replicas,
+        "options": options,
     }
     data = AdminClient(url).call("POST", "/admin/deployments", json=body)
     if json_out:

@@ -8,6 +8,7 @@ import typer
 from tokenmill.cli.admin_commands import Json, Url
 from tokenmill.cli.client import AdminClient
 from tokenmill.cli.output import console, emit
+from tokenmill.security.keys import ToolPolicy
 
 keys = typer.Typer(
     help="API keys: scoped, limited, rotated, revoked instantly.", no_args_is_help=True
@@ -20,6 +21,14 @@ Csv = Annotated[str | None, typer.Option(help="Comma-separated allow-list ('' al
 Count = Annotated[int | None, typer.Option(min=1)]
 Period = Annotated[str | None, typer.Option(help="day | month | total")]
 Expires = Annotated[datetime | None, typer.Option(help="When the key stops working (UTC)")]
+Policy = Annotated[
+    ToolPolicy | None,
+    typer.Option(
+        help="A request offering a tool off --tools: 'refuse' it (403 tool_not_allowed) or "
+        "'drop' the tool and serve the rest (audited)",
+        show_default=False,
+    ),
+]
 
 
 def _limits(
@@ -65,6 +74,7 @@ def keys_create(
     ] = None,
     models: Csv = None,
     tools: Csv = None,
+    tool_policy: Policy = None,
     rpm: Count = None,
     tpm: Count = None,
     concurrency: Count = None,
@@ -74,12 +84,15 @@ def keys_create(
     url: Url = None,
     json_out: Json = False,
 ) -> None:
+    """Create a key (tool policy: 'refuse' unless given)."""
     body = {
         "tenant": tenant,
         "name": name,
         "role": role,
         **_limits(models, tools, rpm, tpm, concurrency, budget_tokens, budget_period, expires_at),
     }
+    if tool_policy is not None:
+        body["tool_policy"] = tool_policy.value
     if scopes:
         body["scopes"] = [s.strip() for s in scopes.split(",")]
     data = AdminClient(url).call("POST", "/admin/keys", json=body)
@@ -92,7 +105,8 @@ def keys_list(
 ) -> None:
     params = {"tenant": tenant} if tenant else {}
     data = AdminClient(url).call("GET", "/admin/keys", params=params)["data"]
-    cols = ["id", "tenant", "name", "role", "prefix", "agent", "expires_at", "revoked_at"]
+    cols = ["id", "tenant", "name", "role", "prefix", "agent", "tool_policy", "expires_at",
+            "revoked_at"]  # fmt: skip
     emit(data, json_out, cols, "keys")
 
 
@@ -123,6 +137,7 @@ def agents_register(
     profile: Annotated[str, typer.Option(help="restricted | standard | batch")] = "standard",
     models: Csv = None,
     tools: Csv = None,
+    tool_policy: Policy = None,
     rpm: Count = None,
     tpm: Count = None,
     concurrency: Count = None,
@@ -132,7 +147,8 @@ def agents_register(
     url: Url = None,
     json_out: Json = False,
 ) -> None:
-    """Create an agent identity with its own key; the profile sets its limits."""
+    """Create an agent identity with its own key; the profile sets its limits and tool
+    policy (restricted: refuse; standard, batch: drop)."""
     body = {
         "tenant": tenant,
         "name": name,
@@ -140,6 +156,8 @@ def agents_register(
         "profile": profile,
         **_limits(models, tools, rpm, tpm, concurrency, budget_tokens, budget_period, expires_at),
     }
+    if tool_policy is not None:
+        body["tool_policy"] = tool_policy.value
     data = AdminClient(url).call("POST", "/admin/agents", json=body)
     if json_out:
         emit(data, True)

@@ -15,12 +15,13 @@ from tokenmill.security.keys import (
     KeyLimits,
     KeyRing,
     Principal,
+    ToolPolicy,
     generate_secret,
     hash_secret,
     visible_prefix,
 )
 from tokenmill.security.pii import PiiMode
-from tokenmill.security.roles import ALLOWED_SCOPES, PLATFORM_ROLES, Role, Scope
+from tokenmill.security.roles import ALLOWED_SCOPES, PLATFORM_ROLES, Role, Scope, listed
 from tokenmill.store.tables import ApiKey, Tenant
 
 SYSTEM_TENANT = "system"
@@ -53,18 +54,19 @@ class KeySpec:
     limits: KeyLimits = field(default_factory=KeyLimits)
     owner: str | None = None
     agent_id: str | None = None
+    tool_policy: ToolPolicy = ToolPolicy.REFUSE  # a tool offered off `tools`: refuse or drop
 
     def checked(self, tenant: str) -> "KeySpec":
         allowed = ALLOWED_SCOPES[self.role]
         scopes = allowed if self.scopes is None else self.scopes
         if not scopes or not scopes <= allowed:
             raise InvalidRequest(
-                f"a {self.role} key may hold scopes {sorted(allowed)}, not {sorted(scopes)}",
+                f"a {self.role} key may hold scopes ({listed(allowed)}), not ({listed(scopes)})",
                 param="scopes",
             )
         if (self.role in PLATFORM_ROLES) != (tenant == SYSTEM_TENANT):
             raise InvalidRequest(
-                f"platform roles {sorted(PLATFORM_ROLES)} belong to the '{SYSTEM_TENANT}' "
+                f"platform roles ({listed(PLATFORM_ROLES)}) belong to the '{SYSTEM_TENANT}' "
                 "tenant, and only they do",
                 param="role",
             )
@@ -121,6 +123,7 @@ def _key_view(row: ApiKey) -> dict[str, object]:
         "prefix": row.prefix,
         "models": row.models,
         "tools": row.tools,
+        "tool_policy": row.tool_policy,
         "rpm": row.rpm,
         "tpm": row.tpm,
         "concurrency": row.concurrency,
@@ -312,6 +315,7 @@ def _key_row(tenant: str, name: str, spec: KeySpec, secret: str) -> ApiKey:
         created_at=_now(),
         models=sorted(spec.models) if spec.models is not None else None,
         tools=sorted(spec.tools) if spec.tools is not None else None,
+        tool_policy=spec.tool_policy.value,
         expires_at=spec.expires_at,
         rpm=limits.rpm,
         tpm=limits.tpm,
@@ -337,6 +341,7 @@ def _spec_of(row: ApiKey) -> KeySpec:
         limits=_limits(row),
         owner=row.owner,
         agent_id=row.agent_id,
+        tool_policy=ToolPolicy(row.tool_policy or ToolPolicy.REFUSE),
     )
 
 
@@ -349,6 +354,7 @@ def _principal(row: ApiKey) -> Principal:
         scopes=spec.scopes or frozenset(),
         models=spec.models,
         tools=spec.tools,
+        tool_policy=spec.tool_policy,
         expires_at=_aware(row.expires_at).timestamp() if row.expires_at else None,
         limits=spec.limits,
         agent=row.agent_id,

@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session
 from tokenmill.core.errors import Conflict, InvalidRequest, NotFound
 from tokenmill.core.ids import new_id
 from tokenmill.security.accounts import Accounts, IssuedKey, KeySpec
-from tokenmill.security.keys import KeyLimits
+from tokenmill.security.keys import KeyLimits, ToolPolicy
 from tokenmill.security.roles import Role
 from tokenmill.store.tables import Agent, ApiKey, Tenant
 
 _LIMITS = {f.name for f in dataclasses.fields(KeyLimits)}
-_SPEC = {"models", "tools", "expires_at"}
+_SPEC = {"models", "tools", "tool_policy", "expires_at"}
 
 
 @cache
@@ -44,9 +44,18 @@ def profile_spec(name: str, overrides: Mapping[str, Any], owner: str) -> KeySpec
         raise InvalidRequest(f"unknown agent settings {sorted(unknown)}")
     limits = KeyLimits(**{k: given.get(k, profile[k]) for k in _LIMITS if k in profile})
     tools, models = given.get("tools", profile.get("tools")), given.get("models")
+    policy = given.get("tool_policy", profile.get("tool_policy", ToolPolicy.REFUSE))
+    try:
+        tool_policy = ToolPolicy(policy)
+    except ValueError:
+        choices = [p.value for p in ToolPolicy]
+        raise InvalidRequest(
+            f"tool_policy must be one of {choices}, not {policy!r}", param="tool_policy"
+        ) from None
     return KeySpec(
         role=Role.AGENT,
         tools=frozenset(tools) if tools is not None else frozenset(),
+        tool_policy=tool_policy,
         models=frozenset(models) if models is not None else None,
         expires_at=given.get("expires_at"),
         limits=limits,

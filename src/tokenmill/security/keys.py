@@ -8,6 +8,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from tokenmill.security.roles import PLATFORM_ROLES, Permission, Role, Scope, permits
 
@@ -27,6 +28,13 @@ class KeyLimits:
     budget_period: str = "total"  # total | day | month
 
 
+class ToolPolicy(StrEnum):
+    """What a request gets when it offers the model a tool off the key's allow-list."""
+
+    REFUSE = "refuse"  # 403 tool_not_allowed, the request goes nowhere
+    DROP = "drop"  # the tool is removed from the request, which goes on without it
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     key_id: str
@@ -35,6 +43,7 @@ class Principal:
     scopes: frozenset[Scope] = frozenset()
     models: frozenset[str] | None = None  # allow-list; None: every model
     tools: frozenset[str] | None = None  # allow-list; None: any tool
+    tool_policy: ToolPolicy = ToolPolicy.REFUSE  # for tools offered off the allow-list
     expires_at: float | None = None  # unix seconds
     limits: KeyLimits = field(default_factory=KeyLimits)
     agent: str | None = None  # the agent this key belongs to

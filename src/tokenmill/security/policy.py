@@ -1,6 +1,9 @@
 """What a principal may ask of the gateway, checked before a request is queued: the model
 and tool allow-lists, the key's rate limits, its budget. The request holds an Admission
-until it ends; settling it returns the concurrency slot and settles the budget."""
+until it ends; settling it returns the concurrency slot and settles the budget.
+
+A tool offered off a key's allow-list either refuses the request or, under the key's
+`tool_policy` "drop", is removed from the request body in place (see `RequestPolicy.check`)."""
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -11,7 +14,7 @@ from tokenmill.core.errors import Forbidden, RateLimited
 from tokenmill.core.money import Money
 from tokenmill.core.reservations import Reservation
 from tokenmill.security.budgets import TokenBudgets
-from tokenmill.security.keys import Principal
+from tokenmill.security.keys import Principal, ToolPolicy
 from tokenmill.security.limits import KeyLimiter
 
 
@@ -45,6 +48,16 @@ def requested_tools(body: dict[str, Any]) -> set[str]:
     }
     names |= {str(f.get("name")) for f in body.get("functions") or () if isinstance(f, dict)}
     return names
+
+
+def _forced_tools(choice: Any) -> set[str]:
+    """The tools a `tool_choice` demands by name (chat's and the Responses API's shapes)."""
+    if not isinstance(choice, dict):
+        return set()
+    if choice.get("type") == "allowed_tools":  # a subset to choose from; not one demanded
+        return set()
+    name = (choice.get("function") or {}).get("name") or choice.get("name")
+    return {str(name)} if name is not None else set()
 
 
 @dataclass(frozen=True)
@@ -107,26 +120,60 @@ class RequestPolicy:
         self._budget_max_tokens = budget_max_tokens
         self._prompt_bound = PromptBound()
 
-    async def check(self, p: Principal, body: dict[str, Any], request_id: str) -> None:
+    async def check(self, p: Principal, body: dict[str, Any], request_id: str) -> list[str]:
         """The allow-lists, first of all checks: a key learns nothing (not even whether a
-        model exists) about what it may not use."""
+        model exists) about what it may not use.
+
+        Under the key's tool policy "drop", tools off its allow-list are removed from `body`
+        itself (`tools`, and `tool_choice` / `parallel_tool_calls` once no tool is left), so
+        the caller goes on with the changed body; the names removed are returned (and
+        audited as `policy.tool_dropped`). A request that cannot be served without a removed
+        tool (its `tool_choice` names one, or is "required" and none is left) is refused."""
         model = str(body.get("model"))
         if p.models is not None and model not in p.models:
             await self._deny(p, "model_not_allowed", {"model": model, "request_id": request_id})
             raise Forbidden(
                 f"this key may not use the model '{model}'", param="model", code="model_not_allowed"
             )
-        if p.tools is not None:
-            refused = sorted(requested_tools(body) - p.tools)
-            if refused:
-                await self._deny(
-                    p, "tool_not_allowed", {"tools": refused, "request_id": request_id}
-                )
-                raise Forbidden(
-                    f"this key may not offer the tools {refused}",
-                    param="tools",
-                    code="tool_not_allowed",
-                )
+        if p.tools is None:
+            return []
+        refused = sorted(requested_tools(body) - p.tools)
+        if not refused:
+            return []
+        if p.tool_policy is ToolPolicy.DROP and not body.get("functions"):
+            forced = _forced_tools(body.get("tool_choice")) & set(refused)
+            if not forced:
+                return await self._drop_tools(p, body, refused, request_id)
+            refused = sorted(forced)
+        await self._deny(p, "tool_not_allowed", {"tools": refused, "request_id": request_id})
+        raise Forbidden(
+            f"this key may not offer the tools {refused}", param="tools", code="tool_not_allowed"
+        )
+
+    async def _drop_tools(
+        self, p: Principal, body: dict[str, Any], dropped: list[str], request_id: str
+    ) -> list[str]:
+        allowed = p.tools or frozenset()
+        kept = [
+            t
+            for t in body.get("tools") or ()
+            if isinstance(t, dict) and (t.get("function") or {}).get("name") in allowed
+        ]
+        if not kept and body.get("tool_choice") == "required":
+            await self._deny(p, "tool_not_allowed", {"tools": dropped, "request_id": request_id})
+            raise Forbidden(
+                f"tool_choice is 'required' but every tool offered is off this key's "
+                f"allow-list: {dropped}",
+                param="tool_choice",
+                code="tool_not_allowed",
+            )
+        if kept:
+            body["tools"] = kept
+        else:  # OpenAI refuses tool_choice and parallel_tool_calls without tools
+            for name in ("tools", "tool_choice", "parallel_tool_calls"):
+                body.pop(name, None)
+        await self._deny(p, "tool_dropped", {"tools": dropped, "request_id": request_id})
+        return dropped
 
     async def admit(self, p: Principal, ask: Ask) -> Admission:
         """Rate limits and budgets, once the request's size is known."""

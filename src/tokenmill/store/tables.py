@@ -49,6 +49,8 @@ class ApiKey(Base):
     # Allow-lists (None: anything) and limits (None: unlimited); see security/keys.py.
     models: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     tools: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # A tool offered off `tools`: refuse the request, or drop the tool (security/keys.py).
+    tool_policy: Mapped[str] = mapped_column(String(8), server_default="refuse")
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     rpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
     tpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
