@@ -133,9 +133,9 @@ def test_the_embeddings_option_starts_llama_server_for_them(tmp_path: Path):
     argv = adapter.launch(spec, 8080, "secret", binary="llama-server").argv
     assert argv[argv.index("--pooling") + 1] == "cls"
     assert argv[argv.index("--ubatch-size") + 1] == "1024"  # a whole input in one micro-batch
-    assert adapter.serves(spec, "embeddings") and adapter.serves(spec, "chat")
+    assert adapter.capabilities(spec, None).embeddings
     plain = ReplicaSpec("c", 0, model_path=str(model))
     assert "--embeddings" not in adapter.launch(plain, 8080, "s", binary="llama-server").argv
-    assert not adapter.serves(plain, "embeddings")
+    assert not adapter.capabilities(plain, None).embeddings
     with pytest.raises(ValueError, match="pooling"):
         adapter.validate(ReplicaSpec("x", 0, model_path=str(model), options={"pooling": "max"}))

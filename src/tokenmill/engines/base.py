@@ -54,11 +54,6 @@ class EngineAdapter(ABC):
         (None before any replica answered): an endpoint elsewhere is taken at its word."""
         return with_overrides(Capabilities(), spec.options)
 
-    def serves(self, spec: ReplicaSpec, endpoint: str) -> bool:
-        """Whether its replicas answer `endpoint` ("chat", "completions", "embeddings"); an
-        engine that runs elsewhere is taken at its word, and refuses what it cannot do."""
-        return True
-
     def cache_tokens(self, spec: ReplicaSpec) -> int:
         """Prompt tokens a replica keeps cached, to size the router's prefix index."""
         return int(spec.options.get("cache_tokens", 32768))

@@ -11,6 +11,7 @@ class Capabilities:
     tool_calls: bool = True
     vision: bool = True  # it takes image parts
     audio: bool = True  # it takes input_audio parts
+    embeddings: bool = True  # it answers /v1/embeddings
     context_tokens: int | None = None  # per request (slot), when known
 
     def view(self) -> dict[str, Any]:
@@ -26,6 +27,7 @@ def with_overrides(found: Capabilities, options: dict[str, Any]) -> Capabilities
         tool_calls=found.tool_calls if tool_calls is None else tool_calls == "native",
         vision=found.vision if vision is None else bool(vision),
         audio=found.audio if audio is None else bool(audio),
+        embeddings=found.embeddings,
         context_tokens=found.context_tokens,
     )
 

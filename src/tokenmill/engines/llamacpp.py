@@ -7,6 +7,7 @@ requests at once from parallel slots that each keep a prompt cache.
 
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -110,12 +111,9 @@ class LlamaCppAdapter(EngineAdapter):
             if probe
             else Capabilities(tool_calls=False, vision=False, audio=False)
         )
+        # It answers /v1/embeddings only when started for them (chat and completions either way).
+        found = replace(found, embeddings=bool(spec.options.get("embeddings")))
         return with_overrides(found, spec.options)
-
-    def serves(self, spec: ReplicaSpec, endpoint: str) -> bool:
-        # llama-server answers /v1/embeddings only when started for it; it serves chat and
-        # completions either way.
-        return endpoint != "embeddings" or bool(spec.options.get("embeddings"))
 
     def cache_tokens(self, spec: ReplicaSpec) -> int:
         return self.parallel(spec) * _ctx_per_slot(spec)  # each slot keeps its last prompt

@@ -121,9 +121,10 @@ class InferenceProxy:
             )
         if runtime.failure() is not None:  # don't queue for a replica that will not come
             raise _down(runtime)
-        if not runtime.adapter.serves(runtime.row_spec(), endpoint):
+        capabilities = runtime.capabilities()
+        if endpoint == "embeddings" and not capabilities.embeddings:
             raise _not_served(model, endpoint)
-        check_content(model, endpoint, body, runtime.capabilities())
+        check_content(model, endpoint, body, capabilities)
         size = prompt_bytes(endpoint, body)
         pii = await self._guard.check_prompt(principal.tenant, endpoint, body, size)  # may mask
         if pii is PiiMode.MASK:
