@@ -8,6 +8,7 @@ from tokenmill.engines.capabilities import Capabilities
 
 _IMAGE_PARTS = frozenset({"image_url", "input_image", "image"})
 _AUDIO_PARTS = frozenset({"input_audio", "audio"})
+_FILE_PARTS = frozenset({"file", "input_file"})
 
 
 def check_content(model: str, endpoint: str, body: dict[str, Any], caps: Capabilities) -> None:
@@ -22,6 +23,8 @@ def check_content(model: str, endpoint: str, body: dict[str, Any], caps: Capabil
                 raise _refused(f"The model '{model}' takes text only, not images", where)
             if kind in _AUDIO_PARTS and not caps.audio:
                 raise _refused(f"The model '{model}' takes no audio input", where)
+            if kind in _FILE_PARTS:
+                raise _refused(f"The model '{model}' cannot read files", where)
 
 
 def _refused(message: str, param: str) -> InvalidRequest:

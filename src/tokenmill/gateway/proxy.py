@@ -295,6 +295,8 @@ class InferenceProxy:
         tracker.mark_first_token((data.get("timings") or {}).get("predicted_ms"))
         self._guard.answer(tracker.tenant, pii, data)
         choices = data.get("choices") or [{}]
+        if tracker.endpoint == "chat":
+            _openai_nulls(choices)
         if emulation is not None:
             emulation.message(choices[0])
         if tools is not None:
@@ -392,6 +394,15 @@ class InferenceProxy:
 
 
 _JSON = {"Content-Type": "application/json"}
+
+
+def _openai_nulls(choices: list[dict[str, Any]]) -> None:
+    """Fields OpenAI's schema requires, present as null when empty: strict clients check."""
+    for choice in choices:
+        choice.setdefault("logprobs", None)
+        message = choice.get("message")
+        if isinstance(message, dict):
+            message.setdefault("refusal", None)
 
 
 def _down(runtime: DeploymentRuntime) -> Unavailable:
