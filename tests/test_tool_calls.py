@@ -179,3 +179,19 @@ def test_an_answer_in_words_cut_short_keeps_its_words():
     emulation.message(choice)
     assert choice["message"] == {"content": 'Paris is "lovely" and su'}
     assert choice["finish_reason"] == "length"
+
+
+def test_an_answer_in_words_streams_as_it_comes():
+    emulation = ToolEmulation(may_answer=True)
+    tracker = _tracker()
+    sent = []
+    for text in ['{"resp', 'onse": "Par', "is is", " nice\\u00e9", '"}']:
+        chunk: dict[str, Any] = {"choices": [{"delta": {"content": text}}]}
+        if emulation.chunk(chunk, tracker):
+            sent.append(chunk["choices"][0]["delta"]["content"])
+    last: dict[str, Any] = {"choices": [{"delta": {}, "finish_reason": "stop"}]}
+    assert emulation.chunk(last, tracker) is True
+    sent.append(last["choices"][0]["delta"].get("content", ""))
+    assert sent[:2] == ["Par", "is is"]  # words as they come, none of the JSON around them
+    assert "".join(sent) == "Paris is nice\u00e9"
+    assert last["choices"][0]["finish_reason"] == "stop"

@@ -32,6 +32,7 @@ _ANSWER = {
 class ToolEmulation:
     may_answer: bool  # tool_choice "auto": a plain answer is allowed too
     _buffer: str = ""  # a stream's content so far: the JSON being written
+    _sent: int = 0  # characters of an answer in words already streamed
     _call_id: str = ""
 
     @classmethod
@@ -84,10 +85,10 @@ class ToolEmulation:
             choice["finish_reason"] = "tool_calls"
 
     def chunk(self, chunk: dict[str, Any], tracker: UsageTracker) -> bool:
-        """A stream chunk: content is held back until the JSON is whole, then sent as one
-        tool call (or the answer's words). False when the chunk is to be dropped."""
+        """A stream chunk: a tool call is held back until its JSON is whole, then sent as one;
+        an answer in words streams as it comes. False when the chunk is to be dropped."""
         first = (chunk.get("choices") or [{}])[0]
-        delta = first.get("delta") or {}
+        delta = first.setdefault("delta", {})
         text = delta.pop("content", None)
         if text:
             self._buffer += text
@@ -97,18 +98,20 @@ class ToolEmulation:
             if timings is not None:
                 tracker.take_timings(timings)
         if not first.get("finish_reason"):
-            return bool(delta)  # the role chunk goes on; held content does not
+            words = _cut_answer(self._buffer) if self.may_answer and text else None
+            if words is not None and len(words) > self._sent:
+                delta["content"], self._sent = words[self._sent :], len(words)
+            return bool(delta)  # the role chunk and words go on; a call being written does not
         call = self._parse(self._buffer)
         if call is None:
             delta["content"] = self._buffer
         elif "response" in call:
-            delta["content"] = call["response"]
+            delta["content"] = call["response"][self._sent :]
         else:
             tool_call = self._tool_call(call)
             delta["tool_calls"] = [{"index": 0, **tool_call}]
             if first["finish_reason"] == "stop":
                 first["finish_reason"] = "tool_calls"
-        first["delta"] = delta
         return True
 
     def _parse(self, content: Any) -> dict[str, Any] | None:
