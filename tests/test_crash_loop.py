@@ -4,6 +4,7 @@
 import asyncio
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,10 +46,19 @@ def test_a_crash_looping_engine_fails_its_deployment_with_the_reason(
     assert "killed by SIGSEGV" in failure
     assert "first decode" in failure  # the hint
     assert "fake engine: crashing at first decode" in failure  # the engine's last words
-    out = crashing_server.output()
+    out = _output_once_settled(crashing_server)
     assert "model smollm2-135m FAILED and is not served" in out
-    assert "TokenMill is up, but serves no model yet" in out
+    assert "TokenMill is up, but serves no model: its deployments failed" in out
     assert "TokenMill is serving" not in out
+
+
+def _output_once_settled(srv: ServerProcess) -> str:
+    """What `tokenmill up` printed, once its banner is out (it polls the replicas on its own
+    clock, a moment behind the admin API)."""
+    deadline = time.monotonic() + 30
+    while "Ctrl-C stops TokenMill" not in srv.output() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return srv.output()
 
 
 def test_requests_to_a_failed_deployment_get_a_503_that_says_why(

@@ -111,7 +111,9 @@ async def _serve(settings: Settings, url: str) -> None:
     await _show_replica_progress(deployments, serving)
     if not serving.done():
         _print_failures(deployments)
-        _print_banner(url, [rt.row.name for rt in deployments.runtimes() if not rt.failure()])
+        runtimes = deployments.runtimes()
+        served = [rt.row.name for rt in runtimes if not rt.failure()]
+        _print_banner(url, served, failed=len(served) < len(runtimes))
     await serving
 
 
@@ -145,13 +147,14 @@ def _print_failures(deployments: "Deployments") -> None:
             )
 
 
-def _print_banner(url: str, models: list[str]) -> None:
+def _print_banner(url: str, models: list[str], failed: bool) -> None:
     model = models[0] if models else "MODEL"
     hello = '[{"role": "user", "content": "Hello!"}]'
+    # Never "serving" when what was deployed is not: the failures are printed just above.
     headline = (
-        "[bold green]TokenMill is serving[/]"
-        if models
-        else "[bold yellow]TokenMill is up, but serves no model yet[/]"
+        "[bold yellow]TokenMill is up, but serves no model: its deployments failed[/]"
+        if failed and not models
+        else "[bold green]TokenMill is serving[/]"
     )
     # Plain text, not a panel: these lines are meant to be copied and pasted.
     console.print(

@@ -9,8 +9,8 @@ this on every build and every cached binary; the supervisor does the same for ea
 """
 
 import argparse
+import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +50,10 @@ def _decode(engine: StandaloneEngine, path: str, body: dict[str, Any]) -> int:
     try:
         resp = httpx.post(engine.base_url + path, json=body, headers=engine.headers, timeout=60)
     except httpx.HTTPError as exc:
-        time.sleep(0.2)  # a crash closes the socket a moment before the process is gone
-        code = engine.exit_code()
+        try:  # a crash closes the socket a moment before the process is gone
+            code: int | None = engine.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
         if code is not None:
             raise SmokeFailed(crash_report(code, engine.log)) from None
         raise SmokeFailed(f"no answer to the test decode: {exc!r}") from None

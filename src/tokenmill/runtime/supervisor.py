@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 120.0
 SMOKE_TIMEOUT_S = 60.0
+EXIT_GRACE_S = 5.0
 # Starts that fail in a row, each before ready, after which a replica is FAILED and left down:
 # a binary that crashes at its first decode would otherwise be restarted forever.
 CRASH_LOOP_LIMIT = 3
@@ -186,7 +187,9 @@ class ReplicaSupervisor:
                 answer = await resp.json(content_type=None) if resp.status == 200 else None
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            await asyncio.sleep(0.2)  # a crash closes the socket a moment before the exit
+            # A crash closes the socket a moment before the process is reaped (longer on a
+            # loaded machine): give it that moment, so the report names the signal.
+            await asyncio.wait({exited}, timeout=EXIT_GRACE_S)
             if not exited.done():
                 replica.last_error = f"smoke decode failed: {exc!r}"
             return False
