@@ -46,6 +46,12 @@ def _over_one(value: Any) -> bool:
     return isinstance(value, int) and value > 1
 
 
+def _several_prompts(value: Any) -> bool:
+    """A list of prompts (strings, or token-id lists), not one prompt's token ids: the engine
+    would answer each, while usage, budgets and fairness see one."""
+    return isinstance(value, list) and len(value) > 1 and not isinstance(value[0], int)
+
+
 def _given(value: Any) -> bool:
     return value is not None
 
@@ -113,7 +119,7 @@ CHAT: dict[str, Rule] = {
 }
 COMPLETIONS: dict[str, Rule] = {
     **_COMMON,
-    "prompt": ENGINE,
+    "prompt": Rule(Fate.ENGINE, refuse=_several_prompts, why=ONE_CHOICE),
     "echo": Rule(Fate.ENGINE, refuse=lambda v: v is True, why="the engine cannot echo the prompt"),
     # llama.cpp refuses these two when present at all, so even their no-op values go.
     "suffix": Rule(Fate.DROP, refuse=bool, why="the engine cannot fill in before a suffix"),

@@ -16,6 +16,11 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 from tokenmill.core.errors import InvalidRequest
 
+# Messages (or input items) in one request. Each costs the engine template work and the
+# gateway a scan, whatever its size: 100,000 tiny messages held a slot for 398 s and came back
+# a 400 with no tokens to meter. Agent transcripts run to hundreds.
+MAX_MESSAGES = 2048
+
 
 class _Typed(BaseModel):
     # Every field we know is type-checked, with no coercion ("stream": "false" is an error, not
@@ -112,7 +117,7 @@ class _Sampling(_Typed):
 
 
 class ChatCompletionRequest(_Sampling):
-    messages: Annotated[list[ChatMessage], Field(min_length=1)]
+    messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=MAX_MESSAGES)]
     max_completion_tokens: PositiveInt | None = None
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
@@ -193,7 +198,7 @@ class ResponsesRequest(_Typed):
     translated (gateway/responses_input.py), so a wrong one is named by its place."""
 
     model: Annotated[str, Field(min_length=1, max_length=256)]
-    input: str | list[dict[str, Any]] | None = None
+    input: str | Annotated[list[dict[str, Any]], Field(max_length=MAX_MESSAGES)] | None = None
     instructions: str | None = None
     stream: bool | None = False  # OpenAI's is nullable: null is false
     stream_options: ResponsesStreamOptions | None = None

@@ -7,6 +7,7 @@ server it never starts.
 
 import asyncio
 import logging
+import os
 import socket
 import ssl
 import time
@@ -54,6 +55,7 @@ def up(
         raise typer.Exit(2) from None
     _check_tls(settings)
     _check_port_free(settings.host, settings.port)
+    _keep_private(settings)
     _configure_logging(settings)
     from tokenmill.bootstrap import bootstrap, open_database
 
@@ -218,6 +220,14 @@ def _check_port_free(host: str, port: int) -> None:
                 "running there? Pick another port with --port."
             )
             raise typer.Exit(2) from None
+
+
+def _keep_private(settings: Settings) -> None:
+    """Everything this process creates (database, WAL, journal, logs, engine logs) is its
+    user's alone; a data directory made earlier, by hand or by an older version, is tightened."""
+    os.umask(0o077)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.chmod(0o700)
 
 
 def _display_host(host: str) -> str:
