@@ -7,7 +7,7 @@ from typing import Any
 import openai
 import pytest
 
-from tokenmill.gateway.tool_emulation import ToolEmulation
+from tokenmill.gateway.tool_emulation import ToolEmulation, added_bytes
 from tokenmill.gateway.tracker import UsageTracker
 from tokenmill.testing import ServerProcess
 
@@ -195,3 +195,21 @@ def test_an_answer_in_words_streams_as_it_comes():
     assert sent[:2] == ["Par", "is is"]  # words as they come, none of the JSON around them
     assert "".join(sent) == "Paris is nice\u00e9"
     assert last["choices"][0]["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize("choice", ["auto", "required"])
+@pytest.mark.parametrize("system", [False, True])
+def test_the_prompt_it_adds_is_counted_before_budgets_reserve(choice: str, system: bool):
+    """Budgets bound a prompt by its bytes before the engine counts it: they must include the
+    description the emulation writes in."""
+    messages = [{"role": "system", "content": "Be brief."}, *ASK] if system else list(ASK)
+    body: dict[str, Any] = {"messages": messages, "tools": [WEATHER, TIME], "tool_choice": choice}
+    payload = {**body}
+    ToolEmulation.plan(payload)
+
+    def size(ms: list[dict[str, Any]]) -> int:
+        return sum(len(str(m["content"]).encode()) for m in ms)
+
+    added = size(payload["messages"]) - size(messages)
+    assert 0 < added <= added_bytes(body)
+    assert added_bytes({**body, "tool_choice": "none"}) == 0

@@ -28,6 +28,7 @@ from tokenmill.core.errors import Forbidden, InvalidRequest
 from tokenmill.metering.ledger import GROUPS, usage_totals
 from tokenmill.security.accounts import UNSET, IssuedKey
 from tokenmill.security.doctor import Facts, examine
+from tokenmill.security.grants import within_holder
 from tokenmill.security.keys import Principal
 from tokenmill.security.pii import PiiMode
 from tokenmill.security.profiles import Profile, is_local_endpoint
@@ -123,9 +124,9 @@ def create_key(body: KeyIn, svc: Svc, caller: Caller, request: Request) -> dict[
     if caller.reach is not None and Role(body.role) not in TENANT_ISSUABLE:
         raise Forbidden(f"a tenant-admin cannot issue {body.role} keys", code="role_denied")
     body = body.model_copy(update=_within_rights(caller, body))
-    spec = body.spec().checked(body.tenant)
+    spec = within_holder(caller, body.spec().checked(body.tenant))
     can_infer = Scope.INFERENCE in (spec.scopes or ())
-    if svc.settings.profile is Profile.FINANCE and can_infer and body.budget_tokens is None:
+    if svc.settings.profile is Profile.FINANCE and can_infer and spec.limits.budget_tokens is None:
         raise InvalidRequest(
             "the finance profile requires a budget (budget_tokens) on every key that can infer",
             param="budget_tokens",
@@ -168,7 +169,9 @@ def register_agent(body: AgentIn, svc: Svc, caller: Caller, request: Request) ->
     _within_reach(caller, body.tenant)
     body = body.model_copy(update=_within_rights(caller, body))
     overrides = body.model_dump(exclude={"tenant", "name", "owner", "profile"})
-    agent, key = svc.agents.register(body.tenant, body.name, body.owner, body.profile, overrides)
+    agent, key = svc.agents.register(
+        body.tenant, body.name, body.owner, body.profile, overrides, holder=caller
+    )
     _note(request, f"agent:{agent['id']}", event="agent.registered", key=key.id)
     return {"agent": agent, "key": _issued(key)}
 

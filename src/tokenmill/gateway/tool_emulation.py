@@ -166,18 +166,31 @@ def _call_schema(tool: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def added_bytes(body: dict[str, Any]) -> int:
+    """The bytes `plan` adds to a chat prompt (its tool description and instructions), at
+    most: budgets bound a prompt by its bytes, so they must count these too."""
+    tools = [t.get("function") or {} for t in body.get("tools") or () if isinstance(t, dict)]
+    if not tools or body.get("tool_choice") == "none":
+        return 0
+    return len(_description(tools, may_answer=True).encode()) + 2  # the "\n\n" joining it
+
+
+def _description(tools: list[dict[str, Any]], may_answer: bool) -> str:
+    lines = ["You can call these tools:"]
+    for tool in tools:
+        params = orjson.dumps(tool.get("parameters") or {}).decode()
+        lines.append(f"- {tool.get('name')}: {tool.get('description') or ''} Arguments: {params}")
+    lines.append('To call a tool, reply with {"name": <tool>, "arguments": {...}}.')
+    if may_answer:
+        lines.append('To answer without a tool, reply with {"response": <your answer>}.')
+    return "\n".join(lines)
+
+
 def _describe(
     messages: list[dict[str, Any]], tools: list[dict[str, Any]], may_answer: bool
 ) -> None:
     """Tell the model what it may call, in the system message (which it reads first)."""
-    lines = ["You can call these tools:"]
-    for tool in tools:
-        params = orjson.dumps(tool.get("parameters") or {}).decode()
-        lines.append(f"- {tool['name']}: {tool.get('description') or ''} Arguments: {params}")
-    lines.append('To call a tool, reply with {"name": <tool>, "arguments": {...}}.')
-    if may_answer:
-        lines.append('To answer without a tool, reply with {"response": <your answer>}.')
-    text = "\n".join(lines)
+    text = _description(tools, may_answer)
     head = messages[0] if messages else None
     if head is not None and head.get("role") in ("system", "developer"):
         messages[0] = {**head, "content": f"{_text(head.get('content'))}\n\n{text}"}

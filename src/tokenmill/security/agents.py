@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from tokenmill.core.errors import Conflict, InvalidRequest, NotFound
 from tokenmill.core.ids import new_id
 from tokenmill.security.accounts import Accounts, IssuedKey, KeySpec
-from tokenmill.security.keys import KeyLimits, ToolPolicy
+from tokenmill.security.grants import within_holder
+from tokenmill.security.keys import KeyLimits, Principal, ToolPolicy
 from tokenmill.security.roles import Role
 from tokenmill.store.tables import Agent, ApiKey, Tenant
 
@@ -87,8 +88,12 @@ class Agents:
         owner: str,
         profile: str,
         overrides: Mapping[str, Any] | None = None,
+        holder: Principal | None = None,
     ) -> tuple[dict[str, object], IssuedKey]:
+        """`holder`, the key registering it: the agent's limits stay within its own."""
         spec = profile_spec(profile, overrides or {}, owner).checked(tenant)  # before any row
+        if holder is not None:
+            spec = within_holder(holder, spec)
         row = Agent(
             id=new_id("agt"),
             tenant=tenant,
