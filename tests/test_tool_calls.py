@@ -7,7 +7,8 @@ from typing import Any
 import openai
 import pytest
 
-from tokenmill.gateway.tool_emulation import ToolEmulation, added_bytes
+from tokenmill.gateway.jobs import prompt_bytes
+from tokenmill.gateway.tool_emulation import ToolEmulation, prompt_bytes_change
 from tokenmill.gateway.tracker import UsageTracker
 from tokenmill.testing import ServerProcess
 
@@ -199,17 +200,14 @@ def test_an_answer_in_words_streams_as_it_comes():
 
 @pytest.mark.parametrize("choice", ["auto", "required"])
 @pytest.mark.parametrize("system", [False, True])
-def test_the_prompt_it_adds_is_counted_before_budgets_reserve(choice: str, system: bool):
-    """Budgets bound a prompt by its bytes before the engine counts it: they must include the
-    description the emulation writes in."""
+def test_the_prompt_it_writes_is_counted_before_budgets_reserve(choice: str, system: bool):
+    """Budgets bound a prompt by its bytes before the engine counts it: the bound must hold
+    for the prompt the emulation writes (tools out, their description in)."""
     messages = [{"role": "system", "content": "Be brief."}, *ASK] if system else list(ASK)
     body: dict[str, Any] = {"messages": messages, "tools": [WEATHER, TIME], "tool_choice": choice}
     payload = {**body}
     ToolEmulation.plan(payload)
-
-    def size(ms: list[dict[str, Any]]) -> int:
-        return sum(len(str(m["content"]).encode()) for m in ms)
-
-    added = size(payload["messages"]) - size(messages)
-    assert 0 < added <= added_bytes(body)
-    assert added_bytes({**body, "tool_choice": "none"}) == 0
+    bound = prompt_bytes("chat", body) + prompt_bytes_change(body)
+    assert prompt_bytes("chat", payload) <= bound
+    assert bound - prompt_bytes("chat", payload) < 100  # close: not the tools counted twice
+    assert prompt_bytes_change({**body, "tool_choice": "none"}) == 0

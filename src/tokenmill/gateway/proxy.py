@@ -29,7 +29,7 @@ from tokenmill.gateway.jobs import CHARS_PER_TOKEN, job_for, output_limit, promp
 from tokenmill.gateway.logprobs import CompletionLogprobs
 from tokenmill.gateway.sse import sse_events
 from tokenmill.gateway.stream_relay import StreamRelay
-from tokenmill.gateway.tool_emulation import ToolEmulation, added_bytes
+from tokenmill.gateway.tool_emulation import ToolEmulation, prompt_bytes_change
 from tokenmill.gateway.tracker import UsageTracker
 from tokenmill.metering.service import Metering
 from tokenmill.observe.metrics import GatewayMetrics
@@ -130,7 +130,7 @@ class InferenceProxy:
         if pii is PiiMode.MASK:
             size = prompt_bytes(endpoint, body)
         if endpoint == "chat" and not capabilities.tool_calls:
-            size += added_bytes(body)  # the emulation's words are prompt the budget pays for
+            size += prompt_bytes_change(body)  # the emulation rewrites what the budget pays for
         job = job_for(request_id, principal.tenant, endpoint, body, self._wait_s)
         ask = Ask(request_id, model, job.input_tokens, size, output_limit(endpoint, body))
         try:

@@ -166,13 +166,17 @@ def _call_schema(tool: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def added_bytes(body: dict[str, Any]) -> int:
-    """The bytes `plan` adds to a chat prompt (its tool description and instructions), at
-    most: budgets bound a prompt by its bytes, so they must count these too."""
-    tools = [t.get("function") or {} for t in body.get("tools") or () if isinstance(t, dict)]
+def prompt_bytes_change(body: dict[str, Any]) -> int:
+    """How many bytes `plan` changes a chat prompt by, at most, as gateway/jobs.py counts it:
+    the tools' JSON goes (the engine no longer renders it), the description and instructions
+    come in. Budgets bound a prompt by its bytes before the engine counts it."""
+    tools = [t for t in body.get("tools") or () if isinstance(t, dict)]
     if not tools or body.get("tool_choice") == "none":
         return 0
-    return len(_description(tools, may_answer=True).encode()) + 2  # the "\n\n" joining it
+    functions = [t.get("function") or {} for t in tools]
+    # Joined to the system message ("\n\n"), or one of its own, counted with its role.
+    described = len(_description(functions, may_answer=True).encode()) + len("system:")
+    return described - len(orjson.dumps(tools))
 
 
 def _description(tools: list[dict[str, Any]], may_answer: bool) -> str:
