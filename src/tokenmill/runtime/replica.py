@@ -2,7 +2,6 @@
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from tokenmill.engines.base import EngineAdapter, ReplicaSpec
 from tokenmill.engines.capabilities import Capabilities
@@ -35,10 +34,10 @@ class Replica:
     # Tokens the supervisor's own smoke decode spent since started_at: no tenant's, unmetered.
     own_prompt_tokens: int = 0
     own_completion_tokens: int = 0
-    probe: dict[str, Any] | None = field(default=None, repr=False)  # its capabilities answer
+    found: Capabilities | None = None  # what its engine said it can do, once asked
 
     def capabilities(self) -> Capabilities:
-        return self.adapter.capabilities(self.spec, self.probe)
+        return self.found or self.adapter.capabilities(self.spec, None)
 
     @property
     def id(self) -> str:

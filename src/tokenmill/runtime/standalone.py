@@ -73,10 +73,7 @@ def standalone_llama_server(
     try:
         _wait_healthy(engine, adapter.health_url(spec, port))
         yield engine
-    except BaseException:
-        raise  # its log stays, for the message that names it
-    else:
-        log.unlink(missing_ok=True)
+        log.unlink(missing_ok=True)  # after a failure it stays, for the message naming it
     finally:
         proc.kill()
         proc.wait()

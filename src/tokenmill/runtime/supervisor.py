@@ -168,7 +168,8 @@ class ReplicaSupervisor:
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.warning("replica %s: capabilities probe failed: %r", replica.id, exc)
             return
-        replica.probe = answer if isinstance(answer, dict) else None
+        if isinstance(answer, dict):  # read once here, not on every request that asks
+            replica.found = replica.adapter.capabilities(replica.spec, answer)
 
     async def _smoke_decode(self, exited: "asyncio.Future[int]") -> bool:
         """Healthy is not enough: the engine must decode a few tokens before it takes traffic."""
