@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from tokenmill.core.ids import new_request_id
 from tokenmill.core.usage import UsageRecord
-from tokenmill.metering.journal import JournalSync, UsageJournal, replay
+from tokenmill.metering.journal import JournalSync, UsageJournal, frame, read_segments, replay
 from tokenmill.metering.ledger import insert_records, usage_totals
 from tokenmill.metering.service import Metering
 from tokenmill.store.db import make_engine, migrate, sqlite_url
@@ -109,3 +109,43 @@ def test_write_mode_lines_are_in_the_file_before_the_fsync(tmp_path: Path):
         return ids
 
     assert asyncio.run(run()) == [waited.request_id, left.request_id]
+
+
+def test_a_torn_line_never_swallows_the_record_after_it(tmp_path: Path):
+    """A write cut short mid-line (the disk filled), then more records: the checksum skips
+    the torn part, the records after it are all read, and the segment is kept aside."""
+    journal_dir = tmp_path / "journal"
+    before, after = _record(prompt=1), [_record(prompt=i) for i in (2, 3)]
+
+    async def write(records: list[UsageRecord], torn: bool) -> None:
+        journal = UsageJournal(journal_dir, lambda recs, seg: None)
+        journal.start()
+        for r in records:
+            await journal.append(r)
+        if torn:
+            [segment] = journal_dir.glob("usage-*.jsonl")
+            whole = frame(_record(prompt=99))
+            with segment.open("ab") as f:
+                f.write(whole[: len(whole) // 2] + b"\n")  # half a line, ended
+        await journal.close()
+
+    asyncio.run(write([before], torn=True))
+    asyncio.run(write(after, torn=False))
+    found = read_segments(journal_dir)
+    assert [r.request_id for r in found.records] == [r.request_id for r in [before, *after]]
+    assert found.bad_lines == 1
+    db = _db(tmp_path)
+    assert Metering(db, journal_dir).recover() == 3
+    assert not list(journal_dir.glob("usage-*.jsonl"))
+    assert len(list((journal_dir / "damaged").glob("usage-*.jsonl"))) == 2
+
+
+def test_a_line_whose_checksum_fails_is_not_read(tmp_path: Path):
+    journal_dir = tmp_path / "journal"
+    journal_dir.mkdir()
+    good, flipped = frame(_record(prompt=7)), bytearray(frame(_record(prompt=8)))
+    flipped[flipped.index(b'"prompt_tokens":8') + 16] = ord("9")  # one digit rots
+    (journal_dir / "usage-00000001.jsonl").write_bytes(good + bytes(flipped))
+    found = read_segments(journal_dir)
+    assert [r.prompt_tokens for r in found.records] == [7]
+    assert found.bad_lines == 1

@@ -4,6 +4,8 @@ For integration tests and benchmarks, ours and yours.
 """
 
 import os
+import shlex
+import shutil
 import signal
 import ssl
 import subprocess
@@ -36,6 +38,7 @@ class ServerProcess:
     proc: subprocess.Popen[bytes] | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     tls: TlsFiles | None = None  # serve HTTPS (`up --tls-cert/--tls-key`)
+    log_path: Path | None = None  # where the server's output goes (default: in data_dir)
 
     @property
     def url(self) -> str:
@@ -60,7 +63,7 @@ class ServerProcess:
         self, timeout: float = 120.0, default_model: bool = True, allow_failed: bool = False
     ) -> "ServerProcess":
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.data_dir / "server.out", "ab")  # noqa: SIM115 - lives with the process
+        log = open(self.log_file, "ab")  # noqa: SIM115 - lives with the process
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tokenmill", "up", "--port", str(self.port),
              "--data-dir", str(self.data_dir),
@@ -93,8 +96,12 @@ class ServerProcess:
             time.sleep(0.2)
         raise TimeoutError(f"server not ready in {timeout}s: {self.output()[-3000:]}")
 
+    @property
+    def log_file(self) -> Path:
+        return self.log_path or self.data_dir / "server.out"
+
     def output(self) -> str:
-        return (self.data_dir / "server.out").read_text(errors="replace")
+        return self.log_file.read_text(errors="replace")
 
     def admin(self, method: str, path: str, **kwargs: Any) -> Any:
         resp = httpx.request(
@@ -161,3 +168,56 @@ class ServerProcess:
         assert self.proc is not None
         self.proc.kill()
         self.proc.wait()
+
+
+# A small, real filesystem: a tmpfs mounted in a private mount namespace (`unshare -rm`), so
+# no root and no trace on the host are needed where the kernel allows unprivileged namespaces.
+# The network is the host's: a server started inside still listens on the host's 127.0.0.1.
+
+
+def small_disk_unavailable() -> str | None:
+    """None if a small disk can be made here, else the reason it cannot."""
+    if shutil.which("unshare") is None:
+        return "unshare (util-linux) is not installed"
+    probe = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /tmp"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        return f"this kernel refuses a private tmpfs: {probe.stderr.strip()}"
+    return None
+
+
+def run_on_small_disk(
+    mountpoint: Path, size: str, argv: list[str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run `argv` with a `size` tmpfs (e.g. "20m") mounted at `mountpoint` (created if need
+    be) that only it and its children see."""
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    script = (
+        f"mount -t tmpfs -o size={shlex.quote(size)},mode=0700 tmpfs {shlex.quote(str(mountpoint))}"
+        f" && exec {shlex.join(argv)}"
+    )
+    return subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def fill_disk(directory: Path) -> Path:
+    """Write a file until the filesystem has no room left; delete it to give the room back."""
+    filler = directory / "filler"
+    with filler.open("wb", buffering=0) as f:
+        for chunk in (1 << 20, 1 << 12, 1):
+            block = b"\0" * chunk
+            try:
+                while True:
+                    f.write(block)
+            except OSError:
+                continue
+    return filler

@@ -47,4 +47,35 @@ class UsageRecord:
         return cls(**{k: v for k, v in data.items() if k in _FIELDS})
 
 
+@dataclass(frozen=True)
+class MeteringHealth:
+    """How far metering is behind: records held in memory for a disk that refuses them, and
+    records durable in the journal but not yet in the ledger."""
+
+    held: int
+    journal_error: str | None
+    ledger_pending: int
+    ledger_lag_s: float
+    ledger_error: str | None
+
+    @property
+    def problem(self) -> str | None:
+        """What is wrong, in words; None when metering keeps up."""
+        if self.held or self.journal_error:
+            return (
+                f"the usage journal cannot write ({self.journal_error}): {self.held} record(s) "
+                "held in memory, lost if TokenMill stops before the disk has room"
+            )
+        if self.ledger_error:
+            return (
+                f"the ledger cannot write ({self.ledger_error}): {self.ledger_pending} "
+                f"record(s) wait in the journal, the oldest for {self.ledger_lag_s:.0f} s"
+            )
+        if self.ledger_lag_s > LEDGER_LAG_ALERT_S:
+            return f"the ledger is {self.ledger_lag_s:.0f} s behind the journal"
+        return None
+
+
+LEDGER_LAG_ALERT_S = 60.0
+
 _FIELDS = tuple(f.name for f in fields(UsageRecord))

@@ -31,6 +31,7 @@ from tokenmill.gateway.sse import sse_events
 from tokenmill.gateway.stream_relay import StreamRelay
 from tokenmill.gateway.tool_emulation import ToolEmulation, prompt_bytes_change
 from tokenmill.gateway.tracker import UsageTracker
+from tokenmill.metering.journal import NotJournaled
 from tokenmill.metering.service import Metering
 from tokenmill.observe.metrics import GatewayMetrics
 from tokenmill.observe.tracing import TraceContext
@@ -80,7 +81,9 @@ class InferenceProxy:
         queue_wait_s: Mapping[Band, float],
         policy: RequestPolicy,
         content: ContentGuard,
+        refuse_unbilled: bool = False,
     ) -> None:
+        self._refuse_unbilled = refuse_unbilled  # finance: never serve what cannot be billed
         self._policy = policy
         self._guard = content
         self._deployments = deployments
@@ -121,6 +124,8 @@ class InferenceProxy:
             )
         if runtime.failure() is not None:  # don't queue for a replica that will not come
             raise _down(runtime)
+        if self._refuse_unbilled and not self._metering.writable:
+            raise _unbillable(self._metering)
         capabilities = runtime.capabilities()
         if endpoint == "embeddings" and not capabilities.embeddings:
             raise _not_served(model, endpoint)
@@ -343,7 +348,11 @@ class InferenceProxy:
             if not ended:
                 raise aiohttp.ClientPayloadError("stream ended without [DONE]")
             recorded = True
-            await self._finish(call, 200, "ok")
+            try:
+                await self._finish(call, 200, "ok")
+            except Unavailable as exc:  # finance: a stream without its record does not end
+                yield b"data: " + orjson.dumps(exc.body()) + b"\n\n"
+                return
             if relay.held_usage is not None:
                 yield b"data: " + relay.held_usage + b"\n\n"
             yield b"data: [DONE]\n\n"
@@ -364,14 +373,23 @@ class InferenceProxy:
         self._metrics.in_flight_of(call.tracker.model).inc()
 
     async def _finish(self, call: _Call, status: int, outcome: Outcome) -> None:
+        """Meter the request. The journal holds a record the disk refused and writes it when
+        it can; the finance profile then withholds the answer (503) rather than serve it
+        before its record is durable; the others serve it, and the journal alerts."""
         record = self._end(call, status, outcome)
-        await self._metering.record(record)
+        try:
+            await self._metering.record(record)
+        except NotJournaled:
+            if self._refuse_unbilled:
+                raise _unbillable(self._metering) from None
 
     def _finish_nowait(self, call: _Call, status: int, outcome: Outcome) -> None:
         record = self._end(call, status, outcome)
         try:
             self._metering.record_nowait(record)
-        except (OSError, RuntimeError):
+        except NotJournaled:
+            pass  # held and retried; the journal has said so
+        except RuntimeError:
             log.exception("could not journal usage of %s", record.request_id)
 
     def _abort(self, call: _Call) -> None:
@@ -412,6 +430,14 @@ def _down(runtime: DeploymentRuntime) -> Unavailable:
     if failure is not None:  # it will not come back by itself: say why, not "try again"
         return Unavailable(f"'{runtime.row.name}' failed to start and is down: {failure}")
     return Unavailable(f"no replica of '{runtime.row.name}' is ready; try again shortly")
+
+
+def _unbillable(metering: Metering) -> Unavailable:
+    return Unavailable(
+        f"usage cannot be recorded durably ({metering.health().journal_error}); the finance "
+        "profile serves nothing it cannot bill: retry when the disk has room",
+        code="metering_unavailable",
+    )
 
 
 def _not_served(model: str, endpoint: str) -> InvalidRequest:

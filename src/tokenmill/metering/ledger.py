@@ -4,7 +4,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from functools import lru_cache
 from operator import attrgetter
@@ -123,7 +123,9 @@ class LedgerWriter:
     """Drains durable journal records into the database in batches, off the event loop.
 
     Journal segments are released only after the ledger rows are durable (see `make_durable`),
-    checked at most every `durable_every_s`, so a power loss can only cost a replay.
+    checked at most every `durable_every_s`, so a power loss can only cost a replay. A database
+    that fails (a full disk, a lost connection) is retried, with backoff, for as long as it
+    takes: the records wait in memory and in the journal, and `lag` says how far behind it is.
     """
 
     def __init__(
@@ -134,7 +136,10 @@ class LedgerWriter:
         self._durable_every = durable_every_s
         self._last_durable = time.monotonic()
         self._committed_segment = 0
+        self._released_segment = 0
         self._pending: list[tuple[UsageRecord, int]] = []
+        self._pending_since: float | None = None  # monotonic time the oldest pending came
+        self._failure: _Failure | None = None
         self._wakeup = asyncio.Event()
         self._closed = False
         self._task: asyncio.Task[None] | None = None
@@ -147,32 +152,83 @@ class LedgerWriter:
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     def submit(self, records: list[UsageRecord], segment: int) -> None:
+        if not self._pending:
+            self._pending_since = time.monotonic()
         self._pending.extend((r, segment) for r in records)
         self._wakeup.set()
 
+    @property
+    def lag(self) -> tuple[int, float]:
+        """Records not yet in the ledger, and how long the oldest has waited (seconds)."""
+        if not self._pending or self._pending_since is None:
+            return 0, 0.0
+        return len(self._pending), time.monotonic() - self._pending_since
+
+    @property
+    def error(self) -> str | None:
+        return self._failure.error if self._failure else None
+
     async def _loop(self) -> None:
+        tries_after_close = 0
         while not self._closed or self._pending:
             await self._wakeup.wait()
             self._wakeup.clear()
             if not self._closed:
                 await asyncio.sleep(self._delay)  # let a batch gather
-            batch, self._pending = self._pending, []
-            if not batch:
-                continue
             try:
-                await asyncio.to_thread(insert_records, self._engine, [r for r, _ in batch])
-            except Exception:
-                # Records stay in the journal; put them back and try again shortly.
-                log.exception("ledger insert failed; will retry")
-                self._pending[:0] = batch
-                await asyncio.sleep(1.0)
+                await self._drain()
+            except Exception as exc:  # the records are safe in the journal: retry
+                self._failed(exc)
+                if self._closed:
+                    tries_after_close += 1
+                    if tries_after_close >= CLOSE_TRIES:
+                        return  # the journal keeps them; the next start replays them
+                await asyncio.sleep(self._failure.backoff_s if self._failure else 1.0)
                 self._wakeup.set()
                 continue
+            if self._failure is not None:
+                log.warning(
+                    "ledger writes again after %.1f s", time.monotonic() - self._failure.since
+                )
+                self._failure = None
+
+    async def _drain(self) -> None:
+        batch, self._pending = self._pending, []
+        since, self._pending_since = self._pending_since, None
+        if batch:
+            try:
+                await asyncio.to_thread(insert_records, self._engine, [r for r, _ in batch])
+            except BaseException:
+                self._pending[:0] = batch  # back in front, in order
+                self._pending_since = since
+                raise
             self._committed_segment = batch[-1][1]
             if self.on_inserted is not None:
                 await self._tell(self.on_inserted, [r for r, _ in batch])
-            if time.monotonic() - self._last_durable >= self._durable_every:
-                await self._release(self._committed_segment)
+        due = time.monotonic() - self._last_durable >= self._durable_every
+        if due and self._committed_segment > self._released_segment:
+            await self._release(self._committed_segment)
+
+    def _failed(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if self._failure is None:
+            self._failure = _Failure(_reason(exc), now, now)
+            log.error(
+                "ledger write failed (%s); retrying, records wait in the journal", _reason(exc)
+            )
+            return
+        self._failure.error = _reason(exc)
+        self._failure.backoff_s = min(self._failure.backoff_s * 2, MAX_BACKOFF_S)
+        if now - self._failure.logged_at >= 60:
+            self._failure.logged_at = now
+            pending, age = self.lag
+            log.error(
+                "ledger still failing after %.0f s (%s): %d record(s) behind, oldest %.0f s",
+                now - self._failure.since,
+                self._failure.error,
+                pending,
+                age,
+            )
 
     @staticmethod
     async def _tell(
@@ -188,6 +244,7 @@ class LedgerWriter:
         self._last_durable = time.monotonic()
         if self.on_committed is not None and await asyncio.to_thread(make_durable, self._engine):
             self.on_committed(segment)
+            self._released_segment = segment
 
     async def close(self) -> bool:
         """Drain everything; True if the ledger is durable (the journal may then be emptied)."""
@@ -195,7 +252,29 @@ class LedgerWriter:
         self._wakeup.set()
         if self._task is not None:
             await self._task
-        return await asyncio.to_thread(make_durable, self._engine)
+        if self._pending:
+            return False
+        try:
+            return await asyncio.to_thread(make_durable, self._engine)
+        except Exception as exc:
+            log.error("ledger not durable at shutdown (%s): the journal is kept for replay", exc)
+            return False
+
+
+CLOSE_TRIES = 5  # at shutdown, a failing database gets this many more tries
+MAX_BACKOFF_S = 10.0
+
+
+@dataclass
+class _Failure:
+    error: str
+    since: float  # monotonic
+    logged_at: float
+    backoff_s: float = 0.5
+
+
+def _reason(exc: Exception) -> str:
+    return str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
 
 
 def tokens_used(engine: Engine, holder: str, since: float | None) -> int:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from tokenmill.core.usage import UsageRecord
-from tokenmill.metering.journal import JournalSync, UsageJournal, replay
+from tokenmill.core.usage import MeteringHealth, UsageRecord
+from tokenmill.metering.journal import JournalSync, UsageJournal, read_segments
 from tokenmill.metering.ledger import LedgerWriter, insert_records
 from tokenmill.store.db import make_durable
 
@@ -28,11 +28,23 @@ class Metering:
         leftovers = sorted(self._dir.glob("usage-*.jsonl"))
         if not leftovers:
             return 0
-        added = insert_records(self._engine, replay(self._dir))
+        found = read_segments(self._dir)
+        added = insert_records(self._engine, found.records)
         if not make_durable(self._engine):
             return added  # keep the segments; the next start replays them again, harmlessly
-        for path in leftovers:
-            path.unlink()
+        if found.bad_lines:  # kept for a person to look at, never replayed again
+            damaged = self._dir / "damaged"
+            damaged.mkdir(exist_ok=True)
+            for path in leftovers:
+                path.rename(damaged / path.name)
+            log.warning(
+                "usage journal: %d torn or corrupt line(s) skipped; segments kept in %s",
+                found.bad_lines,
+                damaged,
+            )
+        else:
+            for path in leftovers:
+                path.unlink()
         log.info("usage journal replayed: %d segment(s), %d new record(s)", len(leftovers), added)
         return added
 
@@ -53,6 +65,22 @@ class Metering:
         if self._journal is None:
             raise RuntimeError("metering not started")
         return self._journal
+
+    def health(self) -> MeteringHealth:
+        pending, lag_s = self._ledger.lag
+        journal = self._journal
+        return MeteringHealth(
+            held=journal.held if journal else 0,
+            journal_error=journal.error if journal else None,
+            ledger_pending=pending,
+            ledger_lag_s=lag_s,
+            ledger_error=self._ledger.error,
+        )
+
+    @property
+    def writable(self) -> bool:
+        """False while the journal cannot write and records wait in memory."""
+        return self._journal is None or self._journal.writable
 
     async def record(self, record: UsageRecord) -> None:
         await self.journal.append(record)

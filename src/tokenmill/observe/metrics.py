@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from tokenmill.core.usage import UsageRecord
+from tokenmill.core.usage import MeteringHealth, UsageRecord
 from tokenmill.runtime.replica import Replica, ReplicaState
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -43,6 +43,31 @@ class _QueueDepths(Collector):
         for model, depth in self._depths().items():
             fam.add_metric([model], float(depth))
         yield fam
+
+
+class _MeteringLag(Collector):
+    """Whether every token is reaching the ledger, read at scrape time."""
+
+    def __init__(self, health: Callable[[], MeteringHealth]) -> None:
+        self._health = health
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        h = self._health()
+        yield GaugeMetricFamily(
+            "tokenmill_usage_journal_held_records",
+            "Usage records the disk refused, held in memory until it takes them",
+            value=h.held,
+        )
+        yield GaugeMetricFamily(
+            "tokenmill_ledger_lag_records",
+            "Usage records in the journal not yet in the ledger",
+            value=h.ledger_pending,
+        )
+        yield GaugeMetricFamily(
+            "tokenmill_ledger_lag_seconds",
+            "How long the oldest record not yet in the ledger has waited",
+            value=h.ledger_lag_s,
+        )
 
 
 class GatewayMetrics:
@@ -115,6 +140,9 @@ class GatewayMetrics:
 
     def watch_queues(self, depths: Callable[[], dict[str, int]]) -> None:
         self.registry.register(_QueueDepths(depths))
+
+    def watch_metering(self, health: Callable[[], MeteringHealth]) -> None:
+        self.registry.register(_MeteringLag(health))
 
     def observe(self, rec: UsageRecord) -> None:
         key = (rec.model, rec.tenant, rec.status)
