@@ -122,7 +122,7 @@ class ServerProcess:
 
     def metrics(self) -> str:
         """The Prometheus exposition, read as a scraper would (with an operator-grade key)."""
-        resp = httpx.get(self.url + "/metrics", timeout=10,
+        resp = httpx.get(self.url + "/metrics", timeout=10, verify=self.verify,
                          headers={"Authorization": f"Bearer {ADMIN_KEY}"})  # fmt: skip
         resp.raise_for_status()
         return resp.text
