@@ -1,6 +1,6 @@
-"""Every way to make the engine work is metered, or refused before the engine sees it: a prompt
-list (the engine answers each prompt, usage counted one) and a flood of tiny messages (the
-engine's slot held for minutes, recorded as a 400 with no tokens). Real engine."""
+"""Every way to make the engine work is metered, or refused before the engine sees it: a flood
+of tiny messages (the engine's slot held for minutes, recorded as a 400 with no tokens) is
+refused; several choices are metered choice by choice (tests/test_choices.py). Real engine."""
 
 import httpx
 import pytest
@@ -13,21 +13,6 @@ def _post(server: ServerProcess, key: str, path: str, body: dict) -> httpx.Respo
     return httpx.post(
         server.url + path, json=body, headers={"Authorization": f"Bearer {key}"}, timeout=60
     )
-
-
-@pytest.mark.parametrize("stream", [False, True])
-@pytest.mark.parametrize("prompt", [["Hello", "Bonjour"], [[1, 2, 3], [4, 5, 6]]])
-def test_a_prompt_list_is_refused_before_the_engine(
-    server: ServerProcess, tenant_key, prompt: list, stream: bool
-):
-    tenant, key = tenant_key
-    body = {"model": "smollm2-135m", "prompt": prompt, "max_tokens": 5, "stream": stream}
-    resp = _post(server, key, "/v1/completions", body)
-    assert resp.status_code == 400, resp.text
-    error = resp.json()["error"]
-    assert (error["code"], error["param"]) == ("unsupported_value", "prompt")
-    assert "one choice per request" in error["message"]
-    assert server.tenant_usage(tenant, 1, timeout=0.5) == []  # the engine never saw it
 
 
 @pytest.mark.parametrize("prompt", ["Hello", ["Hello"], [[9906, 11]], [9906, 11]])

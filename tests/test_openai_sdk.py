@@ -175,11 +175,12 @@ def test_a_stream_names_the_dropped_fields_too(server, tenant_key):
 def test_a_field_whose_loss_would_change_the_answer_is_a_clear_400(server, tenant_key):
     _, key = tenant_key
     with pytest.raises(openai.BadRequestError) as caught:
-        _client(server, key).chat.completions.create(model=MODEL, messages=HELLO, n=2)
+        _client(server, key).chat.completions.create(
+            model=MODEL, messages=HELLO, modalities=["text", "audio"]
+        )
     err = caught.value.body
     assert isinstance(err, dict)
-    assert (err["code"], err["param"]) == ("unsupported_value", "n")
-    assert "one choice per request" in err["message"]
+    assert (err["code"], err["param"]) == ("unsupported_value", "modalities")
 
 
 def test_a_new_field_with_a_wrong_type_is_still_a_400(server, tenant_key):

@@ -128,14 +128,12 @@ def test_the_header_names_what_was_dropped_safely():
 @pytest.mark.parametrize(
     ("endpoint", "extra", "param"),
     [
-        ("chat", {"n": 2}, "n"),
         ("chat", {"modalities": ["text", "audio"]}, "modalities"),
         ("chat", {"audio": {"voice": "alloy", "format": "mp3"}}, "audio"),
         ("chat", {"web_search_options": {}}, "web_search_options"),
         ("chat", {"moderation": {"model": "omni-moderation-latest"}}, "moderation"),
         ("chat", {"functions": [{"name": "f"}]}, "functions"),
         ("chat", {"function_call": {"name": "f"}}, "function_call"),
-        ("completions", {"n": 3}, "n"),
         ("completions", {"best_of": 2}, "best_of"),
         ("completions", {"echo": True}, "echo"),
         ("completions", {"suffix": "}"}, "suffix"),

@@ -3,7 +3,7 @@
 api/schemas.py checks every field's type; this table decides each field's fate. A field is sent
 to the engine (which honours it), read by TokenMill itself, or dropped, and a dropped field
 that had a value is named in the response's `X-TokenMill-Ignored-Params` header. A value whose
-loss would change the answer (n > 1, audio output, web search) is refused with a 400 instead.
+loss would change the answer (best_of > 1, audio output, web search) is refused with a 400.
 Fields OpenAI's reference does not list are dropped too: passing them on would let a client
 reach engine knobs behind the gateway's back (llama.cpp's `n_predict` overrides `max_tokens`).
 docs/openai.md lists this table; tests/test_params.py keeps the two in step.
@@ -46,18 +46,12 @@ def _over_one(value: Any) -> bool:
     return isinstance(value, int) and value > 1
 
 
-def _several_prompts(value: Any) -> bool:
-    """A list of prompts (strings, or token-id lists), not one prompt's token ids: the engine
-    would answer each, while usage, budgets and fairness see one."""
-    return isinstance(value, list) and len(value) > 1 and not isinstance(value[0], int)
-
-
 def _given(value: Any) -> bool:
     return value is not None
 
 
 UNKNOWN = _drop("not in OpenAI's reference")
-ONE_CHOICE = "TokenMill serves one choice per request; send separate requests instead"
+BEST_OF = "the engine cannot generate several answers and return the best; ask for n instead"
 STREAM_OPTIONS: dict[str, Rule] = {
     "include_usage": ENGINE,
     "include_obfuscation": _drop("no obfuscation padding is added to stream chunks"),
@@ -70,7 +64,7 @@ _COMMON: dict[str, Rule] = {
     "max_tokens": ENGINE,
     "temperature": ENGINE,
     "top_p": ENGINE,
-    "n": Rule(Fate.ENGINE, refuse=_over_one, why=ONE_CHOICE),
+    "n": GATEWAY,  # one engine request per choice (gateway/choices.py)
     "stop": ENGINE,
     "presence_penalty": ENGINE,
     "frequency_penalty": ENGINE,
@@ -119,11 +113,11 @@ CHAT: dict[str, Rule] = {
 }
 COMPLETIONS: dict[str, Rule] = {
     **_COMMON,
-    "prompt": Rule(Fate.ENGINE, refuse=_several_prompts, why=ONE_CHOICE),
+    "prompt": ENGINE,  # a list of prompts: one engine request each (gateway/choices.py)
     "echo": Rule(Fate.ENGINE, refuse=lambda v: v is True, why="the engine cannot echo the prompt"),
     # llama.cpp refuses these two when present at all, so even their no-op values go.
     "suffix": Rule(Fate.DROP, refuse=bool, why="the engine cannot fill in before a suffix"),
-    "best_of": Rule(Fate.DROP, refuse=_over_one, why=ONE_CHOICE),
+    "best_of": Rule(Fate.DROP, refuse=_over_one, why=BEST_OF),
 }
 EMBEDDINGS: dict[str, Rule] = {
     "model": GATEWAY,

@@ -6,7 +6,7 @@ A response's last bytes leave only after its usage record is durable in the jour
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from tokenmill.core.errors import (
     UpstreamError,
 )
 from tokenmill.core.usage import Outcome, UsageRecord
+from tokenmill.gateway import choices
 from tokenmill.gateway.content_check import check_content
 from tokenmill.gateway.content_guard import ContentGuard
 from tokenmill.gateway.jobs import CHARS_PER_TOKEN, job_for, output_limit, prompt_bytes
@@ -59,6 +60,41 @@ class ProxyResult:
     body: bytes
 
 
+class _Settlement:
+    """One admission shared by a request's choices: settled once, with what they all spent,
+    when the last of them is done."""
+
+    def __init__(self, policy: RequestPolicy, admission: Admission, parts: int) -> None:
+        self._policy = policy
+        self.admission = admission
+        self._left = parts
+        self._spent = [0, 0, 0]  # prompt, cached, completion
+
+    def shares(self) -> list["_Share"]:
+        return [_Share(self) for _ in range(self._left)]
+
+    def add(self, prompt: int, cached: int, completion: int) -> None:
+        for i, n in enumerate((prompt, cached, completion)):
+            self._spent[i] += n
+        self._left -= 1
+        if self._left == 0:
+            self._policy.settle(self.admission, *self._spent)
+
+
+class _Share:
+    """One choice's part of a settlement; settles once, whatever happened to it."""
+
+    def __init__(self, settlement: _Settlement) -> None:
+        self._settlement = settlement
+        self.admission = settlement.admission
+        self._done = False
+
+    def settle(self, prompt: int, cached: int, completion: int) -> None:
+        if not self._done:
+            self._done = True
+            self._settlement.add(prompt, cached, completion)
+
+
 @dataclass
 class _Call:
     """One request on its way through a replica."""
@@ -67,7 +103,20 @@ class _Call:
     job: Job
     tracker: UsageTracker
     url: str
-    admission: Admission
+    share: _Share
+
+    @property
+    def admission(self) -> Admission:
+        return self.share.admission
+
+
+@dataclass
+class _Stream:
+    """An engine stream whose response has begun, not yet relayed."""
+
+    call: _Call
+    resp: aiohttp.ClientResponse
+    relay: StreamRelay
 
 
 class InferenceProxy:
@@ -132,36 +181,79 @@ class InferenceProxy:
         check_content(model, endpoint, body, capabilities)
         size = prompt_bytes(endpoint, body)
         pii = await self._guard.check_prompt(principal.tenant, endpoint, body, size)  # may mask
-        if pii is PiiMode.MASK:
-            size = prompt_bytes(endpoint, body)
+        parts = choices.split(endpoint, body)
+        size = sum(prompt_bytes(endpoint, part) for part in parts)
         if endpoint == "chat" and not capabilities.tool_calls:
-            size += prompt_bytes_change(body)  # the emulation rewrites what the budget pays for
-        job = job_for(request_id, principal.tenant, endpoint, body, self._wait_s)
-        ask = Ask(request_id, model, job.input_tokens, size, output_limit(endpoint, body))
+            size += prompt_bytes_change(body) * len(parts)  # what the emulation writes in
+        ids = [request_id] if len(parts) == 1 else [f"{request_id}.{i}" for i in range(len(parts))]
+        jobs = [
+            job_for(rid, principal.tenant, endpoint, part, self._wait_s)
+            for rid, part in zip(ids, parts, strict=True)
+        ]
+        estimate = sum(job.input_tokens for job in jobs)
+        ask = Ask(request_id, model, estimate, size, output_limit(endpoint, body), len(parts))
         try:
             admission = await self._policy.admit(principal, ask)
         except RateLimited:
             self._metrics.refused.labels(model, principal.tenant, 429).inc()
             raise
+        shares = _Settlement(self._policy, admission, len(parts)).shares()
         try:
-            return await self._handle(
-                runtime, job, admission, endpoint, body, client_gone, trace, pii
+            if len(parts) == 1:
+                answer = await self._handle(
+                    runtime, jobs[0], shares[0], endpoint, body, client_gone, trace, pii
+                )
+                return self._stream(answer) if isinstance(answer, _Stream) else answer
+            return await self._handle_choices(
+                runtime, jobs, shares, endpoint, parts, client_gone, trace, pii
             )
         except BaseException:
-            self._policy.settle(admission, 0, 0, 0)  # nothing was metered: nothing is spent
+            for share in shares:  # what never reached an engine spent nothing
+                share.settle(0, 0, 0)
             raise
+
+    async def _handle_choices(
+        self,
+        runtime: DeploymentRuntime,
+        jobs: list[Job],
+        shares: list["_Share"],
+        endpoint: str,
+        parts: list[dict[str, Any]],
+        client_gone: Callable[[], Awaitable[None]] | None,
+        trace: TraceContext | None,
+        pii: PiiMode,
+    ) -> ProxyResult | AsyncIterator[bytes]:
+        """Each choice its own engine request, all at once; one merged answer."""
+        answers = await asyncio.gather(
+            *(
+                self._handle(runtime, job, share, endpoint, part, client_gone, trace, pii)
+                for job, share, part in zip(jobs, shares, parts, strict=True)
+            ),
+            return_exceptions=True,
+        )
+        failure = next((a for a in answers if isinstance(a, BaseException)), None)
+        if failure is not None:  # the choices that ran are metered; the client gets the error
+            for answer in answers:
+                if isinstance(answer, _Stream):
+                    self._discard(answer)
+            raise failure
+        if all(isinstance(a, _Stream) for a in answers):
+            return self._merge_streams([a for a in answers if isinstance(a, _Stream)])
+        bodies = [orjson.loads(a.body) for a in answers if isinstance(a, ProxyResult)]
+        return ProxyResult(200, orjson.dumps(choices.merge(bodies)))
 
     async def _handle(
         self,
         runtime: DeploymentRuntime,
         job: Job,
-        admission: Admission,
+        share: "_Share",
         endpoint: str,
         body: dict[str, Any],
         client_gone: Callable[[], Awaitable[None]] | None,
         trace: TraceContext | None,
         pii: PiiMode,
-    ) -> ProxyResult | AsyncIterator[bytes]:
+    ) -> "ProxyResult | _Stream":
+        admission = share.admission
         principal, model = admission.principal, job.model
         tools = ToolCallFilter(principal.tools) if principal.tools is not None else None
         stream = bool(body.get("stream"))
@@ -199,7 +291,7 @@ class InferenceProxy:
         )
         headers = {**_JSON, "traceparent": trace.traceparent} if trace else _JSON
         call, resp = await self._send(
-            runtime, tracker, job, admission, orjson.dumps(payload), headers, client_gone
+            runtime, tracker, job, share, orjson.dumps(payload), headers, client_gone
         )
         if resp.status != 200:
             try:
@@ -210,7 +302,7 @@ class InferenceProxy:
             await self._finish(call, resp.status, "error")
             raise _upstream_failure(resp.status, raw)
         if relay is not None:
-            return self._relay(call, resp, relay)
+            return _Stream(call, resp, relay)
         return await self._complete(call, resp, tools, pii, emulation)
 
     async def _send(
@@ -218,7 +310,7 @@ class InferenceProxy:
         runtime: DeploymentRuntime,
         tracker: UsageTracker,
         job: Job,
-        admission: Admission,
+        share: "_Share",
         data: bytes,
         headers: Mapping[str, str],
         client_gone: Callable[[], Awaitable[None]] | None,
@@ -231,7 +323,7 @@ class InferenceProxy:
             tracker.replica = replica.id
             tracker.mark_dispatched()
             url = replica.base_url + PATHS[tracker.endpoint]
-            call = _Call(replica, job, tracker, url, admission)
+            call = _Call(replica, job, tracker, url, share)
             self._begin(call)
             try:
                 sent = {**headers, **replica.auth_headers()}
@@ -248,7 +340,6 @@ class InferenceProxy:
                     await self._finish(call, 503, "error")
                     raise _unreachable(call, exc) from None
                 self._abort(call)
-                self._dispatcher.core.mark_unhealthy(job.model, replica.id)
                 job.avoid = frozenset({replica.id})
             except asyncio.CancelledError:  # our caller gave up: slot and record still count
                 self._finish_nowait(call, CLIENT_CLOSED, "partial")
@@ -324,7 +415,7 @@ class InferenceProxy:
 
     async def _relay(
         self, call: _Call, resp: aiohttp.ClientResponse, relay: "StreamRelay"
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         tracker = call.tracker
         recorded = False
         first = True
@@ -369,6 +460,55 @@ class InferenceProxy:
             if not recorded:  # the client went away: meter what it was delivered
                 self._finish_nowait(call, CLIENT_CLOSED, "partial")
 
+    def _stream(self, stream: _Stream) -> AsyncIterator[bytes]:
+        return self._relay(stream.call, stream.resp, stream.relay)
+
+    def _discard(self, stream: _Stream) -> None:
+        """A stream no client will read: stop the engine, meter what it did."""
+        stream.resp.close()
+        if stream.relay.pii is not None:
+            stream.relay.pii.close()
+        self._finish_nowait(stream.call, CLIENT_CLOSED, "partial")
+
+    async def _merge_streams(self, streams: list[_Stream]) -> AsyncIterator[bytes]:
+        """Every choice's stream as one. Each chunk is handed over only when the client has
+        taken the one before it, so what a stream counts as delivered was delivered."""
+        handoff: asyncio.Queue[tuple[int, bytes | None, asyncio.Future[None] | None]]
+        handoff = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+
+        async def pump(part: int, stream: _Stream) -> None:
+            relay = self._relay(stream.call, stream.resp, stream.relay)
+            try:
+                async for event in relay:
+                    taken = loop.create_future()
+                    handoff.put_nowait((part, event, taken))
+                    await taken
+            finally:
+                await relay.aclose()  # meters what was delivered, if it stopped early
+                handoff.put_nowait((part, None, None))
+
+        merger = choices.StreamMerger(len(streams))
+        tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
+        try:
+            running = len(tasks)
+            while running:
+                part, event, taken = await handoff.get()
+                if event is None:
+                    running -= 1
+                    continue
+                out = merger.chunk(part, event)
+                if out is not None:
+                    yield out
+                if taken is not None:
+                    taken.set_result(None)
+            for event in merger.tail():
+                yield event
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
     def _begin(self, call: _Call) -> None:
         self._metrics.in_flight_of(call.tracker.model).inc()
 
@@ -393,8 +533,9 @@ class InferenceProxy:
             log.exception("could not journal usage of %s", record.request_id)
 
     def _abort(self, call: _Call) -> None:
-        """An attempt that reached no engine: its slot goes back, nothing is metered."""
-        self._dispatcher.release(call.job)
+        """An attempt that reached no engine: the replica is marked down, then its slot goes
+        back; nothing is metered."""
+        self._dispatcher.fail(call.job, call.replica.id)
         self._metrics.in_flight_of(call.job.model).dec()
 
     def _end(self, call: _Call, status: int, outcome: Outcome) -> UsageRecord:
@@ -404,9 +545,7 @@ class InferenceProxy:
             core.on_prompt_counted(call.job, record.prompt_tokens, record.cached_tokens)
             core.on_output(call.job, record.completion_tokens)
         self._dispatcher.release(call.job)
-        self._policy.settle(
-            call.admission, record.prompt_tokens, record.cached_tokens, record.completion_tokens
-        )
+        call.share.settle(record.prompt_tokens, record.cached_tokens, record.completion_tokens)
         call.replica.served += 1
         self._metrics.in_flight_of(record.model).dec()
         self._metrics.observe(record)

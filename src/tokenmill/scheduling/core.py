@@ -138,18 +138,18 @@ class SchedulerCore:
     def submit(self, job: Job, now: float, readmit: bool = False) -> Dispatch | None:
         """Place a job at once if nobody waits and a replica is free; else queue it, or raise
         `Rejected` when there is no room or no time for it. A job readmitted after its replica
-        failed it was admitted once already: it only queues."""
+        failed it was admitted once already: it only queues, first of its tenant's."""
         pool = self.pool(job.model)
         queue = pool.queue
+        if readmit:
+            queue.requeue(job)  # uncharged; the next `dispatch` places it if a slot is free
+            return None
         if not len(queue):
             replicas = list(pool.replicas.values())
             choice = self.picker.pick(job, replicas)
             if choice is not None and not self._holds(pool, job, choice, replicas, now):
                 queue.serve_now(job)
                 return self._place(job, choice, now)
-        if readmit:
-            queue.push(job)
-            return None
         limit = self.limits.queue_per_model * self.limits.fill_limit(job.band)
         if len(queue) >= limit:
             retry = self._retry_after(pool, job, now)
@@ -268,7 +268,11 @@ class SchedulerCore:
         if first is not None and prefilled >= MIN_PREFILL_SAMPLE:
             pool.observe_prefill(first, prefilled)
 
-    def finish(self, job: Job, now: float) -> None:
+    def finish(self, job: Job, now: float, served: bool = True) -> None:
+        """The job's slot is free again. One its engine never served (the attempt got no answer)
+        says nothing of how long service takes: were it counted, a crash's failed attempts
+        would shrink the predicted waits, and admission let in requests that cannot be served
+        before their deadline (they would wait it out and get a 429 anyway)."""
         placed = self._running.pop(job.id, None)
         self._first_token.pop(job.id, None)
         if placed is None:
@@ -276,7 +280,8 @@ class SchedulerCore:
         _, slot, started = placed
         slot.in_flight -= 1
         slot.outstanding_tokens -= job.input_tokens + job.max_output_tokens
-        self.pool(job.model).observe_service(now - started)
+        if served:
+            self.pool(job.model).observe_service(now - started)
 
     def queue_depths(self) -> dict[str, int]:
         return {model: len(pool.queue) for model, pool in self._pools.items()}

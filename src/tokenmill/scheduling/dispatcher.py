@@ -99,6 +99,17 @@ class Dispatcher:
         self.core.finish(job, self._clock())
         self._pump(job.model)
 
+    def fail(self, job: Job, replica_id: str) -> None:
+        """An attempt that got no answer from its replica (refused, reset: the engine died).
+        The replica is taken out first, until its supervisor next says it is ready, and only
+        then is the slot given back: the requests waiting are not handed to the engine that
+        just failed, each to lose an attempt there; and the attempt, never served, teaches
+        nothing of how long service takes. The caller readmits the job (`acquire(readmit=
+        True)`): it waits first of its tenant's, for this replica's replacement or another."""
+        self.core.mark_unhealthy(job.model, replica_id)
+        self.core.finish(job, self._clock(), served=False)
+        self._pump(job.model)
+
     def update_replicas(self, model: str, slots: Sequence[ReplicaSlot]) -> None:
         self.core.update_replicas(model, slots)
         self._pump(model)

@@ -83,6 +83,16 @@ class FairQueue:
         self._waiting[job.tenant] = self._waiting.get(job.tenant, 0) + 1
         self._size += 1
 
+    def requeue(self, job: Job) -> None:
+        """A job whose dispatch reached no engine (its replica died under it): back to the head
+        of its tenant's queue, where it was admitted before all behind it and has the nearest
+        deadline, and the input charged for that dispatch given back: it is charged when served.
+        Not lifted as a newly backlogged tenant is: it was not idle, its request never left."""
+        self._charge(job.tenant, -self.costs.of_input(job.input_tokens))
+        self._queues[job.band].setdefault(job.tenant, deque()).appendleft(job)
+        self._waiting[job.tenant] = self._waiting.get(job.tenant, 0) + 1
+        self._size += 1
+
     def _lift(self, tenant: str) -> None:
         if self._waiting:
             floor = min(self.counter(t) for t in self._waiting)

@@ -68,7 +68,8 @@ class Ask:
     model: str
     prompt_estimate: int  # a rough count, for rate limits (corrected when the engine counts)
     prompt_bytes: int  # the prompt text's UTF-8 length: bounds its tokens (see PromptBound)
-    max_output: int | None  # the request's own limit, if it set one
+    max_output: int | None  # the request's own limit per choice, if it set one
+    parts: int = 1  # engine requests it makes: one per choice (`n`, a prompt list)
 
 
 class PromptBound:
@@ -83,10 +84,10 @@ class PromptBound:
         self._overhead: dict[str, int] = {}
 
     def of(self, ask: Ask) -> int:
-        return ask.prompt_bytes + self._overhead.get(ask.model, self.SEED)
+        return ask.prompt_bytes + self._overhead.get(ask.model, self.SEED) * ask.parts
 
     def learn(self, ask: Ask, prompt_tokens: int) -> None:
-        seen = prompt_tokens - ask.prompt_bytes
+        seen = -((ask.prompt_bytes - prompt_tokens) // ask.parts)  # per part, rounded up
         if seen > self._overhead.get(ask.model, self.SEED):
             self._overhead[ask.model] = seen
 
@@ -181,7 +182,7 @@ class RequestPolicy:
         money = self._spend is not None and bool(self._spend.applicable(p))
         budgeted = p.limits.budget_tokens is not None or money
         cap = self._budget_max_tokens if budgeted and ask.max_output is None else None
-        bound, max_out = self._prompt_bound.of(ask), ask.max_output or cap or 0
+        bound, max_out = self._prompt_bound.of(ask), (ask.max_output or cap or 0) * ask.parts
         now = time.time()
         adm = Admission(p, ask, None, cap, at=now)
         try:
