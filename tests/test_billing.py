@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DatabaseError
+from sqlalchemy.orm import Session
 
 from tokenmill.billing.invoices import Invoices, Period
 from tokenmill.billing.prices import PriceBook
@@ -20,7 +21,7 @@ from tokenmill.core.usage import UsageRecord
 from tokenmill.metering.ledger import insert_records
 from tokenmill.metering.service import Metering
 from tokenmill.store.db import make_engine, migrate, sqlite_url
-from tokenmill.store.tables import UsageCharge
+from tokenmill.store.tables import Tenant, UsageCharge
 
 NOV = Period.month("2026-11")
 DEC = Period.month("2026-12")
@@ -37,6 +38,12 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
 @pytest.fixture(scope="module")
 def book(engine: Engine) -> PriceBook:
     return PriceBook(engine).load()
+
+
+def _tenant(engine: Engine, name: str) -> None:
+    with Session(engine) as s, s.begin():
+        if s.get(Tenant, name) is None:
+            s.add(Tenant(name=name, display_name=name, created_at=datetime.now(UTC)))
 
 
 def _record(
@@ -74,6 +81,7 @@ def test_a_tenants_own_exact_and_latest_rule_wins(engine: Engine, book: PriceBoo
     at = NOV.start + 10
     assert book.rule_for("smollm2-135m", "input", "anyone", at).pico_per_token == 20_000
     assert book.rule_for("unknown-model", "output", "anyone", at).model == "*"
+    _tenant(engine, "vip")  # a contract price is for a tenant that exists
     book.add(
         "smollm2-135m",
         {"input": "0.01"},

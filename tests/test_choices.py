@@ -7,6 +7,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -190,3 +191,39 @@ def test_after_choices_the_ledger_and_the_engine_agree(fresh: ServerProcess):
     assert done.returncode == 0, done.stdout + done.stderr
     (replica,) = json.loads(done.stdout)["replicas"]
     assert replica["status"] == "ok" and set(replica["drift"].values()) == {0}
+
+
+def test_more_streamed_choices_than_slots_all_finish(fresh: ServerProcess):
+    """The replica has 4 slots: 12 streamed choices must be relayed as each begins, not once
+    all have (which would wait forever for the slots the first four hold)."""
+    key = fresh.new_tenant_key("many")
+    body = {"model": MODEL, "prompt": ["Red", "Green", "Blue"] * 2, "n": 2, "max_tokens": 4}
+    events = _stream(fresh, key, "/v1/completions", body)
+    assert events[-1] == "[DONE]"
+    indices = {c["index"] for chunk in events[:-1] for c in chunk["choices"]}
+    assert indices == set(range(12))
+    assert _ledger(fresh, "many", 12)["requests"] == 12
+
+
+def test_a_client_leaving_a_choices_stream_frees_every_slot_and_meters_what_ran(
+    fresh: ServerProcess,
+):
+    key = fresh.new_tenant_key("leaver")
+    body = {"model": MODEL, "n": 6, "max_tokens": 200, "stream": True,
+            "messages": [{"role": "user", "content": "Tell me a long story."}]}  # fmt: skip
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.stream("POST", fresh.url + "/v1/chat/completions", json=body,
+                      headers=headers, timeout=120) as resp:  # fmt: skip
+        assert resp.status_code == 200
+        for n, _ in enumerate(resp.iter_lines()):
+            if n == 6:
+                break  # the client goes
+    # The four the replica's slots began are metered; the two still queued never reached an
+    # engine and are dropped, as any request whose client leaves while it is queued.
+    assert _ledger(fresh, "leaver", 4)["requests"] == 4
+    time.sleep(1.0)
+    assert _ledger(fresh, "leaver", 4)["requests"] == 4
+    after = _post(fresh, key, "/v1/chat/completions",
+                  {"model": MODEL, "max_tokens": 2,
+                   "messages": [{"role": "user", "content": "Hi"}]})  # fmt: skip
+    assert after.status_code == 200, after.text  # no slot was left held

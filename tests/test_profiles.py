@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from tokenmill.config import Settings
+from tokenmill.core.usage import MeteringHealth
 from tokenmill.security.doctor import Facts, examine
 from tokenmill.security.pii import PiiMode
 from tokenmill.security.profiles import Profile, is_local_endpoint
@@ -165,3 +166,17 @@ def test_a_finance_server_will_not_start_on_a_tampered_audit_log(tmp_path, tls_f
         conn.execute(text("UPDATE audit_log SET actor = 'someone else' WHERE seq = 1"))
     with pytest.raises(RuntimeError, match="audit log does not verify at record 1"):
         srv.start(timeout=60, default_model=False)
+
+
+@pytest.mark.parametrize("profile", list(Profile))
+def test_the_doctor_fails_metering_that_cannot_write_on_every_profile(profile: Profile):
+    held = MeteringHealth(3, "No space left on device", 0, 0.0, None)
+    [finding] = [f for f in examine(_facts(profile, metering=held)) if f.check == "metering"]
+    assert finding.status == "fail" and "3 record(s) held in memory" in finding.detail
+    stuck = MeteringHealth(0, None, 40, 12.0, "database or disk is full")
+    [finding] = [f for f in examine(_facts(profile, metering=stuck)) if f.check == "metering"]
+    assert finding.status == "fail" and "40 record(s) wait in the journal" in finding.detail
+    slow = MeteringHealth(0, None, 900, 75.0, None)
+    assert _status(examine(_facts(profile, metering=slow)))["metering"] == "warn"
+    fine = MeteringHealth(0, None, 2, 0.05, None)
+    assert _status(examine(_facts(profile, metering=fine)))["metering"] == "ok"

@@ -158,7 +158,10 @@ def inside(args: argparse.Namespace) -> dict[str, Any]:
         srv.stop()
     with sqlite3.connect(disk / "data" / "tokenmill.db") as db:
         ledger = {
-            rid for (rid,) in db.execute("SELECT request_id FROM usage_records WHERE tenant = ?", (TENANT,))
+            rid
+            for (rid,) in db.execute(
+                "SELECT request_id FROM usage_records WHERE tenant = ?", (TENANT,)
+            )
         }
     logs = srv.output() + (disk / "data" / "logs" / "tokenmill.log").read_text(errors="replace")
     return report(run, ledger, args, caught_up_s, logs)

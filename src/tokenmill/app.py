@@ -56,11 +56,13 @@ from tokenmill.security.accounts import Accounts
 from tokenmill.security.agents import Agents
 from tokenmill.security.audit import AuditLog, load_or_create_key, who
 from tokenmill.security.budgets import SpentLoader, TokenBudgets
+from tokenmill.security.integrity import Integrity
 from tokenmill.security.keys import KeyRing, Principal
 from tokenmill.security.limits import KeyLimiter
 from tokenmill.security.pii import PiiMode
 from tokenmill.security.policy import DenialSink, RequestPolicy
 from tokenmill.security.profiles import Profile
+from tokenmill.security.refusals import RefusalTally
 from tokenmill.security.retention import AuditRetention
 from tokenmill.security.roles import Permission
 from tokenmill.security.throttle import AuthThrottle
@@ -107,8 +109,12 @@ def create_app(settings: Settings) -> FastAPI:
             log.info("power: %s not used: %s", meter, why)
         power = PowerLog(db, power_source)
         given = settings.audit_key.get_secret_value() if settings.audit_key else None
-        audit = AuditLog(db, load_or_create_key(given, settings.data_dir / "audit.key"))
-        await _check_audit(audit, settings.profile)
+        key = load_or_create_key(given, settings.data_dir / "audit.key")
+        audit = AuditLog(db, key, settings.audit_checkpoints)
+        integrity = Integrity(db, audit)  # finance: refuses to start on what does not verify
+        for note in await asyncio.to_thread(integrity.at_start, settings.profile):
+            log.warning("%s", note)
+        refusals = RefusalTally(audit)
         budgets = TokenBudgets(_spent_loader(db))
         metering.on_inserted(lambda records: rate_records(db, prices, records))
         await asyncio.to_thread(rate_pending, db, prices)  # so spend so far counts in full
@@ -118,8 +124,17 @@ def create_app(settings: Settings) -> FastAPI:
             KeyLimiter(), budgets, _denials(audit), settings.budget_max_tokens, money
         )
         proxy = InferenceProxy(
-            deployments, dispatcher, metering, metrics, http, settings.queue_waits(), policy, guard
+            deployments,
+            dispatcher,
+            metering,
+            metrics,
+            http,
+            settings.queue_waits(),
+            policy,
+            guard,
+            refuse_unbilled=settings.profile is Profile.FINANCE,
         )
+        metrics.watch_metering(metering.health)
         app.state.services = Services(
             settings,
             db,
@@ -131,8 +146,9 @@ def create_app(settings: Settings) -> FastAPI:
             audit,
             Agents(db, accounts),
             AuthThrottle(settings.auth_failures_per_minute),
+            refusals,
             prices,
-            Invoices(db, prices),
+            Invoices(db, prices, integrity.seals),
             money,
             http,
             logged_or_estimated(power, settings.node_name),
@@ -142,6 +158,10 @@ def create_app(settings: Settings) -> FastAPI:
             power_log.start()
         retention = AuditRetention(audit, settings.audit_retention_days)
         retention.start()
+        refusal_summaries = Periodic(
+            "refusal summaries", refusals.window_s, lambda: asyncio.to_thread(refusals.flush)
+        )
+        refusal_summaries.start()
         rating = Periodic(
             "rating sweep",
             SWEEP_EVERY_S,
@@ -165,6 +185,8 @@ def create_app(settings: Settings) -> FastAPI:
             await rating.stop()
             await power_log.stop()
             await retention.stop()
+            await refusal_summaries.stop()
+            await asyncio.to_thread(refusals.flush)  # the window still open
             await autoscaler.stop()
             await deployments.stop_all()
             await metering.close()
@@ -194,17 +216,6 @@ def create_app(settings: Settings) -> FastAPI:
         return Response(svc.metrics.render(), media_type="text/plain; version=0.0.4")
 
     return app
-
-
-async def _check_audit(audit: AuditLog, profile: Profile) -> None:
-    """The finance profile requires a verified audit log: a broken one stops the start."""
-    verdict = await asyncio.to_thread(audit.verify)
-    if verdict.ok:
-        return
-    message = f"the audit log does not verify at record {verdict.first_bad_seq}: {verdict.reason}"
-    if profile is Profile.FINANCE:
-        raise RuntimeError(message + " (the finance profile will not start on it)")
-    log.error("%s; `tokenmill audit verify` for details", message)
 
 
 def _event_export(settings: Settings, db: Engine) -> Periodic | None:

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = None  # bootstrap admin key instead of a generated one
     # Signs the audit log's head; default: a key file made in data_dir on first start.
     audit_key: SecretStr | None = None
+    # A second copy of the audit checkpoints (audit-checkpoints.log in data_dir), on other
+    # storage: a file path (an append-only mount, a WORM share, another disk).
+    audit_sink: Path | None = None
     # How long audit records are kept (China's Cybersecurity Law asks for >= 6 months).
     audit_retention_days: int = Field(default=365, ge=1)
     # The PII guard's default mode for tenants without their own: off | log | mask | block
@@ -55,8 +58,14 @@ class Settings(BaseSettings):
     events_every_s: float = Field(default=30.0, gt=0)
     # How old a record must be before it is sent: most requests still running have ended.
     events_settle_s: float = Field(default=60.0, ge=0)
-    # Failed key checks one client address may make per minute before it is locked out.
+    # Failed key checks (a bad key, or none) one client address may make per minute before it
+    # is locked out.
     auth_failures_per_minute: int = Field(default=10, ge=1)
+    # Connections: one with no request in progress (new, or between keep-alive requests) is
+    # closed after `http_idle_timeout_s`; a request's line and headers must all arrive within
+    # `http_header_timeout_s` of their first byte, else 408 and the connection is closed.
+    http_idle_timeout_s: int = Field(default=5, ge=1)
+    http_header_timeout_s: int = Field(default=10, ge=1)
     max_body_bytes: int = 4 * 1024 * 1024
     # The longest a request waits in the gateway for a replica slot (queued behind others,
     # or while replicas start); past it, 429 with Retry-After.
@@ -125,6 +134,12 @@ class Settings(BaseSettings):
     @property
     def journal_dir(self) -> Path:
         return self.data_dir / "journal"
+
+    @property
+    def audit_checkpoints(self) -> list[Path]:
+        """Where each audit append is checkpointed: beside the journal, then the sink."""
+        sink = [self.audit_sink] if self.audit_sink is not None else []
+        return [self.data_dir / "audit-checkpoints.log", *sink]
 
     @property
     def economics_path(self) -> Path:

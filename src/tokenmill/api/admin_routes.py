@@ -29,6 +29,7 @@ from tokenmill.metering.ledger import GROUPS, usage_totals
 from tokenmill.security.accounts import UNSET, IssuedKey
 from tokenmill.security.doctor import Facts, examine
 from tokenmill.security.grants import within_holder
+from tokenmill.security.integrity import Integrity
 from tokenmill.security.keys import Principal
 from tokenmill.security.pii import PiiMode
 from tokenmill.security.profiles import Profile, is_local_endpoint
@@ -248,15 +249,20 @@ async def audit_records(
 @router.get("/audit/verify")
 @requires(P.AUDIT_READ)
 async def audit_verify(svc: Svc) -> dict[str, Any]:
-    verdict = await asyncio.to_thread(svc.audit.verify)
-    return dataclasses.asdict(verdict)
+    """The audit chain, its signed head and checkpoints; invoice seals; immutability triggers."""
+    report = await asyncio.to_thread(Integrity(svc.db, svc.audit).check)
+    return {
+        **dataclasses.asdict(report.audit),
+        "ok": report.ok,
+        "problems": report.seals + report.triggers,
+    }
 
 
 @router.get("/doctor")
 @requires(P.CONFIG_READ)
 async def doctor(svc: Svc) -> dict[str, Any]:
     """Where the running configuration breaks its compliance profile."""
-    verdict = await asyncio.to_thread(svc.audit.verify)
+    report = await asyncio.to_thread(Integrity(svc.db, svc.audit).check)
     keys = await asyncio.to_thread(svc.accounts.list_keys)
     settings = svc.settings
     facts = Facts(
@@ -265,9 +271,12 @@ async def doctor(svc: Svc) -> dict[str, Any]:
         tls=settings.tls_certfile is not None,
         pii_mode=settings.pii_mode,
         tenant_pii_modes=await asyncio.to_thread(svc.accounts.pii_modes),
-        audit_ok=verdict.ok,
-        audit_reason=verdict.reason,
+        audit_ok=report.audit.ok,
+        audit_reason=report.audit.reason,
+        seal_problems=report.seals,
+        trigger_problems=report.triggers,
         audit_retention_days=settings.audit_retention_days,
+        metering=svc.metering.health(),
         deployments=svc.deployments.views(),
         keys=[k for k in keys if k["revoked_at"] is None],
     )

@@ -2,12 +2,13 @@
 
 import hmac
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from starlette.requests import Request
 
-from tokenmill.core.errors import Forbidden, Unauthenticated
-from tokenmill.security.keys import KeyRing, Principal
+from tokenmill.core.errors import Forbidden, RateLimited, TokenMillError, Unauthenticated
+from tokenmill.security.keys import KeyRing, Principal, looks_like_key, visible_prefix
 from tokenmill.security.roles import Permission, listed, scope_for
 from tokenmill.security.throttle import AuthThrottle
 
@@ -15,26 +16,65 @@ F = TypeVar("F", bound=Callable[..., object])
 _PERMISSION_ATTR = "tokenmill_permission"
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why `authenticate` refused a request (`request.state.auth_refusal`, for its audit)."""
+
+    code: str  # missing_api_key, invalid_api_key or too_many_auth_failures
+    locked: bool  # this refusal locked the address out
+
+
+# Shared instances: the refusal path keeps nothing it allocates (per-request objects kept on
+# the request skewed tests/test_auth_guard.py's timing probe from ~4 % to 5-11 %).
+_REFUSALS = {
+    (code, locked): Refusal(code, locked)
+    for code in ("missing_api_key", "invalid_api_key", "too_many_auth_failures")
+    for locked in (False, True)
+}
+
+
 def origin(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def presented_prefix(authorization: str) -> str | None:
+    """The visible part of the key in an Authorization header (None: no key, or a secret not
+    shaped like one), to tell probes apart; never the secret."""
+    secret = authorization.partition(" ")[2].strip()
+    return visible_prefix(secret) if looks_like_key(secret) else None
+
+
 def authenticate(request: Request, keyring: KeyRing, throttle: AuthThrottle) -> Principal:
     """The caller's principal. Unknown, revoked and expired keys get the same answer, after
-    the same work (hash, one map lookup), and the key is never echoed."""
+    the same work (hash, one map lookup), and the key is never echoed. A missing key counts
+    as a failure toward the address's lockout, as a bad one does."""
     where = origin(request)
-    throttle.check(where)
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
+    secret = secret.strip()
+    prefix = presented_prefix(header)
+    try:
+        throttle.check(where, prefix)
+    except RateLimited as exc:
+        raise _refused(request, exc, locked=False) from None
     if not hmac.compare_digest(scheme.lower(), "bearer") or not secret:
-        raise Unauthenticated(
+        locked = throttle.failed(where, None)
+        missing = Unauthenticated(
             "Missing API key: send 'Authorization: Bearer <key>'", code="missing_api_key"
         )
-    principal = keyring.lookup(secret.strip())
+        raise _refused(request, missing, locked)
+    principal = keyring.lookup(secret)
     if principal is None or principal.expired():
-        throttle.failed(where)
-        raise Unauthenticated("Incorrect, revoked or expired API key")
+        locked = throttle.failed(where, prefix)
+        raise _refused(request, Unauthenticated("Incorrect, revoked or expired API key"), locked)
     return principal
+
+
+def _refused(request: Request, exc: TokenMillError, locked: bool) -> TokenMillError:
+    state = request.scope.get("state")  # RequestIdMiddleware gives every request one
+    if state is not None:
+        state["auth_refusal"] = _REFUSALS.get((exc.code, locked)) or Refusal(exc.code, locked)
+    return exc
 
 
 def authorize(principal: Principal, permission: Permission) -> None:

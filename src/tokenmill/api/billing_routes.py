@@ -17,6 +17,7 @@ from pydantic import Field
 from tokenmill.api.admin_bodies import Body
 from tokenmill.api.admin_routes import Caller, P, Svc, _note, _within_reach, admin
 from tokenmill.api.auth import requires
+from tokenmill.billing.invoice_drift import invoice_drift
 from tokenmill.billing.invoice_pdf import invoice_pdf
 from tokenmill.billing.invoice_render import invoice_csv, invoice_json
 from tokenmill.billing.invoices import Period, parse_tax_rate
@@ -24,12 +25,14 @@ from tokenmill.billing.kpis import kpis
 from tokenmill.billing.rating import rate_pending
 from tokenmill.core.errors import InvalidRequest
 from tokenmill.core.money import MICRO, parse_amount
-from tokenmill.metering.reconcile import invoice_drift, replica_drift
+from tokenmill.metering.reconcile import replica_drift
 from tokenmill.runtime.replica import ReplicaState
 
 router = APIRouter(prefix="/admin", tags=["billing"], dependencies=[Depends(admin)])
 _PRICE = r"^\d{1,9}(\.\d{1,6})?$"
 LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z: the last moment a date can show
+# How far before now a price may say it starts: a client's clock a little behind ours.
+BACKDATE_SKEW_S = 300.0
 
 
 class PricesIn(Body):
@@ -38,8 +41,9 @@ class PricesIn(Body):
     input: str | None = Field(default=None, pattern=_PRICE)  # per 1M tokens, as a decimal
     cached_input: str | None = Field(default=None, pattern=_PRICE)
     output: str | None = Field(default=None, pattern=_PRICE)
-    tenant: str | None = Field(default=None, max_length=64)  # a contract price for one tenant
-    effective_from: datetime | None = None  # default: now
+    # A contract price for one tenant (an existing one; named as tenants are), or every tenant's.
+    tenant: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    effective_from: datetime | None = None  # default: now; never in the past (BACKDATE_SKEW_S)
     source: str = Field(min_length=1, max_length=300)  # where the figure comes from
 
 
@@ -137,8 +141,9 @@ def add_prices(body: PricesIn, svc: Svc, request: Request) -> dict[str, Any]:
     prices = {c: v for c in ("input", "cached_input", "output") if (v := getattr(body, c))}
     if not prices:
         raise InvalidRequest("give at least one of input, cached_input, output")
-    when = body.effective_from or datetime.now(UTC)
-    start = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()  # naive: UTC
+    now = time.time()
+    when = body.effective_from
+    start = now if when is None else (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
     rules = svc.prices.add(
         body.model,
         prices,
@@ -146,6 +151,7 @@ def add_prices(body: PricesIn, svc: Svc, request: Request) -> dict[str, Any]:
         tenant=body.tenant,
         effective_from=start,
         source=body.source,
+        not_before=now - BACKDATE_SKEW_S,
     )
     _note(request, f"prices:{body.model}", event="prices.added", rules=[r.id for r in rules])
     return {"data": [r.view() for r in rules]}

@@ -1,15 +1,19 @@
 """The checks every route runs first: who is calling, may they, and the audit record of a
-refusal. The admin surface is audited whole by its middleware; here, the OpenAI surface."""
+refusal. The admin surface is audited whole by its middleware; here, the OpenAI surface.
+
+A caller that did not authenticate (no key, a bad key, a locked-out address) is audited in
+aggregate (security/refusals.py): one by one only the first of its kind a window and the one
+that locked its address out. A key refused for its scope or role is audited every time."""
 
 import asyncio
 
 from starlette.requests import Request
 
-from tokenmill.api.auth import authenticate, authorize, origin
+from tokenmill.api.auth import Refusal, authenticate, authorize, origin, presented_prefix
 from tokenmill.api.state import Services
-from tokenmill.core.errors import Forbidden, Unauthenticated
+from tokenmill.core.errors import Forbidden, RateLimited, Unauthenticated
 from tokenmill.security.audit import who
-from tokenmill.security.keys import Principal, looks_like_key, visible_prefix
+from tokenmill.security.keys import Principal
 from tokenmill.security.roles import Permission
 
 
@@ -19,27 +23,32 @@ async def caller(request: Request, svc: Services, permission: Permission) -> Pri
         principal = authenticate(request, svc.accounts.keyring, svc.auth_throttle)
         authorize(principal, permission)
         return principal
-    except (Unauthenticated, Forbidden) as exc:
+    except (Unauthenticated, Forbidden, RateLimited) as exc:
+        refusal: Refusal | None = getattr(request.state, "auth_refusal", None)
+        action = f"{request.method} {request.url.path}"
+        where = origin(request)
+        request_id = request.state.request_id
+        prefix = presented_prefix(request.headers.get("authorization", ""))
+        if refusal is not None:
+            one_by_one = svc.refusals.note(
+                where, refusal.code, action, request_id, prefix, refusal.locked
+            )
+            if not one_by_one:
+                raise
         actor, behalf = who(principal)
         await asyncio.to_thread(
             svc.audit.append,
             actor,
-            f"{request.method} {request.url.path}",
-            "denied",
+            action,
+            "refused" if isinstance(exc, RateLimited) else "denied",
             on_behalf_of=behalf,
             resource=request.url.path,
-            origin=origin(request),
+            origin=where,
             detail={
                 "code": exc.code,
-                "request_id": request.state.request_id,
-                "key_prefix": _presented_prefix(request),
-                "locked_out": svc.auth_throttle.locked(origin(request)),  # this one locked it
+                "request_id": request_id,
+                "key_prefix": prefix,
+                "locked_out": refusal.locked if refusal else False,  # this one locked it
             },
         )
         raise
-
-
-def _presented_prefix(request: Request) -> str | None:
-    """The visible part of a presented key, to tell probes apart; never the secret."""
-    secret = request.headers.get("authorization", "").partition(" ")[2].strip()
-    return visible_prefix(secret) if looks_like_key(secret) else None

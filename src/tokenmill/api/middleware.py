@@ -3,8 +3,10 @@
 import asyncio
 
 from fastapi import FastAPI
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tokenmill.api.auth import presented_prefix
 from tokenmill.core.ids import new_request_id
 from tokenmill.security.audit import who
 
@@ -38,7 +40,9 @@ class RequestIdMiddleware:
 class AdminAuditMiddleware:
     """Every request to the admin surface, allowed or refused, leaves an audit record: who
     (the key, once authenticated), what (method and route), when, on what, the outcome (its
-    status) and from where (the client address). Inference requests pass untouched."""
+    status) and from where (the client address). Callers that did not authenticate are
+    counted instead, past the first of their kind a window (security/refusals.py).
+    Inference requests pass untouched."""
 
     def __init__(self, app: ASGIApp, fastapi_app: FastAPI) -> None:
         self.app = app
@@ -59,23 +63,49 @@ class AdminAuditMiddleware:
         try:
             await self.app(scope, receive, send_capturing)
         finally:
-            await asyncio.to_thread(self._record, scope, status)
+            if self._one_by_one(scope):
+                await asyncio.to_thread(self._record, scope, status)
+
+    def _one_by_one(self, scope: Scope) -> bool:
+        """Whether this request gets its own record: every request that authenticated does; of
+        those that did not, only what the refusal tally asks for (security/refusals.py)."""
+        state = scope.get("state", {})
+        refusal = state.get("auth_refusal")
+        if refusal is None:
+            return True
+        client = scope.get("client")
+        return bool(
+            self._state.services.refusals.note(
+                client[0] if client else "unknown",
+                refusal.code,
+                _action(scope),
+                state.get("request_id"),
+                presented_prefix(Headers(scope=scope).get("authorization", "")),
+                refusal.locked,
+            )
+        )
 
     def _record(self, scope: Scope, status: int) -> None:
         state = scope.get("state", {})
-        route = scope.get("route")
         client = scope.get("client")
         noted = dict(state.get("audit") or {})  # what the route named: the key, the agent
+        refusal = state.get("auth_refusal")
+        if refusal is not None:
+            noted.update(code=refusal.code, locked_out=refusal.locked)
         actor, behalf = who(state.get("principal"))
         self._state.services.audit.append(
             actor,
-            f"{scope['method']} {getattr(route, 'path', scope['path'])}",
+            _action(scope),
             _outcome(status),
             on_behalf_of=behalf,
             resource=noted.pop("resource", scope["path"]),
             origin=client[0] if client else None,
             detail={"status": status, "request_id": state.get("request_id"), **noted},
         )
+
+
+def _action(scope: Scope) -> str:
+    return f"{scope['method']} {getattr(scope.get('route'), 'path', scope['path'])}"
 
 
 def _outcome(status: int) -> str:

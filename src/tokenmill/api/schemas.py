@@ -101,7 +101,7 @@ class _Sampling(_Typed):
     max_tokens: PositiveInt | None = None
     temperature: Temperature | None = None
     top_p: Probability | None = None
-    n: Annotated[int, Field(ge=1, le=128)] | None = None  # > 1 refused in api/params.py
+    n: Annotated[int, Field(ge=1, le=128)] | None = None  # one engine request each: choices.py
     stop: str | list[str] | None = None
     presence_penalty: Penalty | None = None
     frequency_penalty: Penalty | None = None

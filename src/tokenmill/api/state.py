@@ -20,6 +20,7 @@ from tokenmill.runtime.deployments import Deployments
 from tokenmill.security.accounts import Accounts
 from tokenmill.security.agents import Agents
 from tokenmill.security.audit import AuditLog
+from tokenmill.security.refusals import RefusalTally
 from tokenmill.security.throttle import AuthThrottle
 
 
@@ -35,6 +36,7 @@ class Services:
     audit: AuditLog
     agents: Agents
     auth_throttle: AuthThrottle
+    refusals: RefusalTally  # unauthenticated refusals, audited in aggregate
     prices: PriceBook
     invoices: Invoices
     budgets: MoneyBudgets

@@ -3,7 +3,9 @@
 Closing bills every charge of the tenant not billed yet that happened before the period's end:
 those inside the period as usage lines, older ones (usage that arrived after its own period
 closed) as adjustment lines naming the month they belong to. So a correction is an entry in a
-later invoice, never an edit; the database refuses edits and deletions (migration 0006).
+later invoice, never an edit; the database refuses edits and deletions (migrations 0006,
+0011), and each invoice is sealed as it is issued (`store/seals.py`), so an edit made around
+the database's refusal shows.
 
 Amounts: a line's is its tokens x its rule's rate, an exact integer of pico-units (group sums
 are taken over tokens, which cannot overflow, then multiplied in Python). The subtotal is
@@ -24,6 +26,7 @@ from tokenmill.billing.prices import PriceBook
 from tokenmill.core.errors import Conflict, InvalidRequest, NotFound
 from tokenmill.core.ids import new_id
 from tokenmill.core.money import Money, exponent, rate_text
+from tokenmill.store.seals import InvoiceSeals
 from tokenmill.store.tables import DiscountTier, Invoice, UsageCharge
 
 
@@ -57,14 +60,26 @@ def parse_tax_rate(text: str) -> Decimal:
     return rate
 
 
+def discount_off(base_pico: int, percent: Decimal) -> int:
+    """A volume discount on `base_pico` of usage: negative pico-units, rounded half to even."""
+    return -int((Decimal(base_pico) * percent / 100).to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
+def totals(subtotal_pico: int, currency: str, tax_rate: Decimal) -> tuple[Decimal, Decimal]:
+    """An invoice's subtotal (rounded once, half to even, to the minor unit) and its tax."""
+    rounded = Money(subtotal_pico, currency).rounded()
+    return rounded, (rounded * tax_rate).quantize(Decimal(1).scaleb(-exponent(currency)))
+
+
 def _iso(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat()
 
 
 class Invoices:
-    def __init__(self, engine: Engine, book: PriceBook) -> None:
+    def __init__(self, engine: Engine, book: PriceBook, seals: InvoiceSeals | None = None) -> None:
         self._engine = engine
         self._book = book
+        self._seals = seals  # None: unsealed (tests of billing alone); the app always seals
 
     def close(
         self, tenant: str, period: Period, *, now: float, grace_s: float, tax_rate: Decimal
@@ -76,7 +91,7 @@ class Invoices:
                 "close it after that",
                 code="period_open",
             )
-        issued = []
+        issued, sealed = [], []
         with Session(self._engine, expire_on_commit=False) as s, s.begin():
             done = select(Invoice.id).where(
                 Invoice.tenant == tenant, Invoice.period_start == period.start
@@ -142,7 +157,11 @@ class Invoices:
                     )
                     .values(invoice_id=invoice.id)
                 )
+                if self._seals is not None:
+                    sealed.append(self._seals.seal(s, invoice.id))
                 issued.append(invoice.body)
+        if self._seals is not None:
+            self._seals.announce(sealed)
         return issued
 
     def _line(
@@ -211,10 +230,7 @@ class Invoices:
     ) -> Invoice:
         order = {"usage": 0, "discount": 1, "adjustment": 2}
         lines.sort(key=lambda x: (order[x["kind"]], x["model"], x["token_class"]))
-        subtotal = Money(sum(int(x.pop("amount_pico")) for x in lines), currency)
-        places = Decimal(1).scaleb(-exponent(currency))
-        rounded = subtotal.rounded()
-        tax = (rounded * tax_rate).quantize(places)
+        rounded, tax = totals(sum(int(x.pop("amount_pico")) for x in lines), currency, tax_rate)
         invoice_id = new_id("inv")
         body = {
             "id": invoice_id,
@@ -277,8 +293,7 @@ class Invoices:
 
 
 def _discount(usage: list[dict[str, Any]], percent: Decimal, currency: str) -> dict[str, Any]:
-    base = sum(int(x["amount_pico"]) for x in usage)
-    off = -int((Decimal(base) * percent / 100).to_integral_value(rounding=ROUND_HALF_EVEN))
+    off = discount_off(sum(int(x["amount_pico"]) for x in usage), percent)
     tokens = sum(int(x["tokens"]) for x in usage)
     return {
         "kind": "discount",

@@ -17,10 +17,12 @@ from sqlalchemy.orm import Session
 from tokenmill.core.errors import InvalidRequest, NotFound
 from tokenmill.core.ids import new_id
 from tokenmill.core.money import parse_rate, rate_text
-from tokenmill.store.tables import PriceRule
+from tokenmill.store.tables import PriceRule, Tenant
 
 TOKEN_CLASSES = ("input", "cached_input", "output")
 ANY_MODEL = "*"
+# No rule takes effect before this: an earlier date (the epoch, a zero timestamp) is a mistake.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,11 +130,17 @@ class PriceBook:
         effective_from: float,
         source: str,
         book: str = "custom",
+        not_before: float | None = None,
     ) -> list[Rule]:
-        """New rules, as the next version of `book` (versions count across the whole book)."""
+        """New rules, as the next version of `book` (versions count across the whole book).
+        `tenant`, when given, must be one; `effective_from` no earlier than 2000 nor than
+        `not_before` (the API passes about now: no backdating, see `_check_start`)."""
         unknown = set(prices) - set(TOKEN_CLASSES)
         if unknown or not prices:
             raise InvalidRequest(f"prices are per token class {TOKEN_CLASSES}", param="prices")
+        _check_start(effective_from, not_before)
+        if tenant is not None:
+            self._check_tenant(tenant)
         version = 1 + max((r.version for r in self._rules if r.book == book), default=0)
         rows: list[dict[str, object]] = [
             {
@@ -152,6 +160,15 @@ class PriceBook:
         self.load()
         return [r for r in self._rules if r.book == book and r.version == version]
 
+    def _check_tenant(self, tenant: str) -> None:
+        with Session(self._engine) as s:
+            if s.get(Tenant, tenant) is None:
+                raise InvalidRequest(
+                    f"tenant: '{tenant}' is not a tenant (a contract price is for an existing "
+                    "one; leave tenant out for every tenant's price)",
+                    param="tenant",
+                )
+
     def rules(self) -> list[Rule]:
         return sorted(self._rules, key=lambda r: (r.model, r.token_class, r.effective_from))
 
@@ -169,6 +186,33 @@ class PriceBook:
         if best is None:
             raise NotFound(f"no price for {model} {token_class} tokens", code="no_price")
         return best
+
+
+def _check_start(effective_from: float, not_before: float | None) -> None:
+    """A rule prices the usage from its start on, but usage is rated as the ledger takes it,
+    at the rules then in force, and never again: a backdated rule would not reprice what was
+    already rated (an invoice may be issued on it), only the odd record rated late, so one
+    period would be billed at two prices. Hence: from `not_before` (about now) on."""
+    when = _iso(effective_from)
+    if effective_from < EARLIEST:
+        raise InvalidRequest(
+            f"effective_from: {when} is before {_iso(EARLIEST)}; give the date the price starts",
+            param="effective_from",
+        )
+    if not_before is not None and effective_from < not_before:
+        raise InvalidRequest(
+            f"effective_from: {when} is in the past (before {_iso(not_before)}); a price takes "
+            "effect now or later: usage until now is already rated at the prices then in force, "
+            "and a new rule never reprices it",
+            param="effective_from",
+        )
+
+
+def _iso(at: float) -> str:
+    try:
+        return datetime.fromtimestamp(at, UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return repr(at)
 
 
 def _rate(price: str) -> int:

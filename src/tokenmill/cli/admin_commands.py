@@ -244,16 +244,23 @@ def login(
 
 @audit.command("verify")
 def audit_verify(url: Url = None, json_out: Json = False) -> None:
-    """Check the hash chain and its signed head; exit 1 naming the first bad record."""
+    """Check the hash chain, its signed head and checkpoints, the invoice seals and the
+    immutability triggers; exit 1 naming the first bad record and every other problem."""
     data = AdminClient(url).call("GET", "/admin/audit/verify")
+    problems = data.get("problems", [])
     if json_out:
         emit(data, True)
     elif data["ok"]:
-        console.print(f"audit log intact: {data['checked']} records verified")
+        console.print(f"audit log intact: {data['checked']} records verified, checkpoints "
+                      "agree; invoice seals and immutability triggers hold")  # fmt: skip
     else:
-        bad, checked = data["first_bad_seq"], data["checked"]
-        console.print(f"[red]audit log tampered with at record {bad}:[/] {data['reason']} "
-                      f"({checked} records verified before it)")  # fmt: skip
+        if data["reason"] is not None:
+            bad, checked = data["first_bad_seq"], data["checked"]
+            where = f" at record {bad}" if bad is not None else ""
+            console.print(f"[red]audit log tampered with{where}:[/] {data['reason']} "
+                          f"({checked} records verified before it)")  # fmt: skip
+        for problem in problems:
+            console.print(f"[red]tampered with:[/] {problem}")
     if not data["ok"]:
         raise typer.Exit(1)
 

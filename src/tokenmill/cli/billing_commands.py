@@ -150,8 +150,8 @@ def report(
 
 
 def reconcile(url: Url = None, json_out: Json = False) -> None:
-    """Compare the ledger with each replica's own counters and invoices with the ledger;
-    exit 1 on any drift."""
+    """Compare the ledger with each replica's own counters, and invoices with their charges
+    and the ledger in tokens and money; exit 1 on any drift."""
     data = AdminClient(url).call("GET", "/admin/reconcile")
     if json_out:
         emit(data, True)
@@ -168,8 +168,20 @@ def reconcile(url: Url = None, json_out: Json = False) -> None:
         emit(
             data["invoices"],
             False,
-            ["invoice", "tenant", "lines", "charges", "ledger", "status"],
-            "invoices against the ledger",
+            [
+                "invoice",
+                "tenant",
+                "lines",
+                "charges",
+                "ledger",
+                "amount_lines",
+                "amount_charges",
+                "mispriced_charges",
+                "total",
+                "total_expected",
+                "status",
+            ],
+            "invoices against their charges and the ledger: tokens and money",
         )
         console.print("no drift" if data["ok"] else "[red]drift found[/]")
     if not data["ok"]:

@@ -85,23 +85,11 @@ def up(
 async def _serve(settings: Settings, url: str) -> None:
     import uvicorn
 
+    from tokenmill.api.connections import server_config
     from tokenmill.app import create_asgi
 
     asgi, app = create_asgi(settings)
-    config = uvicorn.Config(
-        asgi,
-        host=settings.host,
-        port=settings.port,
-        loop="none",
-        http="httptools",
-        log_level="warning",
-        access_log=False,  # usage records are the access log; never log keys or bodies
-        proxy_headers=False,  # don't trust X-Forwarded-* from whoever connects
-        server_header=False,
-        timeout_graceful_shutdown=10,
-        ssl_certfile=settings.tls_certfile,
-        ssl_keyfile=settings.tls_keyfile,
-    )
+    config = server_config(asgi, settings)  # with connection idle and header deadlines
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers no event

@@ -24,6 +24,7 @@ from tokenmill.core.errors import (
 )
 from tokenmill.core.usage import Outcome, UsageRecord
 from tokenmill.gateway import choices
+from tokenmill.gateway.choice_streams import ChoiceStreams
 from tokenmill.gateway.content_check import check_content
 from tokenmill.gateway.content_guard import ContentGuard
 from tokenmill.gateway.jobs import CHARS_PER_TOKEN, job_for, output_limit, prompt_bytes
@@ -224,21 +225,21 @@ class InferenceProxy:
         pii: PiiMode,
     ) -> ProxyResult | AsyncIterator[bytes]:
         """Each choice its own engine request, all at once; one merged answer."""
-        answers = await asyncio.gather(
-            *(
-                self._handle(runtime, job, share, endpoint, part, client_gone, trace, pii)
-                for job, share, part in zip(jobs, shares, parts, strict=True)
-            ),
-            return_exceptions=True,
-        )
+        starts = [
+            self._handle(runtime, job, share, endpoint, part, client_gone, trace, pii)
+            for job, share, part in zip(jobs, shares, parts, strict=True)
+        ]
+        if parts[0].get("stream"):
+            streams = ChoiceStreams(
+                [asyncio.create_task(_begun(start)) for start in starts],
+                self._stream,
+                self._discard,
+            )
+            return await streams.begin()
+        answers = await asyncio.gather(*starts, return_exceptions=True)
         failure = next((a for a in answers if isinstance(a, BaseException)), None)
         if failure is not None:  # the choices that ran are metered; the client gets the error
-            for answer in answers:
-                if isinstance(answer, _Stream):
-                    self._discard(answer)
             raise failure
-        if all(isinstance(a, _Stream) for a in answers):
-            return self._merge_streams([a for a in answers if isinstance(a, _Stream)])
         bodies = [orjson.loads(a.body) for a in answers if isinstance(a, ProxyResult)]
         return ProxyResult(200, orjson.dumps(choices.merge(bodies)))
 
@@ -460,7 +461,7 @@ class InferenceProxy:
             if not recorded:  # the client went away: meter what it was delivered
                 self._finish_nowait(call, CLIENT_CLOSED, "partial")
 
-    def _stream(self, stream: _Stream) -> AsyncIterator[bytes]:
+    def _stream(self, stream: _Stream) -> AsyncGenerator[bytes, None]:
         return self._relay(stream.call, stream.resp, stream.relay)
 
     def _discard(self, stream: _Stream) -> None:
@@ -469,45 +470,6 @@ class InferenceProxy:
         if stream.relay.pii is not None:
             stream.relay.pii.close()
         self._finish_nowait(stream.call, CLIENT_CLOSED, "partial")
-
-    async def _merge_streams(self, streams: list[_Stream]) -> AsyncIterator[bytes]:
-        """Every choice's stream as one. Each chunk is handed over only when the client has
-        taken the one before it, so what a stream counts as delivered was delivered."""
-        handoff: asyncio.Queue[tuple[int, bytes | None, asyncio.Future[None] | None]]
-        handoff = asyncio.Queue()
-        loop = asyncio.get_running_loop()
-
-        async def pump(part: int, stream: _Stream) -> None:
-            relay = self._relay(stream.call, stream.resp, stream.relay)
-            try:
-                async for event in relay:
-                    taken = loop.create_future()
-                    handoff.put_nowait((part, event, taken))
-                    await taken
-            finally:
-                await relay.aclose()  # meters what was delivered, if it stopped early
-                handoff.put_nowait((part, None, None))
-
-        merger = choices.StreamMerger(len(streams))
-        tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
-        try:
-            running = len(tasks)
-            while running:
-                part, event, taken = await handoff.get()
-                if event is None:
-                    running -= 1
-                    continue
-                out = merger.chunk(part, event)
-                if out is not None:
-                    yield out
-                if taken is not None:
-                    taken.set_result(None)
-            for event in merger.tail():
-                yield event
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _begin(self, call: _Call) -> None:
         self._metrics.in_flight_of(call.tracker.model).inc()
@@ -569,6 +531,12 @@ def _down(runtime: DeploymentRuntime) -> Unavailable:
     if failure is not None:  # it will not come back by itself: say why, not "try again"
         return Unavailable(f"'{runtime.row.name}' failed to start and is down: {failure}")
     return Unavailable(f"no replica of '{runtime.row.name}' is ready; try again shortly")
+
+
+async def _begun(start: Awaitable["ProxyResult | _Stream"]) -> _Stream:
+    answer = await start
+    assert isinstance(answer, _Stream)  # a streamed request's answer is a stream
+    return answer
 
 
 def _unbillable(metering: Metering) -> Unavailable:

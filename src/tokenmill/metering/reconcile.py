@@ -1,5 +1,6 @@
-"""Reconciliation: does the ledger agree with the engines' own counters, and do invoices agree
-with the ledger? Drift is reported, never corrected here: a difference is a question.
+"""Reconciliation: does the ledger agree with the engines' own counters? (Invoices against
+the charges and the ledger, in tokens and money: `billing/invoice_drift.py`.) Drift is
+reported, never corrected here: a difference is a question.
 
 Engine side: llama.cpp's Prometheus counters (`llamacpp:prompt_tokens_total` counts the prompt
 tokens it processed, `..._cached_total` those it took from cache, `tokens_predicted_total` the
@@ -8,7 +9,7 @@ ledger's records for it since its process started.
 """
 
 from dataclasses import asdict, dataclass
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
@@ -16,7 +17,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from tokenmill.runtime.replica import Replica
-from tokenmill.store.tables import Invoice, UsageCharge, UsageRow
+from tokenmill.store.tables import UsageRow
 
 _ENGINE_COUNTERS = {
     "llamacpp:prompt_tokens": "uncached_prompt",
@@ -85,41 +86,3 @@ async def replica_drift(
         "drift": drift,
         "status": "ok" if not any(drift.values()) else "drift",
     }
-
-
-def invoice_drift(engine: Engine) -> list[dict[str, Any]]:
-    """For every issued invoice: tokens on its lines against the charges it billed, and those
-    against the ledger records they came from."""
-    out = []
-    with Session(engine) as s:
-        billed = dict(
-            s.execute(
-                select(UsageCharge.invoice_id, func.sum(UsageCharge.tokens))
-                .where(UsageCharge.invoice_id.is_not(None))
-                .group_by(UsageCharge.invoice_id)
-            ).all()
-        )
-        for inv in s.scalars(select(Invoice).order_by(Invoice.period_start, Invoice.tenant)):
-            items = cast(list[dict[str, Any]], inv.body["lines"])
-            lines = sum(
-                int(x["tokens"]) for x in items if x["kind"] != "discount"
-            )  # no tokens of its own
-            ledger = s.execute(
-                select(func.sum(UsageRow.prompt_tokens + UsageRow.completion_tokens)).where(
-                    UsageRow.request_id.in_(
-                        select(UsageCharge.request_id).where(UsageCharge.invoice_id == inv.id)
-                    )
-                )
-            ).scalar()
-            charged = int(billed.get(inv.id, 0))
-            out.append(
-                {
-                    "invoice": inv.number,
-                    "tenant": inv.tenant,
-                    "lines": lines,
-                    "charges": charged,
-                    "ledger": int(ledger or 0),
-                    "status": "ok" if lines == charged == int(ledger or 0) else "drift",
-                }
-            )
-    return out

@@ -4,6 +4,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tokenmill.core.usage import MeteringHealth
 from tokenmill.security.pii import PiiMode
 from tokenmill.security.profiles import MIN_AUDIT_RETENTION_DAYS, Profile, is_local_endpoint
 
@@ -31,6 +32,9 @@ class Facts:
     audit_ok: bool
     audit_reason: str | None
     audit_retention_days: int
+    seal_problems: list[str] = field(default_factory=list)  # invoices not as issued
+    trigger_problems: list[str] = field(default_factory=list)  # immutability triggers gone
+    metering: MeteringHealth | None = None
     deployments: list[dict[str, Any]] = field(default_factory=list)
     keys: list[dict[str, Any]] = field(default_factory=list)  # live keys, as the API lists them
 
@@ -77,9 +81,35 @@ def _pii(f: Facts) -> Finding:
     return Finding("pii", "ok", "PII masked or blocked for every tenant")
 
 
+def _integrity(f: Facts) -> list[Finding]:
+    """Invoices as issued and the triggers that keep them so: every profile fails on these."""
+    seals = (
+        Finding(
+            "invoice-seals",
+            "fail",
+            "; ".join(f.seal_problems),
+            "investigate: an issued invoice was changed around the database's refusal",
+        )
+        if f.seal_problems
+        else Finding("invoice-seals", "ok", "every invoice matches its seal and the audit log")
+    )
+    trig = (
+        Finding(
+            "db-triggers",
+            "fail",
+            "; ".join(f.trigger_problems),
+            "a restart restores them (under finance it refuses: start once under another "
+            "profile), then `tokenmill audit verify`",
+        )
+        if f.trigger_problems
+        else Finding("db-triggers", "ok", "the triggers that keep invoices immutable are in place")
+    )
+    return [seals, trig]
+
+
 def _audit(f: Facts) -> list[Finding]:
     chain = (
-        Finding("audit-chain", "ok", "hash chain and signed head verify")
+        Finding("audit-chain", "ok", "hash chain, signed head and checkpoints verify")
         if f.audit_ok
         else Finding(
             "audit-chain",
@@ -180,6 +210,29 @@ def _failover(f: Facts) -> list[Finding]:
     ]
 
 
+def _metering(f: Facts) -> Finding:
+    h = f.metering
+    if h is None:
+        return Finding("metering", "ok", "usage is metered (not asked)")
+    problem = h.problem
+    if problem is None:
+        return Finding(
+            "metering",
+            "ok",
+            f"every record reaches the ledger ({h.ledger_pending} in flight, "
+            f"{h.ledger_lag_s:.1f} s behind)",
+        )
+    at_risk = bool(h.held or h.journal_error or h.ledger_error)
+    return Finding(
+        "metering",
+        "fail" if at_risk else "warn",
+        problem,
+        "free space on the data directory's disk (the records are written when it has room)"
+        if h.held or h.journal_error
+        else "see the log for the database's error",
+    )
+
+
 def examine(f: Facts) -> list[Finding]:
     return [
         Finding("profile", "ok", f"compliance profile '{f.profile}'"),
@@ -193,6 +246,8 @@ def examine(f: Facts) -> list[Finding]:
         _transport(f),
         _pii(f),
         *_audit(f),
+        *_integrity(f),
+        _metering(f),
         _models(f),
         _serving(f),
         *_budgets(f),

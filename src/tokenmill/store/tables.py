@@ -223,6 +223,20 @@ class Invoice(Base):
     body: Mapped[dict[str, object]] = mapped_column(JSON)  # the invoice as issued, lines included
 
 
+class InvoiceSeal(Base):
+    """An issued invoice's seal: the SHA-256 of the invoice as stored and of the charges it
+    billed (`store/seals.py`), and its HMAC under the audit key. Written once with the invoice;
+    a row left by migration 0011 (invoices issued before seals) has none until the first start
+    seals it. Database triggers refuse any other change."""
+
+    __tablename__ = "invoice_seals"
+
+    invoice_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seal: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    sealed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class MoneyBudget(Base):
     """A spending limit for a tenant, key or agent in one currency; replaced, never edited."""
 
