@@ -70,3 +70,31 @@ def test_an_agent_registered_by_a_limited_key_is_limited_too(server: ServerProce
     greedy = _as(server, holder, "/admin/agents", {**body, "name": "bot2", "rpm": 50})
     assert greedy.status_code == 403
     assert greedy.json()["error"]["param"] == "rpm"
+
+
+def test_a_tenant_admin_grants_only_within_its_own_allow_lists_and_scopes(
+    server: ServerProcess,
+):
+    server.admin("POST", "/admin/tenants", json={"name": "grants-lists"})
+    holder = server.new_key("grants-lists", role="tenant-admin", models=["smollm2-135m"],
+                            tools=["get_weather", "search"])  # fmt: skip
+    made = _as(server, holder, "/admin/keys", {"tenant": "grants-lists"})
+    assert made.status_code == 201, made.text
+    view = _key_view(server, made.json()["id"])
+    assert (view["models"], sorted(view["tools"])) == (["smollm2-135m"], ["get_weather", "search"])
+    fewer = _as(server, holder, "/admin/keys", {"tenant": "grants-lists", "tools": ["search"]})
+    assert fewer.status_code == 201, fewer.text
+    for beyond, param in (
+        ({"models": ["smollm2-135m", "gpt-4o"]}, "models"),
+        ({"tools": ["search", "shell"]}, "tools"),
+    ):
+        refused = _as(server, holder, "/admin/keys", {"tenant": "grants-lists", **beyond})
+        assert refused.status_code == 403, (beyond, refused.text)
+        assert refused.json()["error"]["param"] == param, refused.text
+
+    manager = server.new_key("grants-lists", role="tenant-admin", scopes=["management"])
+    refused = _as(server, manager, "/admin/keys", {"tenant": "grants-lists"})  # inference
+    assert refused.status_code == 403 and refused.json()["error"]["param"] == "scopes"
+    own = {"tenant": "grants-lists", "role": "tenant-admin", "scopes": ["management"]}
+    allowed = _as(server, manager, "/admin/keys", own)
+    assert allowed.status_code == 201, allowed.text

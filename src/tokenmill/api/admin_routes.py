@@ -16,7 +16,6 @@ from tokenmill.api.admin_bodies import (
     AgentIn,
     DeploymentIn,
     KeyIn,
-    LimitsIn,
     ReplicaRangeIn,
     RotateIn,
     TenantIn,
@@ -57,27 +56,6 @@ Caller = Annotated[Principal, Depends(admin)]
 def _within_reach(caller: Principal, tenant: str) -> None:
     if caller.reach is not None and tenant != caller.reach:
         raise Forbidden(f"this key acts only for tenant '{caller.reach}'", code="tenant_denied")
-
-
-def _granted(
-    caller: Principal, given: list[str] | None, own: frozenset[str] | None, what: str
-) -> list[str] | None:
-    """An allow-list a tenant-admin grants: within its own (by default, all of its own)."""
-    if caller.reach is None or own is None:
-        return given
-    if given is None:
-        return sorted(own)
-    beyond = sorted(set(given) - own)
-    if beyond:
-        raise Forbidden(f"cannot grant {what} {beyond}: beyond this key's own", code="role_denied")
-    return given
-
-
-def _within_rights(caller: Principal, body: LimitsIn) -> dict[str, Any]:
-    return {
-        "models": _granted(caller, body.models, caller.models, "models"),
-        "tools": _granted(caller, body.tools, caller.tools, "tools"),
-    }
 
 
 def _note(request: Request, resource: str, **detail: object) -> None:
@@ -124,7 +102,6 @@ def create_key(body: KeyIn, svc: Svc, caller: Caller, request: Request) -> dict[
     _within_reach(caller, body.tenant)
     if caller.reach is not None and Role(body.role) not in TENANT_ISSUABLE:
         raise Forbidden(f"a tenant-admin cannot issue {body.role} keys", code="role_denied")
-    body = body.model_copy(update=_within_rights(caller, body))
     spec = within_holder(caller, body.spec().checked(body.tenant))
     can_infer = Scope.INFERENCE in (spec.scopes or ())
     if svc.settings.profile is Profile.FINANCE and can_infer and spec.limits.budget_tokens is None:
@@ -168,7 +145,6 @@ def rotate_key(
 @requires(P.AGENTS_WRITE)
 def register_agent(body: AgentIn, svc: Svc, caller: Caller, request: Request) -> dict[str, Any]:
     _within_reach(caller, body.tenant)
-    body = body.model_copy(update=_within_rights(caller, body))
     overrides = body.model_dump(exclude={"tenant", "name", "owner", "profile"})
     agent, key = svc.agents.register(
         body.tenant, body.name, body.owner, body.profile, overrides, holder=caller
