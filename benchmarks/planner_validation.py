@@ -45,7 +45,6 @@ from tokenmill.bench.report import percentiles, run_info, summarize, tpot
 from tokenmill.bench.runner import Outcome, run
 from tokenmill.bench.workload import BenchRequest, words
 from tokenmill.bootstrap import default_model_path
-from tokenmill.economics.catalog import find
 from tokenmill.economics.models import find_model
 from tokenmill.economics.perf_model import (
     Device,
@@ -58,6 +57,7 @@ from tokenmill.economics.perf_model import (
 )
 from tokenmill.economics.planner import device
 from tokenmill.engines.base import ReplicaSpec
+from tokenmill.fleet.catalog import find
 from tokenmill.runtime.standalone import StandaloneEngine, standalone_llama_server
 
 # (prompt tokens with the chat template, concurrency); 1024 only at c=1, as time allows

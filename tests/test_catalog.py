@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tokenmill.economics.catalog import (
+from tokenmill.fleet.catalog import (
     CONFIDENCES,
     Accelerator,
     CatalogError,

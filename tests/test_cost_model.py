@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 
+from tokenmill.core.power import estimated_power, measured_power
 from tokenmill.economics.cost import (
     HourCost,
     Leased,
@@ -15,10 +16,8 @@ from tokenmill.economics.cost import (
     cost_per_million_tokens,
     crf,
     energy_cost_per_hour,
-    estimated_power,
     joules_per_token,
     joules_per_token_all_in,
-    measured_power,
     payback_months,
     roi,
     tokens_per_kwh,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tokenmill.core.money import PICO
-from tokenmill.economics import cost
+from tokenmill.core.power import measured_power
 from tokenmill.economics.accounting import Served, account
 from tokenmill.economics.live import estimated_power, logged_or_estimated
 from tokenmill.economics.nodes import Node, NodeConfigError, parse_nodes
@@ -94,7 +94,7 @@ def test_owned_node_pays_back_from_what_each_hour_leaves_over() -> None:
     # Capital: 8760 over 1 year at 0% = $1.00 per hour. Energy: 1 kW x PUE 1.56 x $0.08.
     nodes = _nodes('{ mode = "owned", capex = "8760", years = 1, rate = "0" }')
     revenue = {("t", "m", "chat-m", "USD"): 2 * PICO}  # $2 in the hour
-    measured = cost.measured_power(1000.0, "test meter")
+    measured = measured_power(1000.0, "test meter")
     report = account([], revenue, nodes, 0.0, 3600.0, lambda *_: measured)
     (node,) = report["nodes"]
     assert node["inputs"]["hour_cost"] == {
@@ -161,7 +161,7 @@ def test_logged_power_wins_over_the_estimate_for_this_machine(tmp_path: Path) ->
     migrate(db)
     log = PowerLog(db, PowerSource())
     for at, watts in ((0.0, 40.0), (60.0, 50.0), (120.0, 70.0)):
-        log.record("box", cost.measured_power(watts, "measured: RAPL 1 CPU package(s)"), at)
+        log.record("box", measured_power(watts, "measured: RAPL 1 CPU package(s)"), at)
     (node,) = _nodes('{ mode = "rented", per_hour = "1" }', "power_w = 100")
     power_of = logged_or_estimated(log, "box")
     logged = power_of(node, 0.5, 0.0, 120.0)

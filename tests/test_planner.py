@@ -14,7 +14,6 @@ import pytest
 from typer.testing import CliRunner
 
 from tokenmill.cli.main import app
-from tokenmill.economics.catalog import Accelerator, PriceRange, catalog, find
 from tokenmill.economics.cost import HOURS_PER_MONTH, cost_per_million_tokens, payback_months
 from tokenmill.economics.facilities import loads_facilities
 from tokenmill.economics.models import (
@@ -27,6 +26,7 @@ from tokenmill.economics.models import (
 from tokenmill.economics.perf_model import Efficiency
 from tokenmill.economics.planner import Demand, PlanError, PlanOptions, Slo, plan
 from tokenmill.economics.planner_calibration import CalibrationError, calibrate_on, measured_run
+from tokenmill.fleet.catalog import Accelerator, PriceRange, catalog, find
 
 D = Decimal
 CAT = catalog()

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from tokenmill.economics.cost import Power, measured_power
+from tokenmill.core.power import Power, measured_power
 from tokenmill.observe.power import PowerLog, PowerSource
 from tokenmill.observe.power_meters import (
     CpuUtilisation,

@@ -18,7 +18,12 @@ import typer
 
 from tokenmill.cli.output import console, emit
 from tokenmill.economics import planner
-from tokenmill.economics.catalog import (
+from tokenmill.economics.models import ModelError, ReferenceModel, custom_model, find_model
+from tokenmill.economics.perf_model import Efficiency
+from tokenmill.economics.planner import Demand, Option, Plan, PlanError, PlanOptions, Slo
+from tokenmill.economics.planner_site import NODE_TOO_HOT, UNKNOWN_RACK
+from tokenmill.economics.planner_view import view
+from tokenmill.fleet.catalog import (
     Accelerator,
     CatalogError,
     PriceRange,
@@ -26,11 +31,6 @@ from tokenmill.economics.catalog import (
     catalog,
     find,
 )
-from tokenmill.economics.models import ModelError, ReferenceModel, custom_model, find_model
-from tokenmill.economics.perf_model import Efficiency
-from tokenmill.economics.planner import Demand, Option, Plan, PlanError, PlanOptions, Slo
-from tokenmill.economics.planner_site import NODE_TOO_HOT, UNKNOWN_RACK
-from tokenmill.economics.planner_view import view
 
 Opt = typer.Option
 

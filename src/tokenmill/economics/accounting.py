@@ -14,12 +14,13 @@ from decimal import Decimal
 from typing import Any
 
 from tokenmill.core.money import PICO
+from tokenmill.core.power import Power
 from tokenmill.economics import cost
 from tokenmill.economics.nodes import Node, node_of
 from tokenmill.economics.time_share import Span, share_time
 
 # (node, utilisation, since, until) -> its average draw over the window, if known
-PowerOf = Callable[[Node, float, float, float], cost.Power | None]
+PowerOf = Callable[[Node, float, float, float], Power | None]
 _PLACES = Decimal("0.000001")
 _MILLION = 1_000_000
 _EARNING = ("tenant", "model")  # revenue is known per tenant and model, not per replica
@@ -113,7 +114,7 @@ def _row(dimension: str, key: str, currency: str, t: _Tally) -> dict[str, Any]:
     return row
 
 
-def _energy(power: cost.Power | None, window_s: float, tokens: int, pue: float) -> dict[str, Any]:
+def _energy(power: Power | None, window_s: float, tokens: int, pue: float) -> dict[str, Any]:
     if power is None:
         return {"basis": "unknown: no power measured and no power_w or TDP for the node"}
     out: dict[str, Any] = {

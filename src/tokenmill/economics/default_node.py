@@ -16,8 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from tokenmill.core import sourced
 from tokenmill.core.money import decimal_string
-from tokenmill.economics import sourced
 from tokenmill.economics.cost import Rented
 from tokenmill.economics.facilities import default_facilities
 from tokenmill.economics.local_machine import Machine, discover

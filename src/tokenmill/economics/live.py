@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from tokenmill.economics import cost
+from tokenmill.core import power as core_power
+from tokenmill.core.power import Power
 from tokenmill.economics.accounting import PowerOf, RevenueKey, Served, account
 from tokenmill.economics.nodes import Node
 from tokenmill.economics.time_share import Span
@@ -63,25 +64,25 @@ def revenue_in(db: Engine, since: float, until: float) -> dict[RevenueKey, int]:
 
 def estimated_power(
     node: Node, utilisation: float, since: float = 0.0, until: float = 0.0
-) -> cost.Power | None:
+) -> Power | None:
     """Idle + (full load - idle) x busy share, labelled as an estimate; the window plays no
     part beyond the utilisation measured over it."""
     if node.power_w is None or node.power_w <= 0:
         return None
-    power = cost.estimated_power(node.power_w, min(1.0, utilisation), node.idle_w)
-    return cost.Power(power.watts, True, f"{power.basis}; full load from {node.power_basis}")
+    power = core_power.estimated_power(node.power_w, min(1.0, utilisation), node.idle_w)
+    return Power(power.watts, True, f"{power.basis}; full load from {node.power_basis}")
 
 
 def logged_or_estimated(log: PowerLog, local: str) -> PowerOf:
     """The node's logged samples where there are any (this machine's, recorded under the
     name `local`), else the estimate from the node file."""
 
-    def power_of(node: Node, utilisation: float, since: float, until: float) -> cost.Power | None:
+    def power_of(node: Node, utilisation: float, since: float, until: float) -> Power | None:
         logged = log.average_watts(node.name, since, until) if node.name == local else None
         if logged is None:
             return estimated_power(node, utilisation)
         watts, estimated, basis = logged
-        return cost.Power(watts, estimated, basis)
+        return Power(watts, estimated, basis)
 
     return power_of
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from types import MappingProxyType
 
-from tokenmill.economics import sourced
+from tokenmill.core import sourced
+from tokenmill.core.sourced import Source
 from tokenmill.economics.perf_model import ModelSpec
-from tokenmill.economics.sourced import Source
 
 __all__ = [
     "FORMATS",

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from tokenmill.core.money import decimal_string
-from tokenmill.economics import catalog
 from tokenmill.economics.cost import Acquisition, Leased, Owned, Rented
 from tokenmill.economics.facilities import Facility, FacilityBook, default_facilities
+from tokenmill.fleet import catalog
 
 
 class NodeConfigError(ValueError):

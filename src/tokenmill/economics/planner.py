@@ -20,7 +20,6 @@ from decimal import Decimal
 from typing import Literal
 
 from tokenmill.economics import perf_model
-from tokenmill.economics.catalog import Accelerator, catalog
 from tokenmill.economics.cost import (
     HOURS_PER_MONTH,
     as_decimal,
@@ -38,6 +37,7 @@ from tokenmill.economics.perf_model import (
     Workload,
 )
 from tokenmill.economics.planner_site import Site, SiteError, hour_cost, rack_counts, site_for
+from tokenmill.fleet.catalog import Accelerator, catalog
 
 TP_DEGREES = (1, 2, 4, 8)
 # Bounds the search. Engines cap a batch lower (vLLM: max_num_seqs), so near the top of this

@@ -9,10 +9,10 @@ from dataclasses import replace
 from typing import Any
 
 from tokenmill.economics import perf_model
-from tokenmill.economics.catalog import Accelerator
 from tokenmill.economics.models import FORMATS, ModelError, find_model
 from tokenmill.economics.perf_model import Efficiency, MeasuredRun, Workload
 from tokenmill.economics.planner import device
+from tokenmill.fleet.catalog import Accelerator
 
 _CLOSED_LOOP = re.compile(r"closed loop, (\d+) in flight")
 

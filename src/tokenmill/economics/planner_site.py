@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from tokenmill.economics.catalog import Accelerator
 from tokenmill.economics.cost import (
     HOURS_PER_MONTH,
     HourCost,
@@ -18,6 +17,7 @@ from tokenmill.economics.cost import (
     as_decimal,
 )
 from tokenmill.economics.facilities import Cooling, Facility, FacilityBook
+from tokenmill.fleet.catalog import Accelerator
 
 CATALOG_CURRENCY = "USD"  # hardware.toml prices are in US dollars
 UNKNOWN_RACK = "unknown"  # the cooling type has no published rack-power figure

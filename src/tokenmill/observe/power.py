@@ -4,7 +4,7 @@ where it does not; and a log of it in the database for energy per token over any
 Measured: RAPL (CPU packages), NVML (NVIDIA GPUs) and the vendor tools in `power_tools`,
 summed, with `basis` naming them. None of these sees fans, memory, disks or power-supply
 losses, so a measured figure is a floor of the IT draw. Estimated: with an operator-given
-TDP, idle + (TDP - idle) x the machine's CPU utilisation (`cost.estimated_power`).
+TDP, idle + (TDP - idle) x the machine's CPU utilisation (`core.power.estimated_power`).
 """
 
 import asyncio
@@ -21,7 +21,7 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from tokenmill.core.periodic import Periodic
-from tokenmill.economics.cost import Power, estimated_power
+from tokenmill.core.power import Power, estimated_power
 from tokenmill.observe.power_meters import CpuUtilisation, Meter, NvmlMeter, RaplMeter, Unavailable
 from tokenmill.observe.power_tools import tool_meters
 from tokenmill.store.tables import PowerSample

@@ -1,6 +1,6 @@
 """Hardware catalog: reference figures for accelerators, each number with its provenance.
 
-The data lives in ``tokenmill/economics/data/hardware.toml`` (versioned with the code). Every
+The data lives in ``tokenmill/fleet/data/hardware.toml`` (versioned with the code). Every
 number there names a source, a date and a confidence; :func:`load` refuses the file otherwise.
 TFLOPS figures are dense (no structured sparsity). Money is :class:`~decimal.Decimal`, never float.
 """
@@ -16,7 +16,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any, Literal, cast
 
-from tokenmill.economics import sourced
+from tokenmill.core import sourced
 
 __all__ = [
     "Accelerator",
@@ -237,7 +237,7 @@ def load(text: str) -> dict[str, Accelerator]:
 
 @functools.cache
 def _packaged() -> Mapping[str, Accelerator]:
-    text = resources.files("tokenmill.economics").joinpath("data/hardware.toml").read_text("utf-8")
+    text = resources.files("tokenmill.fleet").joinpath("data/hardware.toml").read_text("utf-8")
     return MappingProxyType(load(text))
 
 

@@ -1,0 +1,1 @@
+"""The fleet: accelerators and nodes, what they are (catalog) and what they hold (inventory)."""
