@@ -41,6 +41,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("DELETE", "/admin/agents/{agent_id}"): {PA, TA},
     ("POST", "/admin/deployments"): {PA, OP},
     ("GET", "/admin/deployments"): {PA, OP},
+    ("GET", "/admin/replicas"): {PA, OP},
     ("PATCH", "/admin/deployments/{name}"): {PA, OP},
     ("DELETE", "/admin/deployments/{name}"): {PA, OP},
     ("GET", "/admin/audit"): {PA, AU},

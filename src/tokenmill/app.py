@@ -48,6 +48,7 @@ from tokenmill.observe.metrics import GatewayMetrics
 from tokenmill.observe.power import PowerLog, PowerSource
 from tokenmill.runtime.autoscaling import AutoscaleLoop, ScaleTiming
 from tokenmill.runtime.deployments import Deployments
+from tokenmill.runtime.instances import HEARTBEAT_S, ReplicaInstances
 from tokenmill.scheduling.core import SchedulerCore
 from tokenmill.scheduling.dispatcher import Dispatcher
 from tokenmill.scheduling.fair_queue import FairQueue, FcfsQueue
@@ -87,6 +88,10 @@ def create_app(settings: Settings) -> FastAPI:
         timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout_s, sock_connect=5)
         http = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
         deployments = Deployments(db, http, settings.log_dir)
+        instances = ReplicaInstances(db, settings.node_name)
+        await asyncio.to_thread(instances.claim)
+        deployments.subscribe(instances.changed)
+        heartbeat = Periodic("replica heartbeat", HEARTBEAT_S, instances.heartbeat)
         metrics = GatewayMetrics()
         metrics.watch_replicas(deployments.all_replicas)
         picker = RoundRobinPicker() if settings.router == "round-robin" else ReplicaPicker()
@@ -172,6 +177,7 @@ def create_app(settings: Settings) -> FastAPI:
         if events is not None:
             events.start()
         await deployments.start_all()
+        heartbeat.start()
         timing = ScaleTiming(
             settings.scale_up_after_s, settings.scale_down_after_s, settings.scale_to_zero_after_s
         )
@@ -188,7 +194,9 @@ def create_app(settings: Settings) -> FastAPI:
             await refusal_summaries.stop()
             await asyncio.to_thread(refusals.flush)  # the window still open
             await autoscaler.stop()
+            await heartbeat.stop()
             await deployments.stop_all()
+            await instances.drain()
             await metering.close()
             await http.close()
             db.dispose()

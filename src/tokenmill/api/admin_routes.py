@@ -25,6 +25,7 @@ from tokenmill.api.auth import authenticate, authorize, declared_permission, req
 from tokenmill.api.state import Services, services
 from tokenmill.core.errors import Forbidden, InvalidRequest
 from tokenmill.metering.ledger import GROUPS, usage_totals
+from tokenmill.runtime.instances import read_instances
 from tokenmill.security.accounts import UNSET, IssuedKey
 from tokenmill.security.doctor import Facts, examine
 from tokenmill.security.grants import within_holder
@@ -200,6 +201,13 @@ async def set_replica_range(name: str, body: ReplicaRangeIn, svc: Svc) -> dict[s
 @requires(P.DEPLOYMENTS_READ)
 def list_deployments(svc: Svc) -> dict[str, Any]:
     return {"data": svc.deployments.views()}
+
+
+@router.get("/replicas")
+@requires(P.DEPLOYMENTS_READ)
+def list_replicas(svc: Svc) -> dict[str, Any]:
+    """Replica instances as the controllers wrote them, with whether each is still owned."""
+    return {"data": read_instances(svc.db)}
 
 
 @router.delete("/deployments/{name}")

@@ -96,6 +96,27 @@ class Deployment(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ReplicaInstance(Base):
+    """A replica as data: where it runs and in what state, written by the controller that owns
+    it; gateways and the CLI read it (ARCHITECTURE.md: control plane and data plane)."""
+
+    __tablename__ = "replica_instances"
+
+    id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    deployment: Mapped[str] = mapped_column(String(128), index=True)
+    node: Mapped[str] = mapped_column(String(255))
+    engine: Mapped[str] = mapped_column(String(32))
+    endpoint: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    devices: Mapped[list[str]] = mapped_column(JSON, default=list)  # e.g. ["GPU:0", "GPU:1"]
+    state: Mapped[str] = mapped_column(String(16))
+    draining: Mapped[bool] = mapped_column(Boolean, default=False)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    restarts: Mapped[int] = mapped_column(Integer, default=0)
+    failure: Mapped[str | None] = mapped_column(String(4000), nullable=True)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # unix s
+    heartbeat_at: Mapped[float] = mapped_column(Float)  # unix s: its controller still owns it
+
+
 class UsageRow(Base):
     __tablename__ = "usage_records"
 
