@@ -97,6 +97,14 @@ class DeploymentIn(Body):
     options: dict[str, int | float | str | bool] = Field(default_factory=dict)
 
 
+class RolloutIn(Body):
+    """A rolling update's new spec: what is given replaces the current (options whole)."""
+
+    model_path: str | None = Field(default=None, max_length=1024)
+    upstream_model: str | None = Field(default=None, max_length=256)
+    options: dict[str, int | float | str | bool] | None = None
+
+
 class ReplicaRangeIn(Body):
     min_replicas: int | None = Field(default=None, ge=0, le=64)
     max_replicas: int | None = Field(default=None, ge=1, le=64)

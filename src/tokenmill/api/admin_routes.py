@@ -10,18 +10,20 @@ import dataclasses
 import itertools
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from tokenmill.api.admin_bodies import (
     AgentIn,
     DeploymentIn,
     KeyIn,
     ReplicaRangeIn,
+    RolloutIn,
     RotateIn,
     TenantIn,
     TenantPatch,
 )
 from tokenmill.api.auth import authenticate, authorize, declared_permission, requires
+from tokenmill.api.deploy_plan import plan as plan_deployment
 from tokenmill.api.state import Services, services
 from tokenmill.core.errors import Forbidden, InvalidRequest
 from tokenmill.metering.ledger import GROUPS, usage_totals
@@ -167,9 +169,14 @@ def retire_agent(agent_id: str, svc: Svc, caller: Caller, request: Request) -> d
     return svc.agents.retire(agent_id, caller.reach)
 
 
-@router.post("/deployments", status_code=201)
+@router.post("/deployments", status_code=201, responses={200: {"description": "a dry run"}})
 @requires(P.DEPLOYMENTS_WRITE)
-async def create_deployment(body: DeploymentIn, svc: Svc) -> dict[str, Any]:
+async def create_deployment(
+    body: DeploymentIn,
+    svc: Svc,
+    response: Response,
+    dry_run: Annotated[bool, Query(description="Only say where it would go, and why")] = False,
+) -> dict[str, Any]:
     finance = svc.settings.profile is Profile.FINANCE
     if finance and body.endpoint and not is_local_endpoint(body.endpoint):
         raise Forbidden(
@@ -178,6 +185,9 @@ async def create_deployment(body: DeploymentIn, svc: Svc) -> dict[str, Any]:
             param="endpoint",
             code="profile_denied",
         )
+    if dry_run:  # placement and its reasons; nothing is created
+        response.status_code = 200
+        return await asyncio.to_thread(plan_deployment, body, svc.deployments.views())
     return await svc.deployments.create(
         body.name,
         body.engine,
@@ -201,6 +211,15 @@ async def set_replica_range(name: str, body: ReplicaRangeIn, svc: Svc) -> dict[s
 @requires(P.DEPLOYMENTS_READ)
 def list_deployments(svc: Svc) -> dict[str, Any]:
     return {"data": svc.deployments.views()}
+
+
+@router.post("/deployments/{name}/rollout", status_code=202)
+@requires(P.DEPLOYMENTS_WRITE)
+async def start_rollout(name: str, body: RolloutIn, svc: Svc) -> dict[str, Any]:
+    """Replace the replicas one at a time with ones of the new spec; `rollout` shows how far."""
+    return await svc.deployments.update(
+        name, model_path=body.model_path, upstream_model=body.upstream_model, options=body.options
+    )
 
 
 @router.get("/replicas")

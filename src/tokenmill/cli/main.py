@@ -7,8 +7,10 @@ from tokenmill.cli import (
     billing_commands,
     economics_commands,
     export_commands,
+    node_commands,
     plan_commands,
     principal_commands,
+    rollout_commands,  # noqa: F401 - registers `models update`
 )
 from tokenmill.cli.bench import bench
 from tokenmill.cli.up import up
@@ -35,3 +37,4 @@ app.add_typer(admin_commands.audit, name="audit")
 app.add_typer(billing_commands.prices, name="prices")
 app.add_typer(billing_commands.invoices, name="invoices")
 app.add_typer(billing_commands.budgets, name="budgets")
+app.add_typer(node_commands.node, name="node")

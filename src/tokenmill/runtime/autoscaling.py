@@ -47,7 +47,8 @@ class AutoscaleLoop:
 
     async def tick(self, now: float) -> None:
         for runtime in self._deployments.runtimes():
-            self._size(runtime, now)
+            if not runtime.rolling_out():  # a rollout runs one replica over, on purpose
+                self._size(runtime, now)
             await self._retire_drained(runtime, now)
 
     def _size(self, runtime: DeploymentRuntime, now: float) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 from sqlalchemy import Engine, select
@@ -17,6 +17,7 @@ from tokenmill.engines.base import EngineAdapter, ReplicaSpec
 from tokenmill.engines.capabilities import Capabilities
 from tokenmill.engines.registry import get_adapter
 from tokenmill.runtime.replica import Replica, ReplicaState
+from tokenmill.runtime.rollout import Rollout, roll
 from tokenmill.runtime.supervisor import ReplicaSupervisor
 from tokenmill.store.tables import Deployment
 
@@ -30,6 +31,11 @@ class DeploymentRuntime:
     row: Deployment
     adapter: EngineAdapter
     supervisors: list[ReplicaSupervisor] = field(default_factory=list)
+    rollout: Rollout | None = None  # the last rolling update, while and after it runs
+    rolling: "asyncio.Task[None] | None" = None
+
+    def rolling_out(self) -> bool:
+        return self.rollout is not None and self.rollout.state == "rolling"
 
     @property
     def replicas(self) -> list[Replica]:
@@ -96,6 +102,7 @@ class DeploymentRuntime:
             "capabilities": self.capabilities().view(),
             "failure": self.failure(),
             "replica_status": [r.view() for r in self.replicas],
+            "rollout": self.rollout.view() if self.rollout else None,
         }
 
 
@@ -134,7 +141,7 @@ class Deployments:
         self._notify(row.name)
         return runtime
 
-    def _add_replica(self, runtime: DeploymentRuntime) -> None:
+    def _add_replica(self, runtime: DeploymentRuntime) -> Replica:
         taken = {r.spec.index for r in runtime.replicas}
         index = next(i for i in range(len(taken) + 1) if i not in taken)
         replica = Replica(spec=_spec(runtime.row, index), adapter=runtime.adapter)
@@ -144,6 +151,7 @@ class Deployments:
         )
         runtime.supervisors.append(sup)
         sup.start()
+        return replica
 
     def scale(self, name: str, replicas: int) -> None:
         """Run this many replicas: start new ones, or set the newest to drain (they take no
@@ -224,6 +232,60 @@ class Deployments:
         row.min_replicas, row.max_replicas = low, high
         return runtime.view()
 
+    async def update(
+        self,
+        name: str,
+        *,
+        model_path: str | None = None,
+        upstream_model: str | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Start a rolling update to a new spec (see runtime/rollout.py); returns at once, the
+        view's `rollout` shows progress."""
+        runtime = self._running.get(name)
+        if runtime is None:
+            raise NotFound(f"deployment '{name}' does not exist", param="name")
+        if runtime.rolling_out():
+            raise Conflict(f"a rolling update of '{name}' is under way", param="name")
+        row = runtime.row
+        before = _Spec(row.model_path, row.upstream_model, dict(row.options or {}))
+        after = _Spec(
+            model_path if model_path is not None else before.model_path,
+            upstream_model if upstream_model is not None else before.upstream_model,
+            options if options is not None else before.options,
+        )
+        probe = Deployment(name=name, engine=row.engine, endpoint=row.endpoint,
+                           model_path=after.model_path, upstream_model=after.upstream_model,
+                           options=after.options)  # fmt: skip
+        await asyncio.to_thread(_validate, probe)
+        after = _Spec(probe.model_path, after.upstream_model, after.options)
+        await self._set_spec(runtime, after)
+
+        async def give_up(fresh: Replica, why: str) -> None:
+            await self.retire(name, fresh.id)
+            await self._set_spec(runtime, before)  # replicas started later: the old spec
+
+        def drain(replica: Replica) -> None:
+            replica.draining = True
+            self._notify(name)
+
+        runtime.rollout = Rollout(total=len(runtime.active()))
+        steps = roll(runtime.rollout, runtime.active(), lambda: self._add_replica(runtime), drain,
+                     give_up)  # fmt: skip
+        runtime.rolling = asyncio.get_running_loop().create_task(steps)
+        return runtime.view()
+
+    async def _set_spec(self, runtime: DeploymentRuntime, spec: "_Spec") -> None:
+        await asyncio.to_thread(self._store_spec, runtime.row.name, spec)
+        row = runtime.row
+        row.model_path, row.upstream_model, row.options = spec
+
+    def _store_spec(self, name: str, spec: "_Spec") -> None:
+        with Session(self._engine) as s, s.begin():
+            stored = s.get(Deployment, name)
+            if stored is not None:
+                stored.model_path, stored.upstream_model, stored.options = spec
+
     def _update_range(self, name: str, low: int, high: int) -> None:
         with Session(self._engine) as s, s.begin():
             stored = s.get(Deployment, name)
@@ -263,8 +325,19 @@ class Deployments:
         return [r for rt in self._running.values() for r in rt.replicas]
 
     async def stop_all(self) -> None:
+        for runtime in self._running.values():
+            if runtime.rolling is not None:
+                runtime.rolling.cancel()
         sups = [s for rt in self._running.values() for s in rt.supervisors]
         await asyncio.gather(*(s.stop() for s in sups))
+
+
+class _Spec(NamedTuple):
+    """What a rolling update changes."""
+
+    model_path: str | None
+    upstream_model: str | None
+    options: dict[str, Any]
 
 
 def _shown_options(options: dict[str, Any]) -> dict[str, Any]:
