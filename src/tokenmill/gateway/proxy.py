@@ -37,7 +37,7 @@ from tokenmill.metering.journal import NotJournaled
 from tokenmill.metering.service import Metering
 from tokenmill.observe.metrics import GatewayMetrics
 from tokenmill.observe.tracing import TraceContext
-from tokenmill.runtime.deployments import DeploymentRuntime, Deployments
+from tokenmill.runtime.directory import ReplicaDirectory, ServedModel
 from tokenmill.runtime.replica import Replica, ReplicaState
 from tokenmill.scheduling.core import Rejected
 from tokenmill.scheduling.dispatcher import Abandoned, Dispatcher
@@ -123,7 +123,7 @@ class _Stream:
 class InferenceProxy:
     def __init__(
         self,
-        deployments: Deployments,
+        deployments: ReplicaDirectory,
         dispatcher: Dispatcher,
         metering: Metering,
         metrics: GatewayMetrics,
@@ -215,7 +215,7 @@ class InferenceProxy:
 
     async def _handle_choices(
         self,
-        runtime: DeploymentRuntime,
+        runtime: ServedModel,
         jobs: list[Job],
         shares: list["_Share"],
         endpoint: str,
@@ -245,7 +245,7 @@ class InferenceProxy:
 
     async def _handle(
         self,
-        runtime: DeploymentRuntime,
+        runtime: ServedModel,
         job: Job,
         share: "_Share",
         endpoint: str,
@@ -282,7 +282,7 @@ class InferenceProxy:
             tenant=principal.tenant,
             key_id=principal.key_id,
             model=model,
-            deployment=runtime.row.name,
+            deployment=runtime.name,
             replica="",  # known once placed
             endpoint=endpoint,
             stream=stream,
@@ -308,7 +308,7 @@ class InferenceProxy:
 
     async def _send(
         self,
-        runtime: DeploymentRuntime,
+        runtime: ServedModel,
         tracker: UsageTracker,
         job: Job,
         share: "_Share",
@@ -349,7 +349,7 @@ class InferenceProxy:
 
     async def _acquire(
         self,
-        runtime: DeploymentRuntime,
+        runtime: ServedModel,
         tenant: str,
         job: Job,
         client_gone: Callable[[], Awaitable[None]] | None,
@@ -526,11 +526,11 @@ def _openai_nulls(choices: list[dict[str, Any]]) -> None:
             message.setdefault("refusal", None)
 
 
-def _down(runtime: DeploymentRuntime) -> Unavailable:
+def _down(runtime: ServedModel) -> Unavailable:
     failure = runtime.failure()
     if failure is not None:  # it will not come back by itself: say why, not "try again"
-        return Unavailable(f"'{runtime.row.name}' failed to start and is down: {failure}")
-    return Unavailable(f"no replica of '{runtime.row.name}' is ready; try again shortly")
+        return Unavailable(f"'{runtime.name}' failed to start and is down: {failure}")
+    return Unavailable(f"no replica of '{runtime.name}' is ready; try again shortly")
 
 
 async def _begun(start: Awaitable["ProxyResult | _Stream"]) -> _Stream:

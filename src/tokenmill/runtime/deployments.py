@@ -34,6 +34,10 @@ class DeploymentRuntime:
     rollout: Rollout | None = None  # the last rolling update, while and after it runs
     rolling: "asyncio.Task[None] | None" = None
 
+    @property
+    def name(self) -> str:
+        return self.row.name
+
     def rolling_out(self) -> bool:
         return self.rollout is not None and self.rollout.state == "rolling"
 
