@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tokenmill.metering.reconcile import engine_counts
+from tokenmill.engines.llamacpp import LlamaCppAdapter
 from tokenmill.testing import ServerProcess
 
 MODEL = "smollm2-135m"
@@ -69,4 +69,4 @@ def test_after_a_real_load_the_ledger_and_the_engine_agree(fresh: ServerProcess)
 
 def test_engine_counters_are_read_from_llama_cpp_metrics():
     text = Path(__file__).with_name("data").joinpath("llamacpp_metrics.txt").read_text()
-    assert engine_counts(text) is not None
+    assert LlamaCppAdapter().engine_counts(text) is not None

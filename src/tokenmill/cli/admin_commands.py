@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from tokenmill.cli.client import AdminClient, resolve_url, save_login
 from tokenmill.cli.output import console, emit
+from tokenmill.cli.placement_output import print_placement
 from tokenmill.security.accounts import MAX_WEIGHT, MIN_WEIGHT
 
 Url = Annotated[str | None, typer.Option("--url", help="Server URL (default: saved or local)")]
@@ -80,6 +81,9 @@ def models_deploy(
             "numbers and true/false are typed, the rest is text",
         ),
     ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only show where it would go, and why not elsewhere")
+    ] = False,
     url: Url = None,
     json_out: Json = False,
 ) -> None:
@@ -96,9 +100,12 @@ def models_deploy(
         "max_replicas": max_replicas,
         "options": options,
     }
-    data = AdminClient(url).call("POST", "/admin/deployments", json=body)
+    params = {"dry_run": "true"} if dry_run else None
+    data = AdminClient(url).call("POST", "/admin/deployments", json=body, params=params)
     if json_out:
         emit(data, True)
+    elif dry_run:
+        print_placement(data)
     else:
         console.print(f"deployed [bold]{name}[/] on {engine}: {replicas} replica(s) starting")
 

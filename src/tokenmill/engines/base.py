@@ -1,7 +1,9 @@
 """The engine adapter interface: what TokenMill needs to know to run and talk to an engine.
 
-One adapter per engine (llama.cpp, an attached OpenAI-compatible endpoint, later vLLM, SGLang,
-MindIE). Adapters are pure descriptions: spawning and supervising is the runtime's job.
+One adapter per engine (llama.cpp, vLLM and its Ascend and Cambricon plugins, SGLang, MindIE,
+an attached OpenAI-compatible endpoint). Adapters are pure descriptions: spawning and supervising
+is the runtime's job. What an engine is driven by (flags, variables, health, counter names) is
+data, in engines/data/matrix.toml; its adapter is the only code that reads it.
 """
 
 from abc import ABC, abstractmethod
@@ -9,6 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokenmill.engines.capabilities import Capabilities, with_overrides
+from tokenmill.engines.counters import EngineCounts
+from tokenmill.engines.devices import Devices
+
+LOOPBACK = "127.0.0.1"
+_WILDCARDS = frozenset({"0.0.0.0", "::", "[::]", ""})
 
 
 @dataclass(frozen=True)
@@ -21,6 +28,10 @@ class ReplicaSpec:
     endpoint: str | None = None
     upstream_model: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    # The address a spawned engine binds to and is reached at: the loopback address when only
+    # this machine's gateway talks to it, the node's own address when gateways elsewhere do.
+    host: str = LOOPBACK
+    devices: Devices | None = None  # the accelerators it runs on; None: the engine's default
 
     @property
     def replica_id(self) -> str:
@@ -86,6 +97,25 @@ class EngineAdapter(ABC):
     def upstream_model(self, spec: ReplicaSpec) -> str:
         return spec.upstream_model or spec.deployment
 
+    def engine_counts(self, metrics_text: str) -> EngineCounts | None:
+        """The engine's own token counters, read from its `metrics_path` text (None when it
+        keeps none, or the text lacks them): what `reconcile` checks the ledger against."""
+        return None
+
     def prepare_stream(self, body: dict[str, Any]) -> None:
         """Ask the engine for what exact stream metering needs (mutates the body)."""
         body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+
+
+def check_host(spec: ReplicaSpec) -> None:
+    """A spawned engine binds to one address that gateways also reach it at: a wildcard would
+    listen everywhere and still leave no address to reach it by."""
+    if spec.host.strip() in _WILDCARDS:
+        raise ValueError(
+            f"replica host must be an address (the node's, or {LOOPBACK}), not '{spec.host}'"
+        )
+
+
+def http_url(host: str, port: int | None) -> str:
+    bracketed = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"http://{bracketed}:{port}"

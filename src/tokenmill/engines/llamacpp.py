@@ -11,8 +11,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tokenmill.engines.base import EngineAdapter, LaunchCommand, ReplicaSpec
+from tokenmill.engines.base import EngineAdapter, LaunchCommand, ReplicaSpec, check_host, http_url
 from tokenmill.engines.capabilities import Capabilities, from_llama_props, with_overrides
+from tokenmill.engines.counters import EngineCounts, read_counts
+from tokenmill.engines.matrix import matrix
+from tokenmill.engines.spawned import devices_for, key_args, visible_env
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"  # the sdist whose vendored llama.cpp we build
 # The build's kind is part of its cache path: a binary from an older, -march=native build
@@ -44,14 +47,20 @@ def find_llama_server() -> str | None:
 
 class LlamaCppAdapter(EngineAdapter):
     name = "llamacpp"
-    accelerators = frozenset({"cpu", "nvidia", "amd", "apple", "vulkan"})
-    model_formats = frozenset({"gguf"})
     spawns = True
-    metrics_path = "/metrics"
     capabilities_path = "/props"
     default_parallel = 4
 
+    def __init__(self) -> None:
+        self.facts = matrix().engine(self.name)
+        self.accelerators = frozenset(self.facts.accelerators)
+        self.model_formats = frozenset(self.facts.model_formats)
+        self.metrics_path = self.facts.metrics_path
+
     def validate(self, spec: ReplicaSpec) -> None:
+        check_host(spec)
+        if spec.devices is not None:
+            devices_for(self.facts, spec)
         pooling = spec.options.get("pooling")
         if pooling is not None and pooling not in POOLING:
             raise ValueError(f"pooling must be one of {', '.join(POOLING)}; got '{pooling}'")
@@ -75,15 +84,16 @@ class LlamaCppAdapter(EngineAdapter):
         opts: dict[str, Any] = spec.options
         parallel = self.parallel(spec)
         ctx_per_slot = _ctx_per_slot(spec)
+        flag = self.facts.flag
         argv = [
             binary,
             "--model", str(spec.model_path),
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--alias", spec.deployment,
+            flag("host"), spec.host,
+            flag("port"), str(port),
+            flag("served_name"), spec.deployment,
             "--ctx-size", str(parallel * ctx_per_slot),
             "--parallel", str(parallel),
-            "--metrics",
+            flag("metrics"),
             "--no-webui",
             # cpp-httplib gives each open connection a thread, idle keep-alive ones included;
             # its default (parallel + 2) starves new connections behind a pooling gateway.
@@ -98,7 +108,9 @@ class LlamaCppAdapter(EngineAdapter):
         if opts.get("embeddings"):
             argv += _embedding_args(opts, ctx_per_slot)
         # The secret goes in the environment, which only its owner can read; argv is public.
-        return LaunchCommand(argv=argv, env={"LLAMA_API_KEY": secret})
+        key_argv, key_env = key_args(self.facts, secret)
+        devices = {} if spec.devices is None else visible_env(spec.devices)
+        return LaunchCommand(argv=argv + key_argv, env={**devices, **key_env})
 
     def smoke_request(self, spec: ReplicaSpec) -> tuple[str, dict[str, Any]]:
         body = {"model": spec.deployment, "prompt": "Hello", "max_tokens": 2, "temperature": 0}
@@ -119,7 +131,10 @@ class LlamaCppAdapter(EngineAdapter):
         return self.parallel(spec) * _ctx_per_slot(spec)  # each slot keeps its last prompt
 
     def base_url(self, spec: ReplicaSpec, port: int | None) -> str:
-        return f"http://127.0.0.1:{port}/v1"
+        return http_url(spec.host, port) + "/v1"
+
+    def engine_counts(self, metrics_text: str) -> EngineCounts | None:
+        return read_counts(metrics_text, self.facts.counters) if self.facts.counters else None
 
     def prepare_stream(self, body: dict[str, Any]) -> None:
         super().prepare_stream(body)

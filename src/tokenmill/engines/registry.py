@@ -2,9 +2,21 @@
 
 from tokenmill.engines.base import EngineAdapter
 from tokenmill.engines.llamacpp import LlamaCppAdapter
+from tokenmill.engines.mindie import MindieAdapter
 from tokenmill.engines.openai_compat import OpenAICompatAdapter
+from tokenmill.engines.sglang import SglangAdapter
+from tokenmill.engines.vllm import VllmAdapter
 
-ADAPTERS: dict[str, EngineAdapter] = {a.name: a for a in (LlamaCppAdapter(), OpenAICompatAdapter())}
+ADAPTERS: dict[str, EngineAdapter] = {
+    a.name: a
+    for a in (
+        LlamaCppAdapter(),
+        VllmAdapter(),
+        SglangAdapter(),
+        MindieAdapter(),
+        OpenAICompatAdapter(),
+    )
+}
 
 
 def get_adapter(name: str) -> EngineAdapter:
