@@ -1,0 +1,76 @@
+"""`tokenmill node inspect`: this machine's CPU and accelerators as the fleet sees them.
+
+Runs locally (no server): every vendor's detector, each device matched to the catalog.
+"""
+
+import typer
+from rich.markup import escape
+
+from tokenmill.cli.admin_commands import Json
+from tokenmill.cli.output import console
+from tokenmill.cli.tables import print_table
+from tokenmill.fleet.discovery import Discovery, discover, to_json
+from tokenmill.fleet.inventory import Device
+
+node = typer.Typer(help="This machine as a fleet node.", no_args_is_help=True)
+
+_COLUMNS = [
+    "device",
+    "vendor",
+    "model",
+    "catalog",
+    "memory_GB",
+    "used_GB",
+    "util",
+    "power_W",
+    "temp_C",
+    "driver",
+    "health",
+]
+
+
+def _figure(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _row(d: Device) -> list[str]:
+    return [
+        f"{d.resource}{d.index}",
+        d.vendor,
+        d.model,
+        d.catalog_id or "-",
+        _figure(d.memory_gb, ".1f"),
+        _figure(d.memory_used_gb, ".1f"),
+        "-" if d.utilisation is None else f"{d.utilisation:.0%}",
+        _figure(d.power_w, ".0f"),
+        _figure(d.temperature_c, ".0f"),
+        d.driver or "-",
+        d.health,
+    ]
+
+
+def show(found: Discovery) -> None:
+    inv = found.inventory
+    cpu = inv.cpu
+    console.print(
+        f"[bold]{escape(inv.name)}[/] ({escape(inv.address)}): {escape(cpu.model)}, "
+        f"{cpu.cores} CPUs usable, {cpu.memory_gb:.1f} GB memory, "
+        f"{cpu.numa_nodes} NUMA node(s)\n  ISA: {', '.join(sorted(cpu.isa)) or 'none we use'}"
+    )
+    if inv.devices:
+        print_table(console, _COLUMNS, [_row(d) for d in inv.devices], "accelerators", keys=1)
+    else:
+        console.print("No accelerator found: engines here run on the CPU.")
+    for tool, why in sorted(found.problems.items()):
+        console.print(f"[yellow]{escape(tool)}[/]: {escape(why)}")
+
+
+@node.command()
+def inspect(json_out: Json = False) -> None:
+    """The CPU (cores, ISA, memory, NUMA) and every accelerator found here, with the hardware
+    catalog entry each matches."""
+    found = discover()
+    if json_out:
+        print(to_json(found))
+    else:
+        show(found)
