@@ -42,6 +42,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("POST", "/admin/deployments"): {PA, OP},
     ("GET", "/admin/deployments"): {PA, OP},
     ("GET", "/admin/replicas"): {PA, OP},
+    ("GET", "/admin/fleet"): {PA, OP},
     ("POST", "/admin/deployments/{name}/rollout"): {PA, OP},
     ("PATCH", "/admin/deployments/{name}"): {PA, OP},
     ("DELETE", "/admin/deployments/{name}"): {PA, OP},

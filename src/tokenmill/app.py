@@ -19,6 +19,7 @@ from tokenmill.api import (
     billing_routes,
     economics_routes,
     export_routes,
+    fleet_routes,
     openai_routes,
     responses_routes,
 )
@@ -38,6 +39,7 @@ from tokenmill.config import Settings
 from tokenmill.core.money import Money, parse_amount
 from tokenmill.core.periodic import Periodic
 from tokenmill.economics.live import logged_or_estimated
+from tokenmill.fleet.watch import NodeWatch
 from tokenmill.gateway.content_guard import ContentGuard
 from tokenmill.gateway.proxy import InferenceProxy
 from tokenmill.gateway.response_store import ResponseStore
@@ -140,6 +142,10 @@ def create_app(settings: Settings) -> FastAPI:
             refuse_unbilled=settings.profile is Profile.FINANCE,
         )
         metrics.watch_metering(metering.health)
+        node_watch = app.state.node_watch = NodeWatch(settings.node_name)
+        await node_watch.refresh()
+        metrics.watch_devices(node_watch.device_samples)
+        node_watch.start()
         app.state.services = Services(
             settings,
             db,
@@ -195,6 +201,7 @@ def create_app(settings: Settings) -> FastAPI:
             await asyncio.to_thread(refusals.flush)  # the window still open
             await autoscaler.stop()
             await heartbeat.stop()
+            await node_watch.stop()
             await deployments.stop_all()
             await instances.drain()
             await metering.close()
@@ -211,6 +218,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(billing_routes.router)
     app.include_router(export_routes.router)
     app.include_router(economics_routes.router)
+    app.include_router(fleet_routes.router)
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, str]:

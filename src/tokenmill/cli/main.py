@@ -7,6 +7,7 @@ from tokenmill.cli import (
     billing_commands,
     economics_commands,
     export_commands,
+    fleet_commands,
     node_commands,
     plan_commands,
     principal_commands,
@@ -27,6 +28,7 @@ app.command()(admin_commands.usage)
 app.command("export-usage")(export_commands.export_usage)
 app.command()(admin_commands.login)
 app.command()(admin_commands.doctor)
+app.command()(fleet_commands.fleet)
 app.add_typer(economics_commands.report, name="report")
 app.command()(billing_commands.reconcile)
 app.add_typer(admin_commands.models, name="models")

@@ -70,6 +70,37 @@ class _MeteringLag(Collector):
         )
 
 
+_DEVICE_GAUGES = {
+    "utilisation": "Accelerator utilisation, 0 to 1, as its vendor's tool reports it",
+    "memory_bytes": "Accelerator memory",
+    "memory_used_bytes": "Accelerator memory in use",
+    "power_watts": "Accelerator power draw",
+    "temperature_celsius": "Accelerator temperature",
+    "healthy": "1 when the vendor's tool reports the accelerator healthy",
+}
+
+
+class _Devices(Collector):
+    """Per-accelerator telemetry from the node's last discovery (fleet/watch.py)."""
+
+    def __init__(self, samples: Callable[[], list[dict[str, object]]]) -> None:
+        self._samples = samples
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        labels = ["node", "device", "vendor", "model"]
+        families = {
+            name: GaugeMetricFamily(f"tokenmill_device_{name}", doc, labels=labels)
+            for name, doc in _DEVICE_GAUGES.items()
+        }
+        for sample in self._samples():
+            values = [str(sample[label]) for label in labels]
+            for name, family in families.items():
+                value = sample.get(name)
+                if isinstance(value, bool | int | float):  # unknown figures are left out
+                    family.add_metric(values, float(value))
+        yield from families.values()
+
+
 class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -140,6 +171,9 @@ class GatewayMetrics:
 
     def watch_queues(self, depths: Callable[[], dict[str, int]]) -> None:
         self.registry.register(_QueueDepths(depths))
+
+    def watch_devices(self, samples: Callable[[], list[dict[str, object]]]) -> None:
+        self.registry.register(_Devices(samples))
 
     def watch_metering(self, health: Callable[[], MeteringHealth]) -> None:
         self.registry.register(_MeteringLag(health))
