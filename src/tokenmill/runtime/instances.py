@@ -29,6 +29,9 @@ class ReplicaInstances:
         self._node = node
         self._latest: dict[str, list[dict[str, Any]]] = {}  # deployment -> rows, not yet written
         self._flushing: asyncio.Task[None] | None = None
+        # Rows this controller wrote whose replica runs on another node (a Ray node): their
+        # `node` column names that node, so ownership of them is kept here.
+        self._remote: dict[str, set[str]] = {}  # deployment -> replica ids
 
     def claim(self) -> None:
         """At start: this node's rows are a previous run's; its replicas start afresh."""
@@ -62,7 +65,7 @@ class ReplicaInstances:
         return {
             "id": replica.id,
             "deployment": replica.spec.deployment,
-            "node": self._node,
+            "node": replica.node or self._node,
             "engine": replica.adapter.name,
             "endpoint": endpoint,
             "devices": [],
@@ -79,26 +82,31 @@ class ReplicaInstances:
         with Session(self._engine) as s, s.begin():
             for deployment, rows in batch.items():
                 ids = [row["id"] for row in rows]
+                mine = ReplicaInstance.node == self._node
+                if self._remote.get(deployment):
+                    mine = mine | ReplicaInstance.id.in_(self._remote[deployment])
                 s.execute(
                     delete(ReplicaInstance).where(
                         ReplicaInstance.deployment == deployment,
-                        ReplicaInstance.node == self._node,
+                        mine,
                         ReplicaInstance.id.not_in(ids),
                     )
                 )
                 for row in rows:
                     s.merge(ReplicaInstance(**row))
+                remote = {r["id"] for r in rows if r["node"] != self._node}
+                self._remote = {**self._remote, deployment: remote}  # a new dict: _beat reads it
 
     async def heartbeat(self) -> None:
         await asyncio.to_thread(self._beat)
 
     def _beat(self) -> None:
+        remote = {i for ids in self._remote.values() for i in ids}  # a snapshot: never mutated
+        mine = ReplicaInstance.node == self._node
+        if remote:
+            mine = mine | ReplicaInstance.id.in_(remote)
         with Session(self._engine) as s, s.begin():
-            s.execute(
-                update(ReplicaInstance)
-                .where(ReplicaInstance.node == self._node)
-                .values(heartbeat_at=time.time())
-            )
+            s.execute(update(ReplicaInstance).where(mine).values(heartbeat_at=time.time()))
 
 
 def read_instances(engine: Engine, now: float | None = None) -> list[dict[str, Any]]:

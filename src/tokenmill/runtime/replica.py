@@ -35,6 +35,8 @@ class Replica:
     own_prompt_tokens: int = 0
     own_completion_tokens: int = 0
     found: Capabilities | None = None  # what its engine said it can do, once asked
+    # The node its engine runs on, where its host says (a Ray node id); None: the controller's.
+    node: str | None = None
 
     def capabilities(self) -> Capabilities:
         return self.found or self.adapter.capabilities(self.spec, None)
@@ -61,6 +63,7 @@ class Replica:
             "state": self.state.value,
             "endpoint": self.base_url if self.port or not self.adapter.spawns else None,
             "pid": self.pid,
+            "node": self.node,
             "restarts": self.restarts,
             "served": self.served,
             "draining": self.draining,

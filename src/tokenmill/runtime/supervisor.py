@@ -3,20 +3,17 @@ it, restarts it with exponential backoff when it dies, and stops it without leav
 
 import asyncio
 import contextlib
-import ctypes
+import dataclasses
 import logging
-import os
 import secrets
-import signal
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 
-from tokenmill.core.net import free_port
-from tokenmill.runtime.crash import crash_report, exit_reason
+from tokenmill.runtime.crash import exit_reason
+from tokenmill.runtime.hosts import EngineHost, LocalHost
 from tokenmill.runtime.replica import Replica, ReplicaState
 from tokenmill.runtime.smoke import decoded_tokens
 
@@ -30,14 +27,6 @@ EXIT_GRACE_S = 5.0
 CRASH_LOOP_LIMIT = 3
 HEALTH_INTERVAL_S = 5.0
 BACKOFF_MAX_S = 30.0
-STOP_GRACE_S = 5.0
-
-
-def _die_with_parent() -> None:
-    # If TokenMill is killed (even -9), the kernel kills the engine too: no orphans.
-    if sys.platform == "linux":
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 class ReplicaSupervisor:
@@ -47,12 +36,14 @@ class ReplicaSupervisor:
         http: aiohttp.ClientSession,
         log_dir: Path,
         on_state: Callable[[Replica], None] | None = None,
+        host: EngineHost | None = None,
     ) -> None:
         self.replica = replica
         self._on_state = on_state
         self._http = http
         self._log_dir = log_dir
-        self._proc: asyncio.subprocess.Process | None = None
+        self._host: EngineHost = host if host is not None else LocalHost()
+        self._started = False  # an engine was started and not yet stopped
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._reached_ready = False
@@ -100,35 +91,28 @@ class ReplicaSupervisor:
 
     async def _run_process(self) -> None:
         replica = self.replica
-        port = free_port()
-        secret = secrets.token_urlsafe(32)
+        # The address and port are chosen where the engine runs (this machine, or a Ray node).
+        where = await self._host.place(replica.spec.host)
+        if where.host != replica.spec.host:
+            replica.spec = dataclasses.replace(replica.spec, host=where.host)
+        port, secret = where.port, secrets.token_urlsafe(32)
         cmd = replica.adapter.launch(replica.spec, port, secret)
         if cmd is None:
             raise RuntimeError(f"engine {replica.adapter.name} cannot be launched")
-        self._log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self._log_dir / f"{replica.id}.log"
-        logf = await asyncio.to_thread(open, log_path, "ab")
-        with logf:
-            log_start = logf.tell()
-            self._proc = await asyncio.create_subprocess_exec(
-                *cmd.argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=logf,
-                stderr=asyncio.subprocess.STDOUT,
-                env={**os.environ, **cmd.env},
-                start_new_session=True,  # Ctrl-C reaches us, not the engine: we stop it in order
-                preexec_fn=_die_with_parent,
-            )
-        replica.port, replica.pid, replica.secret = port, self._proc.pid, secret
+        self._started = True
+        pid = await self._host.start(cmd, log_path)
+        replica.port, replica.pid, replica.secret = port, pid, secret
+        if where.node is not None:
+            replica.node = where.node
         replica.started_at = time.time()
         replica.own_prompt_tokens = replica.own_completion_tokens = 0
         self._set_state(ReplicaState.STARTING)
-        exited = asyncio.ensure_future(self._proc.wait())
+        exited = asyncio.ensure_future(self._host.wait())
         try:
             if not await self._wait_ready(exited):
-                if exited.done():
-                    code = exited.result()
-                    replica.last_error = crash_report(code, log_path, log_start, lines=6)
+                if exited.done() and not exited.cancelled() and exited.exception() is None:
+                    replica.last_error = await self._host.crash_report(exited.result(), 6)
                 return
             await self._health_loop(exited)
         finally:
@@ -264,17 +248,9 @@ class ReplicaSupervisor:
             self.ready.clear()
 
     async def _terminate(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None or proc.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), STOP_GRACE_S)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+        if self._started:
+            self._started = False
+            await self._host.stop()
 
     async def stop(self) -> None:
         self._stopping = True
