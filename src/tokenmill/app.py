@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -39,6 +39,7 @@ from tokenmill.config import Settings
 from tokenmill.core.money import Money, parse_amount
 from tokenmill.core.periodic import Periodic
 from tokenmill.economics.live import logged_or_estimated
+from tokenmill.engines.base import ReplicaSpec
 from tokenmill.fleet.watch import NodeWatch
 from tokenmill.gateway.content_guard import ContentGuard
 from tokenmill.gateway.proxy import InferenceProxy
@@ -50,6 +51,7 @@ from tokenmill.observe.metrics import GatewayMetrics
 from tokenmill.observe.power import PowerLog, PowerSource
 from tokenmill.runtime.autoscaling import AutoscaleLoop, ScaleTiming
 from tokenmill.runtime.deployments import Deployments
+from tokenmill.runtime.hosts import EngineHost
 from tokenmill.runtime.instances import HEARTBEAT_S, ReplicaInstances
 from tokenmill.scheduling.core import SchedulerCore
 from tokenmill.scheduling.dispatcher import Dispatcher
@@ -76,6 +78,15 @@ log = logging.getLogger(__name__)
 SWEEP_EVERY_S, SWEEP_DAYS = 60.0, 2
 
 
+def _engine_hosts(settings: Settings) -> Callable[[ReplicaSpec], EngineHost] | None:
+    """Where replicas' engines run: here (None) or on a Ray cluster (imports Ray only then)."""
+    if settings.runtime != "ray":
+        return None
+    from tokenmill.runtime.ray_host import ray_hosts
+
+    return ray_hosts(settings.ray_address)
+
+
 def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -89,7 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=2)
         timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout_s, sock_connect=5)
         http = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
-        deployments = Deployments(db, http, settings.log_dir)
+        deployments = Deployments(db, http, settings.log_dir, hosts=_engine_hosts(settings))
         instances = ReplicaInstances(db, settings.node_name)
         await asyncio.to_thread(instances.claim)
         deployments.subscribe(instances.changed)

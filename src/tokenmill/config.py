@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     # How a request picks among a model's replicas: where its prompt prefix is probably cached
     # (balanced against load), or plain round-robin (a baseline, for comparison).
     router: Literal["prefix-affinity", "round-robin"] = "prefix-affinity"
+    # Where replicas' engines run: child processes of this one (local), or Ray actors on the
+    # nodes of a Ray cluster (`pip install tokenmill[ray]`): the one at `ray_address`
+    # ("HOST:PORT"), or a local head started for it when unset.
+    runtime: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
     # Who is served next when requests wait: the tenant owed the most service (weighted
     # virtual token counter), or first come, first served (a baseline, for comparison).
     fairness: Literal["vtc", "fcfs"] = "vtc"

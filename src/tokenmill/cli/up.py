@@ -38,11 +38,22 @@ def up(
     tls_key: Annotated[
         Path | None, typer.Option(help="The certificate's private key (PEM)")
     ] = None,
+    runtime: Annotated[
+        str | None,
+        typer.Option(
+            help="Where replicas run: local (default) or ray (pip install tokenmill[ray])"
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="The Ray cluster to join (HOST:PORT); default: start a local head"),
+    ] = None,
 ) -> None:
     """Start TokenMill: gateway, control plane and model replicas. Ctrl-C stops everything."""
     overrides: dict[str, Any] = {"deploy_default_model": default_model}
     for name, value in (("host", host), ("port", port), ("data_dir", data_dir),
-                        ("tls_certfile", tls_cert), ("tls_keyfile", tls_key)):  # fmt: skip
+                        ("tls_certfile", tls_cert), ("tls_keyfile", tls_key),
+                        ("runtime", runtime), ("ray_address", ray_address)):  # fmt: skip
         if value is not None:
             overrides[name] = value
     try:
@@ -54,6 +65,7 @@ def up(
             console.print(f"[red]{escape(where) + ': ' if where else ''}{message}[/]")
         raise typer.Exit(2) from None
     _check_tls(settings)
+    _check_runtime(settings)
     _check_port_free(settings.host, settings.port)
     _keep_private(settings)
     _configure_logging(settings)
@@ -195,6 +207,18 @@ def _check_tls(settings: Settings) -> None:
             " They must be PEM files: the certificate (chain first), and its unencrypted key."
         )
         raise typer.Exit(2) from None
+
+
+def _check_runtime(settings: Settings) -> None:
+    """`--runtime ray` needs Ray installed: say so before anything starts."""
+    if settings.runtime == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            console.print(
+                "[red]--runtime ray needs Ray:[/] pip install 'tokenmill[ray]' (or 'ray>=2.60')"
+            )
+            raise typer.Exit(2)
 
 
 def _check_port_free(host: str, port: int) -> None:

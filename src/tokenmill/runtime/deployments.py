@@ -16,6 +16,7 @@ from tokenmill.core.errors import Conflict, InvalidRequest, NotFound
 from tokenmill.engines.base import EngineAdapter, ReplicaSpec
 from tokenmill.engines.capabilities import Capabilities
 from tokenmill.engines.registry import get_adapter
+from tokenmill.runtime.hosts import EngineHost
 from tokenmill.runtime.replica import Replica, ReplicaState
 from tokenmill.runtime.rollout import Rollout, roll
 from tokenmill.runtime.supervisor import ReplicaSupervisor
@@ -111,10 +112,18 @@ class DeploymentRuntime:
 
 
 class Deployments:
-    def __init__(self, engine: Engine, http: aiohttp.ClientSession, log_dir: Path) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        http: aiohttp.ClientSession,
+        log_dir: Path,
+        hosts: Callable[[ReplicaSpec], EngineHost] | None = None,
+    ) -> None:
         self._engine = engine
         self._http = http
         self._log_dir = log_dir
+        # Where each new replica's engine runs (the runtime): None, a child process here.
+        self._hosts = hosts
         self._running: dict[str, DeploymentRuntime] = {}
         self._listeners: list[Callable[[str, list[Replica]], None]] = []
 
@@ -150,8 +159,9 @@ class Deployments:
         index = next(i for i in range(len(taken) + 1) if i not in taken)
         replica = Replica(spec=_spec(runtime.row, index), adapter=runtime.adapter)
         name = runtime.row.name
+        host = self._hosts(replica.spec) if self._hosts and runtime.adapter.spawns else None
         sup = ReplicaSupervisor(
-            replica, self._http, self._log_dir, on_state=lambda _: self._notify(name)
+            replica, self._http, self._log_dir, on_state=lambda _: self._notify(name), host=host
         )
         runtime.supervisors.append(sup)
         sup.start()

@@ -1,0 +1,169 @@
+"""The `ray` runtime: each replica's engine runs on a Ray node, inside an actor that holds the
+resources its deployment asks for (an accelerator declared as a Ray resource: GPU, NPU, HPU
+built in; MLU, DCU custom), and that starts, waits for and stops the engine process there.
+
+Ray is an optional extra (`tokenmill[ray]`): this module imports it only when a replica is
+placed, so the default install and `make run` never load it. The engine binary and the model
+file must exist at the same paths on the node that runs the replica.
+"""
+
+import asyncio
+import logging
+import signal
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from tokenmill.engines.base import LaunchCommand, ReplicaSpec
+from tokenmill.runtime.hosts import EngineHost, LocalHost, Placement, free_port_on
+
+log = logging.getLogger(__name__)
+
+PLACE_TIMEOUT_S = 60.0  # no node that fits within this: the start fails (and is retried)
+CALL_TIMEOUT_S = 30.0
+NODE_LOST = -int(signal.SIGKILL)  # the exit code of an engine whose actor or node is gone
+
+_connected = threading.Lock()
+_actor_class: Any = None
+
+
+def actor_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Ray's actor options for a deployment's options: `{"resource": "NPU", "devices": 2}`
+    asks for 2 NPUs (GPU and CPU through Ray's own fields); no resource asks for one CPU."""
+    resource = options.get("resource")
+    if not resource:
+        return {"num_cpus": 1}
+    count = float(options.get("devices") or 1)
+    if resource == "GPU":
+        return {"num_cpus": 0, "num_gpus": count}
+    if resource == "CPU":
+        return {"num_cpus": count}
+    return {"num_cpus": 0, "resources": {str(resource): count}}
+
+
+def connect(address: str | None) -> None:
+    """Join the Ray cluster at `address`, or start a local head when None (once per process)."""
+    import ray
+
+    with _connected:
+        if ray.is_initialized():
+            return
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        log.info("ray runtime: connected to %s", address or "a new local head")
+
+
+async def _connect_keeping_signals(address: str | None) -> None:
+    """`connect` off the event loop; Ray's core installs its own SIGTERM/SIGINT handlers (a
+    crash dump, then death), which would kill the server mid-request: put ours back."""
+    main = threading.current_thread() is threading.main_thread()
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)} if main else {}
+    await asyncio.to_thread(connect, address)
+    for sig, handler in saved.items():
+        if handler is not None:
+            signal.signal(sig, handler)
+
+
+def _actor() -> Any:
+    global _actor_class
+    if _actor_class is None:
+        import ray
+
+        _actor_class = ray.remote(max_restarts=0)(EngineActor)
+    return _actor_class
+
+
+class EngineActor:
+    """On its Ray node: one engine process, run as `LocalHost` runs it (its own session, killed
+    with the actor's process). An async actor: `wait` and `stop` run side by side."""
+
+    def __init__(self) -> None:
+        self._host = LocalHost()
+
+    async def place(self) -> tuple[str, int, str]:
+        import ray
+
+        ip = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
+        return ip, free_port_on(ip), ray.get_runtime_context().get_node_id()
+
+    async def start(self, argv: list[str], env: dict[str, str], log_path: str) -> int:
+        return await self._host.start(LaunchCommand(argv, env), Path(log_path))
+
+    async def wait(self) -> int:
+        return await self._host.wait()
+
+    async def stop(self) -> None:
+        await self._host.stop()
+
+    async def crash_report(self, code: int, lines: int) -> str:
+        return await self._host.crash_report(code, lines)
+
+
+class RayHost:
+    """A replica's engine on whichever Ray node has the resources it asks: a new actor at each
+    start (so a restart after a node is lost lands on a node that fits), killed at its stop."""
+
+    def __init__(self, options: Mapping[str, Any], address: str | None) -> None:
+        self._options = actor_options(options)
+        self._address = address
+        self._actor: Any = None
+        self.node: str | None = None
+
+    async def place(self, host: str) -> Placement:
+        await self.stop()  # a previous start's actor, if any
+        await _connect_keeping_signals(self._address)
+        self._actor = _actor().options(**self._options).remote()
+        try:
+            ip, port, node = await asyncio.wait_for(self._actor.place.remote(), PLACE_TIMEOUT_S)
+        except TimeoutError:
+            await self.stop()
+            raise RuntimeError(
+                f"no Ray node has {self._options} free after {PLACE_TIMEOUT_S:.0f}s"
+            ) from None
+        self.node = str(node)
+        return Placement(host=str(ip), port=int(port), node=self.node)
+
+    async def start(self, cmd: LaunchCommand, log_path: Path) -> int:
+        ref = self._actor.start.remote(cmd.argv, cmd.env, str(log_path))
+        return int(await asyncio.wait_for(ref, CALL_TIMEOUT_S))
+
+    async def wait(self) -> int:
+        import ray
+
+        try:
+            return int(await self._actor.wait.remote())
+        except ray.exceptions.RayError as exc:  # the actor died, or its node was lost
+            log.warning("ray runtime: engine on node %s lost: %s", self.node, exc)
+            return NODE_LOST
+
+    async def stop(self) -> None:
+        actor, self._actor = self._actor, None
+        if actor is None:
+            return
+        import ray
+
+        try:
+            await asyncio.wait_for(actor.stop.remote(), CALL_TIMEOUT_S)
+        except (ray.exceptions.RayError, TimeoutError) as exc:
+            log.info("ray runtime: stopping the engine on node %s: %r", self.node, exc)
+        ray.kill(actor)  # the engine dies with its actor's process (PDEATHSIG) if still alive
+
+    async def crash_report(self, code: int, lines: int) -> str:
+        import ray
+
+        if self._actor is None:
+            return f"engine on Ray node {self.node} ended ({code}) before ready"
+        try:
+            ref = self._actor.crash_report.remote(code, lines)
+            return f"on Ray node {self.node}: {await asyncio.wait_for(ref, CALL_TIMEOUT_S)}"
+        except (ray.exceptions.RayError, TimeoutError):
+            return f"engine on Ray node {self.node} lost before ready"
+
+
+def ray_hosts(address: str | None) -> Callable[[ReplicaSpec], EngineHost]:
+    """The host for each new replica under the `ray` runtime (Deployments' `hosts`)."""
+
+    def make(spec: ReplicaSpec) -> EngineHost:
+        return RayHost(spec.options, address)
+
+    return make

@@ -1,0 +1,134 @@
+"""The `ray` runtime on a real multi-node Ray cluster on this machine (`ray.cluster_utils.Cluster`:
+a head and a second node, each its own raylet, all on 127.0.0.1), driven by a real TokenMill
+server (`TOKENMILL_RUNTIME=ray`) that joins it:
+
+- a deployment asking for an NPU lands on the node that declares one, and not on the head.
+  The NPU is a STAND-IN: the node declares a logical `NPU` resource on this CPU-only machine,
+  and a llama.cpp replica stands in for the Ascend engine (Ray logs "Failed to detect NPU
+  type" when a node declares NPU without Ascend's libraries: harmless here);
+- a deployment of two replicas, one CPU each, on nodes with one CPU each: they run on two
+  different nodes, serve through the one gateway, and the ledger holds exactly what the clients
+  received.
+"""
+
+import signal
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tokenmill.bootstrap import default_model_path
+from tokenmill.testing import ServerProcess
+
+ray = pytest.importorskip("ray", reason="the Ray runtime's tests need ray (the dev extra)")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+pytestmark = [pytest.mark.engine, pytest.mark.timeout(240)]
+
+LOOPBACK = {"node_ip_address": "127.0.0.1", "num_cpus": 1, "object_store_memory": 80 << 20}
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[tuple[Cluster, str, str]]:
+    """A head (1 CPU) and a node declaring one NPU (1 CPU): (cluster, head id, NPU node id)."""
+    c = Cluster(initialize_head=True, head_node_args={**LOOPBACK, "include_dashboard": False})
+    try:
+        npu = c.add_node(**LOOPBACK, resources={"NPU": 1})
+        c.wait_for_nodes(timeout=60)
+        yield c, c.head_node.node_id, npu.node_id
+    finally:
+        ray.shutdown()
+        c.shutdown()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, cluster: tuple[Cluster, str, str]):
+    # Ray turns a loopback address into this machine's network one before it connects; with
+    # "clusters" off it keeps to loopback, where this test's nodes listen.
+    env = {"TOKENMILL_RUNTIME": "ray", "TOKENMILL_RAY_ADDRESS": cluster[0].address,
+           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+           # Round-robin, so that both nodes' replicas serve these alike prompts for certain.
+           "TOKENMILL_ROUTER": "round-robin"}  # fmt: skip
+    srv = ServerProcess(tmp_path_factory.mktemp("ray-server"), extra_env=env)
+    srv.start(default_model=False)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def _deploy(srv: ServerProcess, name: str, replicas: int, options: dict[str, Any]) -> None:
+    model = default_model_path()
+    assert model is not None
+    srv.admin("POST", "/admin/deployments", json={
+        "name": name, "engine": "llamacpp", "model_path": str(model), "replicas": replicas,
+        "options": {**options, "parallel": 2},
+    })  # fmt: skip
+
+
+def _rows(srv: ServerProcess, deployment: str, ready: int, timeout: float = 90.0) -> list[dict]:
+    """The deployment's replica rows once `ready` of them are ready (and written)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = [r for r in srv.admin("GET", "/admin/replicas")["data"]
+                if r["deployment"] == deployment]  # fmt: skip
+        if sum(r["state"] == "ready" for r in rows) == ready:
+            return rows
+        assert time.monotonic() < deadline, f"{deployment} not ready: {rows}"
+        time.sleep(0.3)
+
+
+def _ledger(data_dir: Path) -> dict[str, tuple[int, int]]:
+    with sqlite3.connect(data_dir / "tokenmill.db") as db:
+        rows = db.execute(
+            "SELECT request_id, prompt_tokens, completion_tokens FROM usage_records"
+        ).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def test_npu_deployment_lands_on_the_npu_node_and_two_replicas_on_two_nodes(
+    server: ServerProcess, cluster: tuple[Cluster, str, str]
+) -> None:
+    _, head, npu = cluster
+    # An accelerator asked for: only the (stand-in) NPU node has one.
+    _deploy(server, "on-npu", 1, {"resource": "NPU", "devices": 1})
+    [row] = _rows(server, "on-npu", ready=1)
+    assert row["node"] == npu != head
+    assert row["endpoint"].startswith("http://127.0.0.1:")
+
+    # Two replicas of one CPU each, on nodes of one CPU each: two nodes.
+    _deploy(server, "spread", 2, {})
+    rows = _rows(server, "spread", ready=2)
+    assert {r["node"] for r in rows} == {head, npu}
+
+    key = server.new_tenant_key("ray-tenant")
+    received: dict[str, tuple[int, int]] = {}
+    with httpx.Client(timeout=60) as client:
+        for i in range(12):
+            model = "spread" if i % 3 else "on-npu"
+            resp = client.post(
+                server.url + "/v1/chat/completions",
+                headers={"Authorization": f"Bearer {key}"},
+                json={"model": model, "max_tokens": 8,
+                      "messages": [{"role": "user", "content": f"Count to {i}."}]},
+            )  # fmt: skip
+            assert resp.status_code == 200, resp.text
+            usage = resp.json()["usage"]
+            assert usage["completion_tokens"] > 0
+            received[resp.headers["x-request-id"]] = (
+                usage["prompt_tokens"],
+                usage["completion_tokens"],
+            )
+    served = {r["id"]: r["served"] for d in server.admin("GET", "/admin/deployments")["data"]
+              for r in d["replica_status"]}  # fmt: skip
+    assert served["spread-0"] > 0 and served["spread-1"] > 0, served  # both nodes served
+
+    # A clean stop (SIGTERM: uvicorn shuts down, then exits by the signal) drains the journal
+    # into the ledger: Ray's own SIGTERM handler, had it stayed, would have killed us first.
+    assert server.stop() in (0, -signal.SIGTERM)
+    assert not list((server.data_dir / "journal").glob("usage-*.jsonl"))
+    assert _ledger(server.data_dir) == received
