@@ -1,16 +1,29 @@
-"""`tokenmill node inspect`: this machine's CPU and accelerators as the fleet sees them.
+"""`tokenmill node inspect`: this machine's CPU and accelerators as the fleet sees them;
+`tokenmill node join ADDRESS`: this machine joins the fleet's Ray cluster, declaring them.
 
 Runs locally (no server): every vendor's detector, each device matched to the catalog.
 """
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
 from tokenmill.cli.admin_commands import Json
+from tokenmill.cli.client import err_console
 from tokenmill.cli.output import console
 from tokenmill.cli.tables import print_table
 from tokenmill.fleet.discovery import Discovery, discover, to_json
 from tokenmill.fleet.inventory import Device
+from tokenmill.fleet.ray_resources import ray_start_argv
+
+RAY_MISSING = "Ray is not installed here: pip install 'tokenmill[ray]'"
 
 node = typer.Typer(help="This machine as a fleet node.", no_args_is_help=True)
 
@@ -74,3 +87,34 @@ def inspect(json_out: Json = False) -> None:
         print(to_json(found))
     else:
         show(found)
+
+
+def find_ray() -> str | None:
+    """The `ray` command: on PATH, or beside this Python (a virtual environment not activated)."""
+    beside = str(Path(sys.executable).parent)
+    return shutil.which("ray", path=os.pathsep.join([os.environ.get("PATH", ""), beside]))
+
+
+@node.command()
+def join(
+    address: Annotated[str, typer.Argument(help="The Ray head's address, HOST:PORT.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the command only.")] = False,
+    block: Annotated[
+        bool, typer.Option("--block", help="Stay in the foreground (for a service manager).")
+    ] = False,
+) -> None:
+    """Make this machine a fleet node: `ray start --address=ADDRESS`, declaring the accelerators
+    found here as Ray resources (GPU, NPU, HPU, MLU, DCU) and their catalog types."""
+    found = discover()
+    for tool, why in sorted(found.problems.items()):
+        err_console.print(f"[yellow]{escape(tool)}[/]: {escape(why)}")
+    ray = find_ray()
+    if ray is None and not dry_run:
+        err_console.print(f"[red]{escape(RAY_MISSING)}[/]")
+        raise typer.Exit(1)
+    argv = ray_start_argv(address, found.inventory, ray or "ray")
+    if block:
+        argv.append("--block")
+    print(shlex.join(argv), flush=True)
+    if not dry_run:
+        raise typer.Exit(subprocess.run(argv).returncode)
