@@ -54,10 +54,11 @@ async def roll(
     for replica in sorted(old, key=lambda r: r.spec.index):
         fresh = start_new()
         why = await _ready(fresh)
-        if why is not None:
-            rollout.state, rollout.error = "failed", f"{fresh.id} {why}"
-            log.error("rollout of %s stopped: %s", fresh.spec.deployment, rollout.error)
-            await give_up(fresh, rollout.error)
+        if why is not None:  # undone first: "failed" is said once the old spec is back
+            error = f"{fresh.id} {why}"
+            log.error("rollout of %s stopped: %s", fresh.spec.deployment, error)
+            await give_up(fresh, error)
+            rollout.state, rollout.error = "failed", error
             return
         drain(replica)
         rollout.replaced += 1
