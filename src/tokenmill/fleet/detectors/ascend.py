@@ -8,7 +8,7 @@ Each chip is one device, counted in print order as ASCEND_RT_VISIBLE_DEVICES cou
 
 import re
 
-from tokenmill.fleet.detectors.tool import ToolDetector, mib_to_gb
+from tokenmill.fleet.detectors.tool import ToolDetector, mib_to_gb, row_pairs
 from tokenmill.fleet.inventory import Device
 
 _VERSION = re.compile(r"^\|\s*npu-smi\s+\S+\s+Version:\s*(\S+)", re.M)
@@ -27,14 +27,7 @@ def parse_npu_smi_info(text: str) -> list[Device]:
     version = _VERSION.search(text)
     driver = version.group(1) if version else None
     devices: list[Device] = []
-    card: re.Match[str] | None = None
-    for line in text.splitlines():
-        if (found := _CARD.match(line)) is not None:
-            card = found
-            continue
-        chip = _CHIP.match(line)
-        if chip is None or card is None:
-            continue
+    for card, chip in row_pairs(text, _CARD, _CHIP):
         util, *_ = chip.group(1).split() or ["NA"]
         pairs = _USAGE.findall(chip.group(1))
         used, total = (float(x) for x in pairs[-1])  # HBM when printed, else Memory-Usage

@@ -8,7 +8,7 @@ cnmon's table has no health column.
 
 import re
 
-from tokenmill.fleet.detectors.tool import ToolDetector, mib_to_gb
+from tokenmill.fleet.detectors.tool import ToolDetector, mib_to_gb, row_pairs
 from tokenmill.fleet.inventory import Device
 
 _HEADER_DRIVER = re.compile(r"Driver\s+v(\S+)\s*\|")
@@ -22,14 +22,7 @@ _ROW_DRIVER = re.compile(r"v(\d[\d.]*)")
 def parse_cnmon(text: str) -> list[Device]:
     header = _HEADER_DRIVER.search(text)
     devices: list[Device] = []
-    card: re.Match[str] | None = None
-    for line in text.splitlines():
-        if (found := _CARD.match(line)) is not None:
-            card = found
-            continue
-        state = _STATE.match(line)
-        if state is None or card is None:
-            continue
+    for card, state in row_pairs(text, _CARD, _STATE, one_each=True):
         index, name, middle, util = card.groups()
         row_driver = _ROW_DRIVER.search(middle)
         temp, power, used, total = (float(x) for x in state.groups())
@@ -47,7 +40,6 @@ def parse_cnmon(text: str) -> list[Device]:
                 temperature_c=temp,
             )
         )
-        card = None
     return devices
 
 

@@ -7,7 +7,7 @@ is in the header. HL-225 is Gaudi 2, HL-325/HL-325L Gaudi 3.
 
 import re
 
-from tokenmill.fleet.detectors.tool import ToolDetector, mib_to_gb
+from tokenmill.fleet.detectors.tool import ToolDetector, mib_to_gb, row_pairs
 from tokenmill.fleet.inventory import Device
 
 _DRIVER = re.compile(r"^\|\s*Driver Version:\s*(\S+)", re.M)
@@ -21,14 +21,7 @@ _STATE = re.compile(
 def parse_hl_smi(text: str) -> list[Device]:
     driver = _DRIVER.search(text)
     devices: list[Device] = []
-    card: re.Match[str] | None = None
-    for line in text.splitlines():
-        if (found := _CARD.match(line)) is not None:
-            card = found
-            continue
-        state = _STATE.match(line)
-        if state is None or card is None:
-            continue
+    for card, state in row_pairs(text, _CARD, _STATE, one_each=True):
         temp, power, used, total, util = (float(x) for x in state.groups())
         devices.append(
             Device(
@@ -44,7 +37,6 @@ def parse_hl_smi(text: str) -> list[Device]:
                 temperature_c=temp,
             )
         )
-        card = None
     return devices
 
 

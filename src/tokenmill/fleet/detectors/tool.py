@@ -1,10 +1,11 @@
 """Running a vendor tool: absent is not an error, present-but-failing says why, nothing hangs."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from tokenmill.fleet.inventory import Device
@@ -68,3 +69,21 @@ class ToolDetector:
 def mib_to_gb(mib: float) -> float:
     """Tools print MiB; the inventory counts GiB (1024 MiB), as the cards are sold."""
     return round(mib / 1024, 2)
+
+
+def row_pairs(
+    text: str, first: "re.Pattern[str]", second: "re.Pattern[str]", one_each: bool = False
+) -> Iterator[tuple["re.Match[str]", "re.Match[str]"]]:
+    """The smi tables print a device over two lines (card, then its state): each second-kind
+    line with the first-kind line above it; lines before any card, and others, are skipped.
+    `one_each`: a card has one state line (else several, as a card's chips)."""
+    card: re.Match[str] | None = None
+    for line in text.splitlines():
+        if (found := first.match(line)) is not None:
+            card = found
+            continue
+        state = second.match(line)
+        if state is not None and card is not None:
+            yield card, state
+            if one_each:
+                card = None
