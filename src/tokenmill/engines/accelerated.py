@@ -4,11 +4,18 @@ facts come from the engine matrix, it binds to the replica's host, serves the Op
 
 from typing import Any
 
-from tokenmill.engines.base import EngineAdapter, ReplicaSpec, check_host, http_url
+from tokenmill.engines.base import EngineAdapter, LaunchCommand, ReplicaSpec, check_host, http_url
 from tokenmill.engines.capabilities import Capabilities, with_overrides
 from tokenmill.engines.counters import EngineCounts, read_counts
 from tokenmill.engines.matrix import EngineFacts, matrix
-from tokenmill.engines.spawned import devices_for, engine_args, memory_fraction, model_path
+from tokenmill.engines.spawned import (
+    devices_for,
+    engine_args,
+    key_args,
+    memory_fraction,
+    model_path,
+    visible_env,
+)
 
 
 class AcceleratedAdapter(EngineAdapter):
@@ -24,6 +31,30 @@ class AcceleratedAdapter(EngineAdapter):
         self.accelerators = frozenset(self.facts.accelerators)
         self.model_formats = frozenset(self.facts.model_formats)
         self.metrics_path = self.facts.metrics_path
+
+    def served(
+        self, spec: ReplicaSpec, port: int, secret: str, program: list[str], extra: list[str]
+    ) -> LaunchCommand:
+        """`program` (how the engine is started, its model argument included), then what every
+        OpenAI-serving engine here takes: host, port, served name, tensor parallelism over
+        its devices, memory fraction, the gateway's key, the deployment's own engine_args."""
+        self.validate(spec)
+        f = self.facts
+        devices = devices_for(f, spec)
+        argv = [
+            *program,
+            f.flag("host"), spec.host,
+            f.flag("port"), str(port),
+            f.flag("served_name"), self.upstream_model(spec),
+            f.flag("tensor_parallel"), str(devices.count),
+            *extra,
+        ]  # fmt: skip
+        fraction = memory_fraction(spec)
+        if fraction is not None:
+            argv += [f.flag("memory_fraction"), str(fraction)]
+        key_argv, key_env = key_args(f, secret)
+        argv += key_argv + engine_args(spec)
+        return LaunchCommand(argv=argv, env={**visible_env(devices), **key_env})
 
     def validate(self, spec: ReplicaSpec) -> None:
         check_host(spec)
