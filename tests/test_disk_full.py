@@ -75,7 +75,8 @@ def test_sme_serves_through_a_full_disk_and_loses_nothing_once_it_has_room() -> 
 def test_finance_completes_no_response_without_its_durable_record() -> None:
     """Killed (-9) while the disk is full: every response a client fully received is in the
     ledger after the restart, because none completed while its record was only in memory."""
-    out = _drill("--profile", "finance", "--crash-while-full")
+    # Long enough full that every client starts requests into it even on a loaded machine.
+    out = _drill("--profile", "finance", "--crash-while-full", "--full-s", "12")
     full = out["phases"]["full"]
     assert any(code.startswith("503 metering_unavailable") for code in full["not_received"])
     assert out["received"] > 0 and out["missing_from_ledger"] == 0
