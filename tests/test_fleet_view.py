@@ -55,3 +55,15 @@ def test_each_accelerator_has_its_telemetry_in_metrics(srv: ServerProcess):
     assert len(memory) == 8 and all('vendor="Huawei"' in line for line in memory)
     assert any(line.startswith("tokenmill_device_power_watts{") for line in text.splitlines())
     assert any(line.startswith("tokenmill_device_healthy{") for line in text.splitlines())
+
+
+def test_draining_the_only_node_of_the_local_runtime_is_refused_with_what_to_do(
+    srv: ServerProcess,
+):
+    done = subprocess.run([sys.executable, "-m", "tokenmill", "node", "drain", "local"],
+                          env=srv.env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode != 0
+    said = " ".join((done.stdout + done.stderr).split())
+    assert "nowhere to move them" in said and "--runtime ray" in said, said
+    data = srv.admin("GET", "/admin/fleet")
+    assert data["drained"] == [] and data["replicas"][0]["state"] == "ready"

@@ -26,6 +26,7 @@ def test_eight_ascend_npus_make_the_exact_ray_start_command() -> None:
                         tuple(_devices(8, "Huawei", "NPU", "910B3", "ascend-910b")))  # fmt: skip
     assert ray_start_argv("10.0.0.1:6379", inv) == [
         "ray", "start", "--address=10.0.0.1:6379", "--num-cpus=96",
+        "--labels=tokenmill.io/node=atlas",
         '--resources={"NPU":8,"accelerator_type:ascend-910b":1}',
     ]  # fmt: skip
 
@@ -39,7 +40,8 @@ def test_gpus_go_through_num_gpus_and_mlu_dcu_are_custom_with_the_node_address()
                                   "accelerator_type:h100-sxm": 1.0,
                                   "accelerator_type:mlu370-x8": 1.0}  # fmt: skip
     assert ray_start_argv("head:6379", inv, ray="/opt/ray") == [
-        "/opt/ray", "start", "--address=head:6379", "--num-cpus=96", "--num-gpus=2",
+        "/opt/ray", "start", "--address=head:6379", "--num-cpus=96",
+        "--labels=tokenmill.io/node=mixed", "--num-gpus=2",
         '--resources={"DCU":1,"MLU":4,"accelerator_type:h100-sxm":1,'
         '"accelerator_type:mlu370-x8":1}',
         "--node-ip-address=10.0.0.7",
@@ -48,7 +50,14 @@ def test_gpus_go_through_num_gpus_and_mlu_dcu_are_custom_with_the_node_address()
 
 def test_a_cpu_only_node_declares_its_cores_only() -> None:
     inv = NodeInventory("box", "127.0.0.1", Cpu("Xeon", 4, 16.0))
-    assert ray_start_argv("h:1", inv) == ["ray", "start", "--address=h:1", "--num-cpus=4"]
+    assert ray_start_argv("h:1", inv) == ["ray", "start", "--address=h:1", "--num-cpus=4",
+                                          "--labels=tokenmill.io/node=box"]  # fmt: skip
+
+
+def test_a_node_name_ray_cannot_take_as_a_label_is_refused_with_the_rule() -> None:
+    inv = NodeInventory("rack 4/slot 2", "127.0.0.1", Cpu("Xeon", 4, 16.0))
+    with pytest.raises(ValueError, match="1-63 letters, digits"):
+        ray_start_argv("h:1", inv)
 
 
 @pytest.fixture
@@ -71,13 +80,14 @@ def _env(path: str) -> dict[str, str]:
 
 
 def test_join_dry_run_on_a_recorded_ascend_node(bins: Path) -> None:
-    run = subprocess.run([*CLI, "10.0.0.1:6379", "--dry-run"], env=_env(str(bins)),
-                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    argv = [*CLI, "10.0.0.1:6379", "--dry-run", "--name", "atlas-07"]
+    run = subprocess.run(argv, env=_env(str(bins)), capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     ray = str(Path(sys.executable).parent / "ray")  # beside this Python: not on PATH here
     cores = len(os.sched_getaffinity(0))
     assert run.stdout.splitlines() == [
         f"{ray} start --address=10.0.0.1:6379 --num-cpus={cores} "
+        "--labels=tokenmill.io/node=atlas-07 "
         """'--resources={"NPU":8,"accelerator_type:ascend-910b":1}'"""
     ]
 

@@ -49,6 +49,12 @@ class Load:
                 self.statuses.append(resp.status_code)
                 n += 1
 
+    def wait_for(self, answers: int, limit_s: float) -> None:
+        """Until `answers` requests in all were answered (a slow machine serves fewer per s)."""
+        deadline = time.monotonic() + limit_s
+        while len(self.statuses) < answers and time.monotonic() < deadline:
+            time.sleep(0.1)
+
     def __enter__(self) -> "Load":
         for t in self._threads:
             t.start()
@@ -81,7 +87,7 @@ def test_a_rolling_update_under_load_fails_no_request(srv: ServerProcess):
         view = _until(srv, lambda d: d["rollout"]["state"] != "rolling", 300)
         assert view["rollout"] == {**view["rollout"], "state": "done", "replaced": 2, "of": 2}
         view = _until(srv, lambda d: not {r["id"] for r in d["replica_status"]} & before, 120)
-        time.sleep(2.0)  # load on the new replicas alone
+        load.wait_for(len(load.statuses) + 6, 60)  # load on the new replicas alone
     after = {r["id"] for r in view["replica_status"]}
     assert len(after) == 2 and not after & before  # every replica replaced
     assert view["options"]["ctx_per_slot"] == 4096

@@ -50,6 +50,7 @@ from tokenmill.metering.service import Metering
 from tokenmill.observe.metrics import GatewayMetrics
 from tokenmill.observe.power import PowerLog, PowerSource
 from tokenmill.runtime.autoscaling import AutoscaleLoop, ScaleTiming
+from tokenmill.runtime.cordons import Cordons
 from tokenmill.runtime.deployments import Deployments
 from tokenmill.runtime.hosts import EngineHost
 from tokenmill.runtime.instances import HEARTBEAT_S, ReplicaInstances
@@ -78,13 +79,15 @@ log = logging.getLogger(__name__)
 SWEEP_EVERY_S, SWEEP_DAYS = 60.0, 2
 
 
-def _engine_hosts(settings: Settings) -> Callable[[ReplicaSpec], EngineHost] | None:
+def _engine_hosts(
+    settings: Settings, cordons: Cordons
+) -> Callable[[ReplicaSpec], EngineHost] | None:
     """Where replicas' engines run: here (None) or on a Ray cluster (imports Ray only then)."""
     if settings.runtime != "ray":
         return None
     from tokenmill.runtime.ray_host import ray_hosts
 
-    return ray_hosts(settings.ray_address)
+    return ray_hosts(settings.ray_address, cordons.names, settings.node_name)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -100,7 +103,10 @@ def create_app(settings: Settings) -> FastAPI:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=2)
         timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout_s, sock_connect=5)
         http = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
-        deployments = Deployments(db, http, settings.log_dir, hosts=_engine_hosts(settings))
+        cordons = Cordons(db)
+        await asyncio.to_thread(cordons.load)
+        hosts = _engine_hosts(settings, cordons)
+        deployments = Deployments(db, http, settings.log_dir, hosts, cordons, settings.node_name)
         instances = ReplicaInstances(db, settings.node_name)
         await asyncio.to_thread(instances.claim)
         deployments.subscribe(instances.changed)

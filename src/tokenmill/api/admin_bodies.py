@@ -105,6 +105,10 @@ class RolloutIn(Body):
     options: dict[str, int | float | str | bool] | None = None
 
 
+class DrainIn(Body):
+    reason: str = Field(default="maintenance", min_length=1, max_length=1000)
+
+
 class ReplicaRangeIn(Body):
     min_replicas: int | None = Field(default=None, ge=0, le=64)
     max_replicas: int | None = Field(default=None, ge=1, le=64)

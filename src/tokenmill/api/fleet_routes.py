@@ -3,10 +3,11 @@ controllers wrote, with whether their controller still owns them."""
 
 import asyncio
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 
+from tokenmill.api.admin_bodies import DrainIn
 from tokenmill.api.admin_routes import P, Svc, admin
 from tokenmill.api.auth import requires
 from tokenmill.fleet.discovery import to_json
@@ -26,4 +27,27 @@ async def fleet(request: Request, svc: Svc) -> dict[str, Any]:
     assert found is not None  # refreshed just above
     replicas = await asyncio.to_thread(read_instances, svc.db)
     node = json.loads(to_json(found))
-    return {"nodes": [node], "replicas": replicas}
+    return {"nodes": [node], "replicas": replicas, "drained": svc.deployments.cordons.views()}
+
+
+NodeName = Annotated[str, Path(min_length=1, max_length=255)]
+
+
+@router.post("/nodes/{node}/drain", status_code=202)
+@requires(P.DEPLOYMENTS_WRITE)
+async def drain_node(node: NodeName, svc: Svc, body: DrainIn | None = None) -> dict[str, Any]:
+    """Place nothing more on the node and move its replicas elsewhere; `moving` shows how far."""
+    return await svc.deployments.drain_node(node, (body or DrainIn()).reason)
+
+
+@router.delete("/nodes/{node}/drain")
+@requires(P.DEPLOYMENTS_WRITE)
+async def undrain_node(node: NodeName, svc: Svc) -> dict[str, Any]:
+    return await svc.deployments.undrain_node(node)
+
+
+@router.get("/nodes/{node}")
+@requires(P.DEPLOYMENTS_READ)
+async def node_state(node: NodeName, svc: Svc) -> dict[str, Any]:
+    """Whether the node is drained, the replicas still on it, and the moves off it."""
+    return svc.deployments.node_view(node)

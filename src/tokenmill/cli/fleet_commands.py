@@ -1,6 +1,7 @@
 """`tokenmill fleet`: nodes, their accelerators and the replicas on them, from the server."""
 
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 from tokenmill.cli.admin_commands import Json, Url
@@ -57,10 +58,20 @@ def fleet(url: Url = None, json_out: Json = False) -> None:
             "replica": r["id"],
             "node": r["node"],
             "engine": r["engine"],
+            "devices": ", ".join(r["devices"]) or "-",
             "state": r["state"] + (" (draining)" if r["draining"] else ""),
             "endpoint": r["endpoint"] or "-",
             "live": "yes" if r["live"] else f"no ({r['heartbeat_age_s']:.0f} s)",
         }
         for r in replicas
     ]
-    emit(rows, False, ["replica", "node", "engine", "state", "endpoint", "live"], "replicas")
+    columns = ["replica", "node", "engine", "devices", "state", "endpoint", "live"]
+    emit(rows, False, columns, "replicas")
+    drained = [{"node": d["node"], "reason": d["reason"], "since": _since(d["at"])}
+               for d in data["drained"]]  # fmt: skip
+    if drained:
+        emit(drained, False, ["node", "reason", "since"], "drained nodes (nothing is placed there)")
+
+
+def _since(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")

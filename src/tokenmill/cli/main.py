@@ -5,6 +5,7 @@ import typer
 from tokenmill.cli import (
     admin_commands,
     billing_commands,
+    drain_commands,  # noqa: F401 - registers `node drain` and `node undrain`
     economics_commands,
     export_commands,
     fleet_commands,

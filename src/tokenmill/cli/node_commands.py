@@ -9,6 +9,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -102,6 +103,9 @@ def join(
     block: Annotated[
         bool, typer.Option("--block", help="Stay in the foreground (for a service manager).")
     ] = False,
+    name: Annotated[
+        str | None, typer.Option(help="The name the fleet knows it by (default: its hostname).")
+    ] = None,
 ) -> None:
     """Make this machine a fleet node: `ray start --address=ADDRESS`, declaring the accelerators
     found here as Ray resources (GPU, NPU, HPU, MLU, DCU) and their catalog types."""
@@ -112,7 +116,12 @@ def join(
     if ray is None and not dry_run:
         err_console.print(f"[red]{escape(RAY_MISSING)}[/]")
         raise typer.Exit(1)
-    argv = ray_start_argv(address, found.inventory, ray or "ray")
+    inventory = replace(found.inventory, name=name) if name else found.inventory
+    try:
+        argv = ray_start_argv(address, inventory, ray or "ray")
+    except ValueError as exc:
+        err_console.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(2) from None
     if block:
         argv.append("--block")
     print(shlex.join(argv), flush=True)

@@ -9,12 +9,26 @@ model of accelerator and not only a kind.
 """
 
 import json
+import re
 from collections import Counter
 
 from tokenmill.fleet.discovery import DEFAULT_ADDRESS
 from tokenmill.fleet.inventory import NodeInventory
 
 ACCELERATOR_TYPE = "accelerator_type:"
+# The Ray node label a fleet node's name goes in: `tokenmill fleet` shows it, drains use it.
+NODE_LABEL = "tokenmill.io/node"
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")  # Ray's rule
+
+
+def node_label(name: str) -> str:
+    """`name` as a Ray label value, or a ValueError saying what a name may be."""
+    if not _LABEL_VALUE.match(name):
+        raise ValueError(
+            f"node name {name!r}: 1-63 letters, digits, '-', '_' or '.', starting and ending "
+            "with a letter or digit (give one with --name)"
+        )
+    return name
 
 
 def ray_resources(inventory: NodeInventory) -> dict[str, float]:
@@ -30,12 +44,14 @@ def _number(value: float) -> int | float:
 
 
 def ray_start_argv(address: str, inventory: NodeInventory, ray: str = "ray") -> list[str]:
-    """`ray start` joining the cluster at `address`, declaring what `inventory` holds. The node's
+    """`ray start` joining the cluster at `address`, declaring what `inventory` holds and its
+    name (a node label). The node's
     address for other machines is passed only where one was set (TOKENMILL_NODE_ADDRESS):
     otherwise Ray finds the one that reaches the head."""
     resources = ray_resources(inventory)
     gpus = resources.pop("GPU", 0.0)
-    argv = [ray, "start", f"--address={address}", f"--num-cpus={inventory.cpu.cores}"]
+    argv = [ray, "start", f"--address={address}", f"--num-cpus={inventory.cpu.cores}",
+            f"--labels={NODE_LABEL}={node_label(inventory.name)}"]  # fmt: skip
     if gpus:
         argv.append(f"--num-gpus={_number(gpus)}")
     if resources:

@@ -2,7 +2,7 @@
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +16,7 @@ from tokenmill.core.errors import Conflict, InvalidRequest, NotFound
 from tokenmill.engines.base import EngineAdapter, ReplicaSpec
 from tokenmill.engines.capabilities import Capabilities
 from tokenmill.engines.registry import get_adapter
+from tokenmill.runtime.cordons import Cordons
 from tokenmill.runtime.hosts import EngineHost
 from tokenmill.runtime.replica import Replica, ReplicaState
 from tokenmill.runtime.rollout import Rollout, roll
@@ -118,12 +119,16 @@ class Deployments:
         http: aiohttp.ClientSession,
         log_dir: Path,
         hosts: Callable[[ReplicaSpec], EngineHost] | None = None,
+        cordons: Cordons | None = None,
+        node_name: str = "local",
     ) -> None:
         self._engine = engine
         self._http = http
         self._log_dir = log_dir
         # Where each new replica's engine runs (the runtime): None, a child process here.
         self._hosts = hosts
+        self.cordons = cordons or Cordons(engine)  # nodes drained: the hosts keep off them
+        self._node_name = node_name  # this controller's node, where local replicas run
         self._running: dict[str, DeploymentRuntime] = {}
         self._listeners: list[Callable[[str, list[Replica]], None]] = []
 
@@ -279,15 +284,88 @@ class Deployments:
             await self.retire(name, fresh.id)
             await self._set_spec(runtime, before)  # replicas started later: the old spec
 
+        runtime.rollout = Rollout(total=len(runtime.active()))
+        steps = roll(runtime.rollout, runtime.active(), lambda: self._add_replica(runtime),
+                     self._drainer(name), give_up)  # fmt: skip
+        runtime.rolling = asyncio.get_running_loop().create_task(steps)
+        return runtime.view()
+
+    def _drainer(self, name: str) -> Callable[[Replica], None]:
         def drain(replica: Replica) -> None:
             replica.draining = True
             self._notify(name)
 
-        runtime.rollout = Rollout(total=len(runtime.active()))
-        steps = roll(runtime.rollout, runtime.active(), lambda: self._add_replica(runtime), drain,
-                     give_up)  # fmt: skip
-        runtime.rolling = asyncio.get_running_loop().create_task(steps)
-        return runtime.view()
+        return drain
+
+    def node_of(self, replica: Replica) -> str:
+        return replica.node or self._node_name
+
+    async def drain_node(self, node: str, reason: str) -> dict[str, Any]:
+        """Drain `node` for maintenance: nothing is placed there any more, and each replica it
+        runs is replaced elsewhere the way a rolling update replaces it (a new one ready first,
+        then the old one drains). Returns at once; `node_view` shows how far it got."""
+        if self._hosts is None:
+            raise Conflict(
+                f"the local runtime runs every replica on this node ('{self._node_name}'): there "
+                "is nowhere to move them. To take it down, stop TokenMill (its replicas finish "
+                "what they serve first); to move replicas between machines, run on Ray "
+                "(tokenmill up --runtime ray)",
+                param="node",
+            )
+        await asyncio.to_thread(self.cordons.add, node, reason)
+        for runtime in self._running.values():
+            if self._on(node, runtime):
+                self._move_off(node, runtime)
+        return self.node_view(node)
+
+    def _on(self, node: str, runtime: DeploymentRuntime) -> list[Replica]:
+        """The replicas `runtime` runs on purpose on `node` (an endpoint runs on no node)."""
+        return [r for r in runtime.active() if r.adapter.spawns and self.node_of(r) == node]
+
+    def _move_off(self, node: str, runtime: DeploymentRuntime) -> None:
+        """Replace `runtime`'s replicas on `node`; after a rolling update under way, if any
+        (it places its new replicas off the node already)."""
+        before = runtime.rolling
+        if before is None or before.done():  # the usual case: the move shows at once
+            runtime.rolling = asyncio.get_running_loop().create_task(self._move(node, runtime))
+            return
+
+        async def after_it() -> None:
+            await asyncio.wait([before])
+            await self._move(node, runtime)
+
+        runtime.rolling = asyncio.get_running_loop().create_task(after_it())
+
+    def _move(self, node: str, runtime: DeploymentRuntime) -> Coroutine[Any, Any, None]:
+        """Its progress (`rollout`) is set now, the steps run when awaited."""
+        name, on_node = runtime.name, self._on(node, runtime)
+
+        async def give_up(fresh: Replica, why: str) -> None:
+            await self.retire(name, fresh.id)
+
+        runtime.rollout = Rollout(total=len(on_node), cause=f"drain of node {node}")
+        return roll(runtime.rollout, on_node, lambda: self._add_replica(runtime),
+                    self._drainer(name), give_up)  # fmt: skip
+
+    async def undrain_node(self, node: str) -> dict[str, Any]:
+        """Let replicas be placed on `node` again; those moved off it stay where they are."""
+        if not await asyncio.to_thread(self.cordons.remove, node):
+            raise NotFound(f"node '{node}' is not drained", param="node")
+        return self.node_view(node)
+
+    def node_view(self, node: str) -> dict[str, Any]:
+        """Whether `node` is drained, what still runs there, and the moves off it."""
+        cause = f"drain of node {node}"
+        return {
+            "node": node,
+            "drained": self.cordons.view(node),
+            "replicas": [r.id for rt in self._running.values() for r in self._on(node, rt)],
+            "moving": {
+                rt.name: rt.rollout.view()
+                for rt in self._running.values()
+                if rt.rollout is not None and rt.rollout.cause == cause
+            },
+        }
 
     async def _set_spec(self, runtime: DeploymentRuntime, spec: "_Spec") -> None:
         await asyncio.to_thread(self._store_spec, runtime.row.name, spec)

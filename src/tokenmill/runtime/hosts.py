@@ -25,12 +25,13 @@ STOP_GRACE_S = 5.0
 
 @dataclass(frozen=True)
 class Placement:
-    """Where an engine will run: the address it binds and is reached at, its port, and the
-    node's name (None: this controller's own node)."""
+    """Where an engine will run: the address it binds and is reached at, its port, the node's
+    name (None: this controller's own node), and the devices it holds there (e.g. "NPU:0")."""
 
     host: str
     port: int
     node: str | None = None
+    devices: tuple[str, ...] = ()
 
 
 class EngineHost(Protocol):

@@ -68,7 +68,7 @@ class ReplicaInstances:
             "node": replica.node or self._node,
             "engine": replica.adapter.name,
             "endpoint": endpoint,
-            "devices": [],
+            "devices": list(replica.devices),
             "state": replica.state.value,
             "draining": replica.draining,
             "pid": replica.pid,

@@ -5,6 +5,10 @@ built in; MLU, DCU custom), and that starts, waits for and stops the engine proc
 Ray is an optional extra (`tokenmill[ray]`): this module imports it only when a replica is
 placed, so the default install and `make run` never load it. The engine binary and the model
 file must exist at the same paths on the node that runs the replica.
+
+A node goes by the name `tokenmill node join` gave it (the Ray node label `tokenmill.io/node`),
+else by its Ray node id. Drained nodes (runtime/cordons.py) are kept out with a label selector
+on Ray's own `ray.io/node-id` label, so no new actor, restart or replacement lands there.
 """
 
 import asyncio
@@ -16,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenmill.engines.base import LaunchCommand, ReplicaSpec
+from tokenmill.fleet.ray_resources import NODE_LABEL, node_label
 from tokenmill.runtime.hosts import EngineHost, LocalHost, Placement, free_port_on
 
 log = logging.getLogger(__name__)
@@ -23,6 +28,7 @@ log = logging.getLogger(__name__)
 PLACE_TIMEOUT_S = 60.0  # no node that fits within this: the start fails (and is retried)
 CALL_TIMEOUT_S = 30.0
 NODE_LOST = -int(signal.SIGKILL)  # the exit code of an engine whose actor or node is gone
+NODE_ID_LABEL = "ray.io/node-id"  # every Ray node carries it
 
 _connected = threading.Lock()
 _actor_class: Any = None
@@ -42,23 +48,48 @@ def actor_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return {"num_cpus": 0, "resources": {str(resource): count}}
 
 
-def connect(address: str | None) -> None:
-    """Join the Ray cluster at `address`, or start a local head when None (once per process)."""
+def connect(address: str | None, node_name: str | None = None) -> None:
+    """Join the Ray cluster at `address`, or start a local head when None, named `node_name`
+    (once per process)."""
     import ray
 
     with _connected:
         if ray.is_initialized():
             return
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        labels = None
+        if address is None and node_name:  # a head started here: named as `node join` names
+            try:
+                labels = {NODE_LABEL: node_label(node_name)}
+            except ValueError as exc:
+                log.warning("ray runtime: the head goes by its Ray node id: %s", exc)
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, labels=labels)
         log.info("ray runtime: connected to %s", address or "a new local head")
 
 
-async def _connect_keeping_signals(address: str | None) -> None:
+def node_ids_named(names: frozenset[str]) -> list[str]:
+    """The ids of the live Ray nodes that go by one of `names` (their label, or their id)."""
+    import ray
+
+    return sorted(
+        n["NodeID"]
+        for n in ray.nodes()  # type: ignore[no-untyped-call]
+        if n.get("Alive") and (n["NodeID"] in names or n.get("Labels", {}).get(NODE_LABEL) in names)
+    )
+
+
+def avoiding(options: Mapping[str, Any], node_ids: list[str]) -> dict[str, Any]:
+    """Actor options that keep it off these nodes."""
+    if not node_ids:
+        return dict(options)
+    return {**options, "label_selector": {NODE_ID_LABEL: f"!in({','.join(node_ids)})"}}
+
+
+async def _connect_keeping_signals(address: str | None, node_name: str | None) -> None:
     """`connect` off the event loop; Ray's core installs its own SIGTERM/SIGINT handlers (a
     crash dump, then death), which would kill the server mid-request: put ours back."""
     main = threading.current_thread() is threading.main_thread()
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)} if main else {}
-    await asyncio.to_thread(connect, address)
+    await asyncio.to_thread(connect, address, node_name)
     for sig, handler in saved.items():
         if handler is not None:
             signal.signal(sig, handler)
@@ -80,11 +111,18 @@ class EngineActor:
     def __init__(self) -> None:
         self._host = LocalHost()
 
-    async def place(self) -> tuple[str, int, str]:
+    async def place(self) -> tuple[str, int, str, list[str]]:
+        """Its node's address, a free port there, the node's name, and the devices Ray gave it
+        (e.g. `["NPU:1"]`; Ray also set the vendor's visible-devices variable, which the
+        engine inherits)."""
         import ray
 
+        context = ray.get_runtime_context()
         ip = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
-        return ip, free_port_on(ip), ray.get_runtime_context().get_node_id()
+        name = context.get_node_labels().get(NODE_LABEL) or context.get_node_id()
+        held = context.get_accelerator_ids()
+        devices = [f"{kind}:{i}" for kind in sorted(held) for i in held[kind]]
+        return ip, free_port_on(ip), str(name), devices
 
     async def start(self, argv: list[str], env: dict[str, str], log_path: str) -> int:
         return await self._host.start(LaunchCommand(argv, env), Path(log_path))
@@ -103,25 +141,37 @@ class RayHost:
     """A replica's engine on whichever Ray node has the resources it asks: a new actor at each
     start (so a restart after a node is lost lands on a node that fits), killed at its stop."""
 
-    def __init__(self, options: Mapping[str, Any], address: str | None) -> None:
+    def __init__(
+        self,
+        options: Mapping[str, Any],
+        address: str | None,
+        drained: Callable[[], frozenset[str]] = frozenset,
+        node_name: str | None = None,
+    ) -> None:
         self._options = actor_options(options)
         self._address = address
+        self._drained = drained  # read at each placement: a drain applies to restarts too
+        self._node_name = node_name  # a head started here goes by it
         self._actor: Any = None
         self.node: str | None = None
 
     async def place(self, host: str) -> Placement:
         await self.stop()  # a previous start's actor, if any
-        await _connect_keeping_signals(self._address)
-        self._actor = _actor().options(**self._options).remote()
+        await _connect_keeping_signals(self._address, self._node_name)
+        drained = self._drained()
+        kept_off = await asyncio.to_thread(node_ids_named, drained) if drained else []
+        self._actor = _actor().options(**avoiding(self._options, kept_off)).remote()
         try:
-            ip, port, node = await asyncio.wait_for(self._actor.place.remote(), PLACE_TIMEOUT_S)
+            ref = self._actor.place.remote()
+            ip, port, node, devices = await asyncio.wait_for(ref, PLACE_TIMEOUT_S)
         except TimeoutError:
             await self.stop()
+            but = f" (drained: {', '.join(sorted(drained))})" if drained else ""
             raise RuntimeError(
-                f"no Ray node has {self._options} free after {PLACE_TIMEOUT_S:.0f}s"
+                f"no Ray node has {self._options} free after {PLACE_TIMEOUT_S:.0f}s{but}"
             ) from None
         self.node = str(node)
-        return Placement(host=str(ip), port=int(port), node=self.node)
+        return Placement(host=str(ip), port=int(port), node=self.node, devices=tuple(devices))
 
     async def start(self, cmd: LaunchCommand, log_path: Path) -> int:
         ref = self._actor.start.remote(cmd.argv, cmd.env, str(log_path))
@@ -160,10 +210,12 @@ class RayHost:
             return f"engine on Ray node {self.node} lost before ready"
 
 
-def ray_hosts(address: str | None) -> Callable[[ReplicaSpec], EngineHost]:
+def ray_hosts(
+    address: str | None, drained: Callable[[], frozenset[str]], node_name: str
+) -> Callable[[ReplicaSpec], EngineHost]:
     """The host for each new replica under the `ray` runtime (Deployments' `hosts`)."""
 
     def make(spec: ReplicaSpec) -> EngineHost:
-        return RayHost(spec.options, address)
+        return RayHost(spec.options, address, drained, node_name)
 
     return make

@@ -37,6 +37,7 @@ class Replica:
     found: Capabilities | None = None  # what its engine said it can do, once asked
     # The node its engine runs on, where its host says (a Ray node id); None: the controller's.
     node: str | None = None
+    devices: list[str] = field(default_factory=list)  # those its host gave it, e.g. ["NPU:0"]
 
     def capabilities(self) -> Capabilities:
         return self.found or self.adapter.capabilities(self.spec, None)
@@ -64,6 +65,7 @@ class Replica:
             "endpoint": self.base_url if self.port or not self.adapter.spawns else None,
             "pid": self.pid,
             "node": self.node,
+            "devices": self.devices,
             "restarts": self.restarts,
             "served": self.served,
             "draining": self.draining,

@@ -27,6 +27,7 @@ class Rollout:
     """Progress, as the deployment's view shows it."""
 
     total: int
+    cause: str = "update"  # or "drain of node NAME": its replicas moved elsewhere
     state: Literal["rolling", "done", "failed"] = "rolling"
     replaced: int = 0
     error: str | None = None
@@ -34,6 +35,7 @@ class Rollout:
 
     def view(self) -> dict[str, Any]:
         return {
+            "cause": self.cause,
             "state": self.state,
             "replaced": self.replaced,
             "of": self.total,

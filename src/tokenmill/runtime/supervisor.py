@@ -105,6 +105,7 @@ class ReplicaSupervisor:
         replica.port, replica.pid, replica.secret = port, pid, secret
         if where.node is not None:
             replica.node = where.node
+        replica.devices = list(where.devices)
         replica.started_at = time.time()
         replica.own_prompt_tokens = replica.own_completion_tokens = 0
         self._set_state(ReplicaState.STARTING)

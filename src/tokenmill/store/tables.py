@@ -117,6 +117,16 @@ class ReplicaInstance(Base):
     heartbeat_at: Mapped[float] = mapped_column(Float)  # unix s: its controller still owns it
 
 
+class NodeCordon(Base):
+    """A node drained for maintenance: no replica is placed on it until it is undrained."""
+
+    __tablename__ = "node_cordons"
+
+    node: Mapped[str] = mapped_column(String(255), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(1000))
+    at: Mapped[float] = mapped_column(Float)  # unix s
+
+
 class UsageRow(Base):
     __tablename__ = "usage_records"
 
