@@ -156,17 +156,31 @@ def test_unknown_facility_and_hardware_are_named() -> None:
     assert node.power_w == 5600.0 and "catalog TDP" in node.power_basis
 
 
-def test_logged_power_wins_over_the_estimate_for_this_machine(tmp_path: Path) -> None:
+def test_logged_power_wins_over_the_estimate_for_every_node_that_has_samples(
+    tmp_path: Path,
+) -> None:
     db = make_engine(sqlite_url(tmp_path))
     migrate(db)
     log = PowerLog(db, PowerSource())
     for at, watts in ((0.0, 40.0), (60.0, 50.0), (120.0, 70.0)):
         log.record("box", measured_power(watts, "measured: RAPL 1 CPU package(s)"), at)
     (node,) = _nodes('{ mode = "rented", per_hour = "1" }', "power_w = 100")
-    power_of = logged_or_estimated(log, "box")
+    power_of = logged_or_estimated(log)
     logged = power_of(node, 0.5, 0.0, 120.0)
     assert logged is not None and not logged.estimated
     assert logged.watts == 60.0  # (50 x 60 + 70 x 60) / 120
     assert "RAPL" in logged.basis
     later = power_of(node, 0.5, 1000.0, 2000.0)  # no samples then: the node file's estimate
     assert later is not None and later.estimated and later.watts == 50.0
+    # Another node, whose agent (the Ray runtime's) logged its own samples under its name.
+    log.record("gpu-2", measured_power(700.0, "measured: NVML 1 GPU(s)"), 0.0)
+    log.record("gpu-2", measured_power(900.0, "measured: NVML 1 GPU(s)"), 60.0)
+    (other,) = parse_nodes(
+        tomllib.loads(
+            '[node.gpu-2]\nfacility = "us-industrial"\n'
+            'power_w = 1000\ncost = {mode="rented", per_hour="1"}'
+        )
+    )
+    theirs = power_of(other, 0.1, 0.0, 60.0)
+    assert theirs is not None and not theirs.estimated and theirs.watts == 900.0
+    assert "NVML" in theirs.basis

@@ -11,6 +11,7 @@ server (`TOKENMILL_RUNTIME=ray`) that joins it:
   received.
 """
 
+import os
 import signal
 import sqlite3
 import time
@@ -29,20 +30,42 @@ from ray.cluster_utils import Cluster  # noqa: E402
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(240)]
 
+DATA = Path(__file__).parent / "data"
 LOOPBACK = {"node_ip_address": "127.0.0.1", "num_cpus": 1, "object_store_memory": 80 << 20}
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[tuple[Cluster, str, str]]:
-    """A head (1 CPU) and a node declaring one NPU (1 CPU): (cluster, head id, NPU node id)."""
-    c = Cluster(initialize_head=True, head_node_args={**LOOPBACK, "include_dashboard": False})
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, str, str]]:
+    """A head (1 CPU) and a node declaring one NPU (1 CPU): (cluster, head id, NPU node id).
+    Their processes find a stand-in `npu-smi` printing recorded output of 8 Ascend 910B3
+    (tests/data/fleet/SOURCES.md, tests/data/power/SOURCES.md), so each node's agent has
+    accelerators to report and a power meter to read; this server's own PATH has none."""
+    path = os.environ["PATH"]
+    os.environ["PATH"] = f"{_npu_smi_stand_in(tmp_path_factory.mktemp('bin'))}:{path}"
     try:
+        c = Cluster(initialize_head=True, head_node_args={**LOOPBACK, "include_dashboard": False})
         npu = c.add_node(**LOOPBACK, resources={"NPU": 1})
+    finally:
+        os.environ["PATH"] = path
+    try:
         c.wait_for_nodes(timeout=60)
         yield c, c.head_node.node_id, npu.node_id
     finally:
         ray.shutdown()
         c.shutdown()
+
+
+def _npu_smi_stand_in(bins: Path) -> Path:
+    tool = bins / "npu-smi"
+    tool.write_text(f"""#!/bin/sh
+case "$*" in
+  "info") cat {DATA}/fleet/npu_smi_info_910b3_x8.txt ;;
+  "info -l") cat {DATA}/power/npu_smi_info_l.txt ;;
+  "info -t power -i "*) cat {DATA}/power/npu_smi_power.txt ;;
+esac
+""")
+    tool.chmod(0o755)
+    return bins
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +111,36 @@ def _ledger(data_dir: Path) -> dict[str, tuple[int, int]]:
             "SELECT request_id, prompt_tokens, completion_tokens FROM usage_records"
         ).fetchall()
     return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def test_each_ray_node_reports_its_own_devices_and_power_under_its_name(
+    server: ServerProcess, cluster: tuple[Cluster, str, str]
+) -> None:
+    _, head, npu = cluster
+    deadline = time.monotonic() + 60
+    while True:  # the agents report every 15 s, the first time at start
+        nodes = {n["name"]: n for n in server.admin("GET", "/admin/fleet")["nodes"]}
+        if {head, npu} <= set(nodes):
+            break
+        assert time.monotonic() < deadline, list(nodes)
+        time.sleep(0.5)
+    for name in (head, npu):  # each found 8 NPUs there (the server's own node found none)
+        devices = nodes[name]["devices"]
+        assert [(d["resource"], d["catalog_id"]) for d in devices] == [("NPU", "ascend-910b")] * 8
+        assert nodes[name]["address"] == "127.0.0.1"
+    metrics = server.metrics()
+    labels = f'device="NPU7",model="Ascend 910B3",node="{npu}"'
+    assert f"tokenmill_device_memory_bytes{{{labels}" in metrics
+    # The power log, per node: 8 cards x 103.5 W (recorded npu-smi), measured, on each node.
+    while True:
+        with sqlite3.connect(server.data_dir / "tokenmill.db") as db:
+            logged = set(db.execute("SELECT node, watts, estimated, basis FROM power_samples"))
+        if {n for n, *_ in logged} >= {head, npu}:
+            break
+        assert time.monotonic() < deadline, logged
+        time.sleep(0.5)
+    for name in (head, npu):
+        assert (name, 828.0, 0, "measured: npu-smi 8 device(s)") in logged, logged
 
 
 def test_npu_deployment_lands_on_the_npu_node_and_two_replicas_on_two_nodes(

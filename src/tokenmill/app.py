@@ -5,7 +5,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from fastapi import FastAPI, Request
@@ -40,7 +40,7 @@ from tokenmill.core.money import Money, parse_amount
 from tokenmill.core.periodic import Periodic
 from tokenmill.economics.live import logged_or_estimated
 from tokenmill.engines.base import ReplicaSpec
-from tokenmill.fleet.watch import NodeWatch
+from tokenmill.fleet.watch import NodeWatch, device_samples, fleet_nodes
 from tokenmill.gateway.content_guard import ContentGuard
 from tokenmill.gateway.proxy import InferenceProxy
 from tokenmill.gateway.response_store import ResponseStore
@@ -73,6 +73,9 @@ from tokenmill.security.retention import AuditRetention
 from tokenmill.security.roles import Permission
 from tokenmill.security.throttle import AuthThrottle
 
+if TYPE_CHECKING:  # Ray is an optional extra: imported only under --runtime ray
+    from tokenmill.runtime.node_agents import RayNodes
+
 log = logging.getLogger(__name__)
 # Usage is priced as the ledger takes it; a sweep every minute over recent days catches what a
 # failed pass left (invoices, KPIs and budgets at start sweep first, all of it).
@@ -88,6 +91,20 @@ def _engine_hosts(
     from tokenmill.runtime.ray_host import ray_hosts
 
     return ray_hosts(settings.ray_address, cordons.names, settings.node_name)
+
+
+def _ray_nodes(settings: Settings, power: PowerLog) -> "RayNodes | None":
+    """Under the `ray` runtime, an agent per Ray node reporting its devices and power."""
+    if settings.runtime != "ray":
+        return None
+    from tokenmill.runtime.node_agents import RayNodes
+
+    return RayNodes(settings.ray_address, settings.node_name, power.record)
+
+
+def _device_samples(watch: NodeWatch, ray_nodes: "RayNodes | None") -> list[dict[str, object]]:
+    remote = ray_nodes.reports() if ray_nodes is not None else []
+    return [s for found in fleet_nodes(watch.latest, remote) for s in device_samples(found)]
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -161,8 +178,11 @@ def create_app(settings: Settings) -> FastAPI:
         metrics.watch_metering(metering.health)
         node_watch = app.state.node_watch = NodeWatch(settings.node_name)
         await node_watch.refresh()
-        metrics.watch_devices(node_watch.device_samples)
+        ray_nodes = app.state.ray_nodes = _ray_nodes(settings, power)
+        metrics.watch_devices(lambda: _device_samples(node_watch, ray_nodes))
         node_watch.start()
+        if ray_nodes is not None:
+            ray_nodes.start()
         app.state.services = Services(
             settings,
             db,
@@ -179,7 +199,7 @@ def create_app(settings: Settings) -> FastAPI:
             Invoices(db, prices, integrity.seals),
             money,
             http,
-            logged_or_estimated(power, settings.node_name),
+            logged_or_estimated(power),
         )
         power_log = power.periodic(settings.power_sample_s, settings.node_name)
         if power_source.meters:  # with no meter, estimates are made when a report asks
@@ -219,6 +239,8 @@ def create_app(settings: Settings) -> FastAPI:
             await autoscaler.stop()
             await heartbeat.stop()
             await node_watch.stop()
+            if ray_nodes is not None:
+                await ray_nodes.stop()
             await deployments.stop_all()
             await instances.drain()
             await metering.close()

@@ -1,5 +1,6 @@
-"""The fleet at a glance: the nodes (what discovery last found on each) and the replicas the
-controllers wrote, with whether their controller still owns them."""
+"""The fleet at a glance: the nodes (what discovery last found on each: this one, and under the
+Ray runtime every Ray node's agent), the replicas the controllers wrote, with whether their
+controller still owns them, and the nodes drained."""
 
 import asyncio
 import json
@@ -11,7 +12,7 @@ from tokenmill.api.admin_bodies import DrainIn
 from tokenmill.api.admin_routes import P, Svc, admin
 from tokenmill.api.auth import requires
 from tokenmill.fleet.discovery import to_json
-from tokenmill.fleet.watch import NodeWatch
+from tokenmill.fleet.watch import NodeWatch, fleet_nodes
 from tokenmill.runtime.instances import read_instances
 
 router = APIRouter(prefix="/admin", tags=["fleet"], dependencies=[Depends(admin)])
@@ -23,11 +24,14 @@ async def fleet(request: Request, svc: Svc) -> dict[str, Any]:
     watch: NodeWatch = request.app.state.node_watch
     if watch.latest is None:
         await watch.refresh()
-    found = watch.latest
-    assert found is not None  # refreshed just above
+    ray_nodes = request.app.state.ray_nodes  # under --runtime ray: each Ray node's own report
+    remote = ray_nodes.reports() if ray_nodes is not None else []
     replicas = await asyncio.to_thread(read_instances, svc.db)
-    node = json.loads(to_json(found))
-    return {"nodes": [node], "replicas": replicas, "drained": svc.deployments.cordons.views()}
+    return {
+        "nodes": [json.loads(to_json(found)) for found in fleet_nodes(watch.latest, remote)],
+        "replicas": replicas,
+        "drained": svc.deployments.cordons.views(),
+    }
 
 
 NodeName = Annotated[str, Path(min_length=1, max_length=255)]

@@ -73,12 +73,12 @@ def estimated_power(
     return Power(power.watts, True, f"{power.basis}; full load from {node.power_basis}")
 
 
-def logged_or_estimated(log: PowerLog, local: str) -> PowerOf:
-    """The node's logged samples where there are any (this machine's, recorded under the
-    name `local`), else the estimate from the node file."""
+def logged_or_estimated(log: PowerLog) -> PowerOf:
+    """The node's logged samples where there are any (recorded under its name: this machine's,
+    and under the Ray runtime each Ray node's agent's), else the estimate from the node file."""
 
     def power_of(node: Node, utilisation: float, since: float, until: float) -> Power | None:
-        logged = log.average_watts(node.name, since, until) if node.name == local else None
+        logged = log.average_watts(node.name, since, until)
         if logged is None:
             return estimated_power(node, utilisation)
         watts, estimated, basis = logged

@@ -34,22 +34,31 @@ class NodeWatch:
         await self._loop.stop()
 
     def device_samples(self) -> list[dict[str, object]]:
-        """Each device's latest figures, as plain values for `observe/` (which knows no fleet)."""
-        if self.latest is None:
-            return []
-        node = self.latest.inventory.name
-        return [
-            {
-                "node": node,
-                "device": f"{d.resource}{d.index}",
-                "vendor": d.vendor,
-                "model": d.model,
-                "healthy": d.healthy,
-                "utilisation": d.utilisation,
-                "memory_bytes": d.memory_gb * 1e9,
-                "memory_used_bytes": None if d.memory_used_gb is None else d.memory_used_gb * 1e9,
-                "power_watts": d.power_w,
-                "temperature_celsius": d.temperature_c,
-            }
-            for d in self.latest.inventory.devices
-        ]
+        return [] if self.latest is None else device_samples(self.latest)
+
+
+def device_samples(found: Discovery) -> list[dict[str, object]]:
+    """Each device's latest figures, as plain values for `observe/` (which knows no fleet)."""
+    node = found.inventory.name
+    return [
+        {
+            "node": node,
+            "device": f"{d.resource}{d.index}",
+            "vendor": d.vendor,
+            "model": d.model,
+            "healthy": d.healthy,
+            "utilisation": d.utilisation,
+            "memory_bytes": d.memory_gb * 1e9,
+            "memory_used_bytes": None if d.memory_used_gb is None else d.memory_used_gb * 1e9,
+            "power_watts": d.power_w,
+            "temperature_celsius": d.temperature_c,
+        }
+        for d in found.inventory.devices
+    ]
+
+
+def fleet_nodes(local: Discovery | None, remote: list[Discovery]) -> list[Discovery]:
+    """Every node once: what each node's own agent reported, and this node where none did."""
+    names = {found.inventory.name for found in remote}
+    mine = [local] if local is not None and local.inventory.name not in names else []
+    return sorted([*mine, *remote], key=lambda found: found.inventory.name)

@@ -84,7 +84,7 @@ def avoiding(options: Mapping[str, Any], node_ids: list[str]) -> dict[str, Any]:
     return {**options, "label_selector": {NODE_ID_LABEL: f"!in({','.join(node_ids)})"}}
 
 
-async def _connect_keeping_signals(address: str | None, node_name: str | None) -> None:
+async def connect_keeping_signals(address: str | None, node_name: str | None) -> None:
     """`connect` off the event loop; Ray's core installs its own SIGTERM/SIGINT handlers (a
     crash dump, then death), which would kill the server mid-request: put ours back."""
     main = threading.current_thread() is threading.main_thread()
@@ -157,7 +157,7 @@ class RayHost:
 
     async def place(self, host: str) -> Placement:
         await self.stop()  # a previous start's actor, if any
-        await _connect_keeping_signals(self._address, self._node_name)
+        await connect_keeping_signals(self._address, self._node_name)
         drained = self._drained()
         kept_off = await asyncio.to_thread(node_ids_named, drained) if drained else []
         self._actor = _actor().options(**avoiding(self._options, kept_off)).remote()

@@ -1,0 +1,130 @@
+"""Under the `ray` runtime, one agent per Ray node (a small actor pinned to it, holding no
+resource) that reports what only that node can see: its accelerators as discovery finds them
+there (inventory, utilisation, memory, power, temperature) and its power draw as its own meters
+read it. The controller asks each agent every so often, off the request path: `tokenmill
+fleet` and `/metrics` show every node, and each node's power goes into the power log under its
+name, for the economics report (the local runtime's one node is `fleet/watch.py`'s).
+
+An agent imports `observe/`'s meters: measuring must happen on the node measured.
+"""
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tokenmill.core.periodic import Periodic
+from tokenmill.core.power import Power
+from tokenmill.fleet.discovery import Discovery, discover
+from tokenmill.fleet.ray_resources import NODE_LABEL
+from tokenmill.observe.power import PowerSource
+from tokenmill.runtime.ray_host import connect_keeping_signals
+
+log = logging.getLogger(__name__)
+
+REPORT_EVERY_S = 15.0
+REPORT_TIMEOUT_S = 30.0  # vendor tools can take seconds; a node silent this long is skipped
+
+_agent_class: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeReport:
+    found: Discovery
+    power: Power | None  # the node's measured draw since its previous report; None: no meter
+    at: float
+
+
+class NodeAgent:
+    """On its node. A synchronous actor: vendor tools block, one report at a time."""
+
+    def __init__(self) -> None:
+        self._power: PowerSource | None = None
+
+    def report(self) -> NodeReport:
+        import ray
+
+        context = ray.get_runtime_context()
+        name = context.get_node_labels().get(NODE_LABEL) or context.get_node_id()
+        found = discover()
+        address = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
+        inventory = dataclasses.replace(found.inventory, name=str(name), address=address)
+        if self._power is None:
+            self._power = PowerSource.detect()  # no TDP: estimates are the report's to make
+        return NodeReport(dataclasses.replace(found, inventory=inventory), self._power.read(),
+                          time.time())  # fmt: skip
+
+
+def _agent() -> Any:
+    global _agent_class
+    if _agent_class is None:
+        import ray
+
+        _agent_class = ray.remote(num_cpus=0, max_restarts=0)(NodeAgent)
+    return _agent_class
+
+
+class RayNodes:
+    """The controller's side: an agent on every live Ray node, their latest reports, and each
+    measured power reading passed to `record_power(node, power, at)` (blocking: off the loop)."""
+
+    def __init__(
+        self,
+        address: str | None,
+        node_name: str,
+        record_power: Callable[[str, Power, float], None],
+        every_s: float = REPORT_EVERY_S,
+    ) -> None:
+        self._address, self._node_name = address, node_name
+        self._record_power = record_power
+        self._agents: dict[str, Any] = {}  # Ray node id -> its agent
+        self.latest: dict[str, NodeReport] = {}  # Ray node id -> its agent's last report
+        self._loop = Periodic("ray node agents", every_s, self.refresh)
+
+    def reports(self) -> list[Discovery]:
+        return [report.found for report in self.latest.values()]
+
+    async def refresh(self) -> None:
+        await connect_keeping_signals(self._address, self._node_name)
+        await asyncio.to_thread(self._place_agents)
+        ids = list(self._agents)
+        answers = await asyncio.gather(*(self._ask(i) for i in ids), return_exceptions=True)
+        for node_id, answer in zip(ids, answers, strict=True):
+            if isinstance(answer, NodeReport):
+                self.latest[node_id] = answer
+            else:  # gone, or slow: its last report stays until its node is gone
+                log.warning("ray node %s: no report: %r", node_id, answer)
+        fresh = [r for r in answers if isinstance(r, NodeReport) and r.power is not None]
+        if fresh:
+            await asyncio.to_thread(self._record, fresh)
+
+    def _place_agents(self) -> None:
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        alive = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}  # type: ignore[no-untyped-call]
+        for node_id in set(self._agents) - alive:
+            del self._agents[node_id]
+            self.latest.pop(node_id, None)
+        for node_id in alive - set(self._agents):
+            pinned = NodeAffinitySchedulingStrategy(node_id, soft=False)
+            self._agents[node_id] = _agent().options(scheduling_strategy=pinned).remote()
+
+    async def _ask(self, node_id: str) -> NodeReport:
+        report: NodeReport = await asyncio.wait_for(
+            self._agents[node_id].report.remote(), REPORT_TIMEOUT_S
+        )
+        return report
+
+    def _record(self, reports: list[NodeReport]) -> None:
+        for report in reports:
+            if report.power is not None:
+                self._record_power(report.found.inventory.name, report.power, report.at)
+
+    def start(self) -> None:
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()
