@@ -105,6 +105,21 @@ def _rows(srv: ServerProcess, deployment: str, ready: int, timeout: float = 90.0
         time.sleep(0.3)
 
 
+def _reached_only_over_tls_with_the_secret(row: dict) -> None:
+    """The engine binds the node's loopback; from elsewhere only its TLS relay answers, with a
+    certificate no public authority signed, and the engine still wants its secret."""
+    endpoint = row["endpoint"]
+    assert endpoint.startswith("https://127.0.0.1:"), endpoint
+    argv = (Path("/proc") / str(row["pid"]) / "cmdline").read_bytes().split(b"\0")
+    engine_at = (argv[argv.index(b"--host") + 1], int(argv[argv.index(b"--port") + 1]))
+    assert engine_at[0] == b"127.0.0.1" and engine_at[1] != int(endpoint.rsplit(":", 1)[1][:-3])
+    with pytest.raises(httpx.HTTPError):  # plain HTTP to the relay: no answer
+        httpx.get(endpoint.replace("https://", "http://") + "/models", timeout=5)
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        httpx.get(endpoint + "/models", timeout=5)
+    assert httpx.get(endpoint + "/models", timeout=5, verify=False).status_code == 401
+
+
 def _ledger(data_dir: Path) -> dict[str, tuple[int, int]]:
     with sqlite3.connect(data_dir / "tokenmill.db") as db:
         rows = db.execute(
@@ -151,7 +166,7 @@ def test_npu_deployment_lands_on_the_npu_node_and_two_replicas_on_two_nodes(
     _deploy(server, "on-npu", 1, {"resource": "NPU", "devices": 1})
     [row] = _rows(server, "on-npu", ready=1)
     assert row["node"] == npu != head
-    assert row["endpoint"].startswith("http://127.0.0.1:")
+    _reached_only_over_tls_with_the_secret(row)
 
     # Two replicas of one CPU each, on nodes of one CPU each: two nodes.
     _deploy(server, "spread", 2, {})

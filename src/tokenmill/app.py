@@ -99,7 +99,7 @@ def _ray_nodes(settings: Settings, power: PowerLog) -> "RayNodes | None":
         return None
     from tokenmill.runtime.node_agents import RayNodes
 
-    return RayNodes(settings.ray_address, settings.node_name, power.record)
+    return RayNodes(settings.ray_address, settings.node_name, power.record, settings.power_sample_s)
 
 
 def _device_samples(watch: NodeWatch, ray_nodes: "RayNodes | None") -> list[dict[str, object]]:

@@ -328,7 +328,9 @@ class InferenceProxy:
             self._begin(call)
             try:
                 sent = {**headers, **replica.auth_headers()}
-                return call, await self._http.post(call.url, data=data, headers=sent)
+                return call, await self._http.post(
+                    call.url, data=data, headers=sent, ssl=replica.ssl
+                )
             except (aiohttp.ClientError, TimeoutError) as exc:
                 log.warning(
                     "replica %s gave no answer to %s (attempt %d): %r",

@@ -45,10 +45,11 @@ async def replica_drift(
     path = replica.adapter.metrics_path
     if path is None or replica.port is None or replica.started_at is None:
         return {**view, "status": "no engine counters"}
-    url = replica.adapter.root_url(replica.spec, replica.port) + path
+    url = replica.root_url + path
     try:
         timeout = aiohttp.ClientTimeout(total=5)
-        async with http.get(url, timeout=timeout, headers=replica.auth_headers()) as resp:
+        headers = replica.auth_headers()
+        async with http.get(url, timeout=timeout, headers=headers, ssl=replica.ssl) as resp:
             found = replica.adapter.engine_counts(await resp.text())
     except (aiohttp.ClientError, TimeoutError) as exc:
         return {**view, "status": f"engine unreachable: {type(exc).__name__}"}

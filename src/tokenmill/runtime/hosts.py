@@ -25,13 +25,18 @@ STOP_GRACE_S = 5.0
 
 @dataclass(frozen=True)
 class Placement:
-    """Where an engine will run: the address it binds and is reached at, its port, the node's
-    name (None: this controller's own node), and the devices it holds there (e.g. "NPU:0")."""
+    """Where an engine will run: the address and port it is reached at, the node's name
+    (None: this controller's own node), the devices it holds there (e.g. "NPU:0"); and where
+    the engine binds when that is not the same (behind a TLS relay, runtime/engine_tls.py),
+    with the relay's certificate for the gateway to pin."""
 
     host: str
     port: int
     node: str | None = None
     devices: tuple[str, ...] = ()
+    engine_host: str | None = None
+    engine_port: int | None = None
+    cert: bytes | None = None
 
 
 class EngineHost(Protocol):

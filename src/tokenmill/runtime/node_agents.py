@@ -11,6 +11,7 @@ An agent imports `observe/`'s meters: measuring must happen on the node measured
 import asyncio
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,7 +34,7 @@ _agent_class: Any = None
 @dataclasses.dataclass(frozen=True)
 class NodeReport:
     found: Discovery
-    power: Power | None  # the node's measured draw since its previous report; None: no meter
+    power: Power | None  # measured draw since its previous reading; None: no meter, or not asked
     at: float
 
 
@@ -43,7 +44,7 @@ class NodeAgent:
     def __init__(self) -> None:
         self._power: PowerSource | None = None
 
-    def report(self) -> NodeReport:
+    def report(self, with_power: bool) -> NodeReport:
         import ray
 
         context = ray.get_runtime_context()
@@ -51,10 +52,12 @@ class NodeAgent:
         found = discover()
         address = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
         inventory = dataclasses.replace(found.inventory, name=str(name), address=address)
-        if self._power is None:
-            self._power = PowerSource.detect()  # no TDP: estimates are the report's to make
-        return NodeReport(dataclasses.replace(found, inventory=inventory), self._power.read(),
-                          time.time())  # fmt: skip
+        power = None
+        if with_power:
+            if self._power is None:  # no TDP: estimates are the economics report's to make
+                self._power = PowerSource.detect()
+            power = self._power.read()
+        return NodeReport(dataclasses.replace(found, inventory=inventory), power, time.time())
 
 
 def _agent() -> Any:
@@ -68,17 +71,21 @@ def _agent() -> Any:
 
 class RayNodes:
     """The controller's side: an agent on every live Ray node, their latest reports, and each
-    measured power reading passed to `record_power(node, power, at)` (blocking: off the loop)."""
+    node's power read every `power_every_s` (a meter's reading averages over the time since
+    the one before) and passed to `record_power(node, power, at)` (blocking: off the loop)."""
 
     def __init__(
         self,
         address: str | None,
         node_name: str,
         record_power: Callable[[str, Power, float], None],
+        power_every_s: float,
         every_s: float = REPORT_EVERY_S,
     ) -> None:
         self._address, self._node_name = address, node_name
         self._record_power = record_power
+        self._power_every_s = power_every_s
+        self._power_at: dict[str, float] = {}  # Ray node id -> when its power was last asked
         self._agents: dict[str, Any] = {}  # Ray node id -> its agent
         self.latest: dict[str, NodeReport] = {}  # Ray node id -> its agent's last report
         self._loop = Periodic("ray node agents", every_s, self.refresh)
@@ -89,8 +96,12 @@ class RayNodes:
     async def refresh(self) -> None:
         await connect_keeping_signals(self._address, self._node_name)
         await asyncio.to_thread(self._place_agents)
-        ids = list(self._agents)
-        answers = await asyncio.gather(*(self._ask(i) for i in ids), return_exceptions=True)
+        ids, now = list(self._agents), time.monotonic()
+        power = {i for i in ids if now - self._power_at.get(i, -math.inf) >= self._power_every_s}
+        self._power_at.update(dict.fromkeys(power, now))
+        answers = await asyncio.gather(
+            *(self._ask(i, i in power) for i in ids), return_exceptions=True
+        )
         for node_id, answer in zip(ids, answers, strict=True):
             if isinstance(answer, NodeReport):
                 self.latest[node_id] = answer
@@ -108,13 +119,14 @@ class RayNodes:
         for node_id in set(self._agents) - alive:
             del self._agents[node_id]
             self.latest.pop(node_id, None)
+            self._power_at.pop(node_id, None)
         for node_id in alive - set(self._agents):
             pinned = NodeAffinitySchedulingStrategy(node_id, soft=False)
             self._agents[node_id] = _agent().options(scheduling_strategy=pinned).remote()
 
-    async def _ask(self, node_id: str) -> NodeReport:
+    async def _ask(self, node_id: str, with_power: bool) -> NodeReport:
         report: NodeReport = await asyncio.wait_for(
-            self._agents[node_id].report.remote(), REPORT_TIMEOUT_S
+            self._agents[node_id].report.remote(with_power), REPORT_TIMEOUT_S
         )
         return report
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from tokenmill.engines.base import LaunchCommand, ReplicaSpec
 from tokenmill.fleet.ray_resources import NODE_LABEL, node_label
+from tokenmill.runtime.engine_tls import TlsRelay, self_signed
 from tokenmill.runtime.hosts import EngineHost, LocalHost, Placement, free_port_on
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ PLACE_TIMEOUT_S = 60.0  # no node that fits within this: the start fails (and is
 CALL_TIMEOUT_S = 30.0
 NODE_LOST = -int(signal.SIGKILL)  # the exit code of an engine whose actor or node is gone
 NODE_ID_LABEL = "ray.io/node-id"  # every Ray node carries it
+LOOPBACK = "127.0.0.1"  # where an engine binds: only its relay is reachable from elsewhere
 
 _connected = threading.Lock()
 _actor_class: Any = None
@@ -106,25 +108,39 @@ def _actor() -> Any:
 
 class EngineActor:
     """On its Ray node: one engine process, run as `LocalHost` runs it (its own session, killed
-    with the actor's process). An async actor: `wait` and `stop` run side by side."""
+    with the actor's process), bound to the node's loopback, and the TLS relay that is its
+    only way in from other machines. An async actor: `wait` and `stop` run side by side."""
 
     def __init__(self) -> None:
         self._host = LocalHost()
+        self._relay: TlsRelay | None = None
+        self._pair: tuple[bytes, bytes] | None = None
 
-    async def place(self) -> tuple[str, int, str, list[str]]:
-        """Its node's address, a free port there, the node's name, and the devices Ray gave it
-        (e.g. `["NPU:1"]`; Ray also set the vendor's visible-devices variable, which the
-        engine inherits)."""
+    async def place(self) -> dict[str, Any]:
+        """Its node's address and the relay's port there, the node's name, the devices Ray
+        gave it (e.g. `["NPU:1"]`; Ray also set the vendor's visible-devices variable, which
+        the engine inherits), the engine's loopback port, and the relay's certificate."""
         import ray
 
         context = ray.get_runtime_context()
         ip = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
         name = context.get_node_labels().get(NODE_LABEL) or context.get_node_id()
         held = context.get_accelerator_ids()
-        devices = [f"{kind}:{i}" for kind in sorted(held) for i in held[kind]]
-        return ip, free_port_on(ip), str(name), devices
+        engine_port = free_port_on(LOOPBACK)
+        port = free_port_on(ip)
+        while port == engine_port and ip == LOOPBACK:  # one node per machine is the norm
+            port = free_port_on(ip)
+        self._relay = TlsRelay(ip, port, engine_port)
+        self._pair = await asyncio.to_thread(self_signed, ip)
+        return {
+            "host": ip, "port": port, "node": str(name), "engine_port": engine_port,
+            "devices": [f"{kind}:{i}" for kind in sorted(held) for i in held[kind]],
+            "cert": self._pair[0],
+        }  # fmt: skip
 
     async def start(self, argv: list[str], env: dict[str, str], log_path: str) -> int:
+        if self._relay is not None and self._pair is not None:
+            await self._relay.start(*self._pair)
         return await self._host.start(LaunchCommand(argv, env), Path(log_path))
 
     async def wait(self) -> int:
@@ -132,6 +148,8 @@ class EngineActor:
 
     async def stop(self) -> None:
         await self._host.stop()
+        if self._relay is not None:
+            await self._relay.stop()
 
     async def crash_report(self, code: int, lines: int) -> str:
         return await self._host.crash_report(code, lines)
@@ -162,16 +180,19 @@ class RayHost:
         kept_off = await asyncio.to_thread(node_ids_named, drained) if drained else []
         self._actor = _actor().options(**avoiding(self._options, kept_off)).remote()
         try:
-            ref = self._actor.place.remote()
-            ip, port, node, devices = await asyncio.wait_for(ref, PLACE_TIMEOUT_S)
+            where = await asyncio.wait_for(self._actor.place.remote(), PLACE_TIMEOUT_S)
         except TimeoutError:
             await self.stop()
             but = f" (drained: {', '.join(sorted(drained))})" if drained else ""
             raise RuntimeError(
                 f"no Ray node has {self._options} free after {PLACE_TIMEOUT_S:.0f}s{but}"
             ) from None
-        self.node = str(node)
-        return Placement(host=str(ip), port=int(port), node=self.node, devices=tuple(devices))
+        self.node = str(where["node"])
+        return Placement(
+            host=str(where["host"]), port=int(where["port"]), node=self.node,
+            devices=tuple(where["devices"]), engine_host=LOOPBACK,
+            engine_port=int(where["engine_port"]), cert=bytes(where["cert"]),
+        )  # fmt: skip
 
     async def start(self, cmd: LaunchCommand, log_path: Path) -> int:
         ref = self._actor.start.remote(cmd.argv, cmd.env, str(log_path))

@@ -1,5 +1,6 @@
 """A replica as the gateway sees it: where it listens and whether it can take requests."""
 
+import ssl
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -38,6 +39,8 @@ class Replica:
     # The node its engine runs on, where its host says (a Ray node id); None: the controller's.
     node: str | None = None
     devices: list[str] = field(default_factory=list)  # those its host gave it, e.g. ["NPU:0"]
+    # Reached over TLS (an engine on another machine): the one certificate it is trusted by.
+    tls: ssl.SSLContext | None = field(default=None, repr=False)
 
     def capabilities(self) -> Capabilities:
         return self.found or self.adapter.capabilities(self.spec, None)
@@ -48,11 +51,23 @@ class Replica:
 
     @property
     def base_url(self) -> str:
-        return self.adapter.base_url(self.spec, self.port)
+        return self._on_wire(self.adapter.base_url(self.spec, self.port))
+
+    @property
+    def root_url(self) -> str:
+        return self._on_wire(self.adapter.root_url(self.spec, self.port))
 
     @property
     def health_url(self) -> str:
-        return self.adapter.health_url(self.spec, self.port)
+        return self._on_wire(self.adapter.health_url(self.spec, self.port))
+
+    def _on_wire(self, url: str) -> str:
+        return "https://" + url.removeprefix("http://") if self.tls is not None else url
+
+    @property
+    def ssl(self) -> ssl.SSLContext | bool:
+        """aiohttp's `ssl=` for requests to it: its pinned certificate, else the defaults."""
+        return self.tls if self.tls is not None else True
 
     def auth_headers(self) -> dict[str, str]:
         """What every request to the engine carries besides its own headers."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 
 from tokenmill.runtime.crash import exit_reason
+from tokenmill.runtime.engine_tls import pinned
 from tokenmill.runtime.hosts import EngineHost, LocalHost
 from tokenmill.runtime.replica import Replica, ReplicaState
 from tokenmill.runtime.smoke import decoded_tokens
@@ -96,13 +97,17 @@ class ReplicaSupervisor:
         if where.host != replica.spec.host:
             replica.spec = dataclasses.replace(replica.spec, host=where.host)
         port, secret = where.port, secrets.token_urlsafe(32)
-        cmd = replica.adapter.launch(replica.spec, port, secret)
+        bound = replica.spec  # where the engine binds: its own address, or loopback behind TLS
+        if where.engine_host is not None:
+            bound = dataclasses.replace(bound, host=where.engine_host)
+        cmd = replica.adapter.launch(bound, where.engine_port or port, secret)
         if cmd is None:
             raise RuntimeError(f"engine {replica.adapter.name} cannot be launched")
         log_path = self._log_dir / f"{replica.id}.log"
         self._started = True
         pid = await self._host.start(cmd, log_path)
         replica.port, replica.pid, replica.secret = port, pid, secret
+        replica.tls = pinned(where.cert) if where.cert is not None else None
         if where.node is not None:
             replica.node = where.node
         replica.devices = list(where.devices)
@@ -145,10 +150,10 @@ class ReplicaSupervisor:
         path = replica.adapter.capabilities_path
         if path is None:
             return
-        url = replica.adapter.root_url(replica.spec, replica.port) + path
         try:
             timeout = aiohttp.ClientTimeout(total=5)
-            async with self._http.get(url, timeout=timeout, headers=replica.auth_headers()) as r:
+            url, headers = replica.root_url + path, replica.auth_headers()
+            async with self._http.get(url, timeout=timeout, headers=headers, ssl=replica.ssl) as r:
                 answer = await r.json(content_type=None) if r.status == 200 else None
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.warning("replica %s: capabilities probe failed: %r", replica.id, exc)
@@ -169,6 +174,7 @@ class ReplicaSupervisor:
                 json=body,
                 headers=replica.auth_headers(),
                 timeout=aiohttp.ClientTimeout(total=SMOKE_TIMEOUT_S),
+                ssl=replica.ssl,
             ) as resp:
                 answer = await resp.json(content_type=None) if resp.status == 200 else None
                 status = resp.status
@@ -226,7 +232,10 @@ class ReplicaSupervisor:
         try:
             timeout = aiohttp.ClientTimeout(total=2.0)
             async with self._http.get(
-                self.replica.health_url, timeout=timeout, headers=self.replica.auth_headers()
+                self.replica.health_url,
+                timeout=timeout,
+                headers=self.replica.auth_headers(),
+                ssl=self.replica.ssl,
             ) as resp:
                 if resp.status < 300:
                     return True
