@@ -67,3 +67,10 @@ def test_draining_the_only_node_of_the_local_runtime_is_refused_with_what_to_do(
     assert "nowhere to move them" in said and "--runtime ray" in said, said
     data = srv.admin("GET", "/admin/fleet")
     assert data["drained"] == [] and data["replicas"][0]["state"] == "ready"
+
+
+def test_the_local_runtime_never_loads_ray(srv: ServerProcess):
+    """`make run` needs no Ray: the optional extra is imported only under --runtime ray (its
+    core is a native module, `ray/_raylet*.so`, mapped into a process that imports it)."""
+    assert srv.proc is not None
+    assert "/ray/_raylet" not in Path(f"/proc/{srv.proc.pid}/maps").read_text()
