@@ -47,6 +47,7 @@ from tokenmill.gateway.response_store import ResponseStore
 from tokenmill.metering.cloudevents import CloudEventsExporter
 from tokenmill.metering.ledger import tokens_used
 from tokenmill.metering.service import Metering
+from tokenmill.observe.genai_spans import GenAiSpans
 from tokenmill.observe.metrics import GatewayMetrics
 from tokenmill.observe.power import PowerLog, PowerSource
 from tokenmill.runtime.autoscaling import AutoscaleLoop, ScaleTiming
@@ -164,6 +165,7 @@ def create_app(settings: Settings) -> FastAPI:
         policy = RequestPolicy(
             KeyLimiter(), budgets, _denials(audit), settings.budget_max_tokens, money
         )
+        spans = GenAiSpans.to_otlp(settings.otlp_endpoint) if settings.otlp_endpoint else None
         proxy = InferenceProxy(
             deployments,
             dispatcher,
@@ -174,6 +176,7 @@ def create_app(settings: Settings) -> FastAPI:
             policy,
             guard,
             refuse_unbilled=settings.profile is Profile.FINANCE,
+            spans=spans,
         )
         metrics.watch_metering(metering.health)
         node_watch = app.state.node_watch = NodeWatch(settings.node_name)
@@ -239,6 +242,8 @@ def create_app(settings: Settings) -> FastAPI:
             await autoscaler.stop()
             await heartbeat.stop()
             await node_watch.stop()
+            if spans is not None:
+                await asyncio.to_thread(spans.shutdown)  # export what is queued
             if ray_nodes is not None:
                 await ray_nodes.stop()
             await deployments.stop_all()

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     economics_file: Path | None = None
     # This machine's name in that file: its measured power (RAPL, NVML, vendor tools),
     # sampled this often, is recorded under it.
+    # OpenTelemetry: one span per request, sent over OTLP/HTTP to this URL (e.g.
+    # http://collector:4318/v1/traces); unset, tracing is off and costs nothing.
+    otlp_endpoint: str | None = Field(default=None, max_length=2048)
     node_name: str = Field(default="local", min_length=1, max_length=64)
     power_sample_s: float = Field(default=60.0, gt=0)
     # TLS termination in the gateway: both files (PEM) or neither.

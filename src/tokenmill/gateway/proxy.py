@@ -35,6 +35,7 @@ from tokenmill.gateway.tool_emulation import ToolEmulation, prompt_bytes_change
 from tokenmill.gateway.tracker import UsageTracker
 from tokenmill.metering.journal import NotJournaled
 from tokenmill.metering.service import Metering
+from tokenmill.observe.genai_spans import GenAiSpans
 from tokenmill.observe.metrics import GatewayMetrics
 from tokenmill.observe.tracing import TraceContext
 from tokenmill.runtime.directory import ReplicaDirectory, ServedModel
@@ -132,8 +133,10 @@ class InferenceProxy:
         policy: RequestPolicy,
         content: ContentGuard,
         refuse_unbilled: bool = False,
+        spans: GenAiSpans | None = None,
     ) -> None:
         self._refuse_unbilled = refuse_unbilled  # finance: never serve what cannot be billed
+        self._spans = spans  # OpenTelemetry export; None (the default): off, nothing built
         self._policy = policy
         self._guard = content
         self._deployments = deployments
@@ -225,10 +228,11 @@ class InferenceProxy:
         pii: PiiMode,
     ) -> ProxyResult | AsyncIterator[bytes]:
         """Each choice its own engine request, all at once; one merged answer."""
-        starts = [
-            self._handle(runtime, job, share, endpoint, part, client_gone, trace, pii)
+        starts = [  # each choice its own span, beside the others
+            self._handle(runtime, job, share, endpoint, part, client_gone,
+                         trace.sibling() if trace else None, pii)
             for job, share, part in zip(jobs, shares, parts, strict=True)
-        ]
+        ]  # fmt: skip
         if parts[0].get("stream"):
             streams = ChoiceStreams(
                 [asyncio.create_task(_begun(start)) for start in starts],
@@ -288,7 +292,7 @@ class InferenceProxy:
             stream=stream,
             agent=principal.agent,
             owner=principal.owner,
-            trace_id=trace.trace_id if trace else None,
+            trace=trace,
         )
         headers = {**_JSON, "traceparent": trace.traceparent} if trace else _JSON
         call, resp = await self._send(
@@ -513,6 +517,10 @@ class InferenceProxy:
         call.replica.served += 1
         self._metrics.in_flight_of(record.model).dec()
         self._metrics.observe(record)
+        if self._spans is not None and call.tracker.trace is not None:
+            replica = call.replica
+            upstream = replica.adapter.upstream_model(replica.spec)
+            self._spans.finished(record, call.tracker.trace, replica.adapter.name, upstream)
         return record
 
 

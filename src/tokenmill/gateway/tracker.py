@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokenmill.core.usage import Outcome, UsageRecord, UsageSource
+from tokenmill.observe.tracing import TraceContext
 
 
 @dataclass
@@ -19,7 +20,7 @@ class UsageTracker:
     stream: bool
     agent: str | None = None
     owner: str | None = None
-    trace_id: str | None = None
+    trace: TraceContext | None = None  # the W3C trace it belongs to, and its span there
     started: float = field(default_factory=time.perf_counter)
     wall_start: float = field(default_factory=time.time)
     first_token_at: float | None = None
@@ -91,7 +92,7 @@ class UsageTracker:
             usage_source=self.source,
             agent=self.agent,
             owner=self.owner,
-            trace_id=self.trace_id,
+            trace_id=self.trace.trace_id if self.trace is not None else None,
             queued_ms=None
             if self.dispatched_at is None
             else (self.dispatched_at - self.started) * 1e3,

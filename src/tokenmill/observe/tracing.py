@@ -19,6 +19,14 @@ class TraceContext:
     def traceparent(self) -> str:
         return f"00-{self.trace_id}-{self.span_id}-{self.flags}"
 
+    @property
+    def sampled(self) -> bool:
+        return bool(int(self.flags, 16) & 1)
+
+    def sibling(self) -> "TraceContext":
+        """Another span beside this one, with the same parent: one per choice of n > 1."""
+        return TraceContext(self.trace_id, secrets.token_hex(8), self.parent_id, self.flags)
+
 
 def continue_trace(traceparent: str | None) -> TraceContext:
     """A child span of the incoming `traceparent`; a new trace when there is none or it is
