@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test fast lint typecheck unit engines openclaw bench clean
+.PHONY: run test fast lint typecheck unit engines openclaw promtool bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,6 +21,10 @@ engines: $(STAMP)
 openclaw:
 	scripts/install-openclaw.sh
 
+# promtool (Debian's `prometheus`), which checks the alert rules in deploy/prometheus/.
+promtool:
+	scripts/install-promtool.sh
+
 run: $(STAMP) engines
 	$(BIN)/tokenmill up
 
@@ -32,7 +36,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # pytest exits 5 when it collected nothing: for us that is a broken suite, not a pass.
-unit: $(STAMP) engines openclaw
+unit: $(STAMP) engines openclaw promtool
 	$(BIN)/pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
