@@ -286,6 +286,8 @@ _FLEET_FIGURE = {
 def _request_mix(server: "ServerProcess") -> None:
     tenant = "metrics-pack"
     server.admin("POST", "/admin/tenants", json={"name": tenant, "pii_mode": "log"})
+    budget = {"holder": f"tenant:{tenant}", "limit": "100", "period": "month"}
+    server.admin("POST", "/admin/budgets", json=budget)  # checked, and shown, from now on
     key = server.new_key(tenant)
     url = server.url + "/v1/chat/completions"
     auth = {"Authorization": f"Bearer {key}"}
@@ -359,6 +361,14 @@ def test_a_real_request_mix_emits_every_listed_metric(server: "ServerProcess"):
     assert value("tokenmill_requests_refused", tenant="metrics-pack", status="429") == 1
     assert value("tokenmill_pii_findings", tenant="metrics-pack", direction="prompt") >= 2
     assert value("tokenmill_completion_tokens", tenant="metrics-pack", model=MODEL) > 0
+    [used] = [s for s in families["tokenmill_budget_used_ratio"].samples
+              if s.labels["holder"] == "tenant:metrics-pack"]  # fmt: skip
+    assert used.labels["period"] == "month" and 0 <= used.value < 1
+    [verified] = families["tokenmill_audit_verify_ok"].samples
+    assert verified.value == 1  # the integrity check at start passed
+    tpot = [s for s in families["tokenmill_time_per_output_token_seconds"].samples
+            if s.name.endswith("_count") and s.labels["model"] == MODEL]  # fmt: skip
+    assert tpot and tpot[0].value >= 1  # an answer of two tokens or more was timed
 
     # And nothing is emitted that the list does not name (`_created` timestamps aside).
     known = {d.family for d in docs.values()}

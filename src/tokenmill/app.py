@@ -81,6 +81,7 @@ log = logging.getLogger(__name__)
 # Usage is priced as the ledger takes it; a sweep every minute over recent days catches what a
 # failed pass left (invoices, KPIs and budgets at start sweep first, all of it).
 SWEEP_EVERY_S, SWEEP_DAYS = 60.0, 2
+INTEGRITY_EVERY_S = 3600.0  # audit chain, invoice seals, triggers: for the audit-verify alert
 
 
 def _engine_hosts(
@@ -156,12 +157,20 @@ def create_app(settings: Settings) -> FastAPI:
         integrity = Integrity(db, audit)  # finance: refuses to start on what does not verify
         for note in await asyncio.to_thread(integrity.at_start, settings.profile):
             log.warning("%s", note)
+        metrics.watch_audit(lambda: integrity.last_ok)
+        integrity_checks = Periodic(  # at_start has just checked: the next in an hour
+            "integrity check",
+            INTEGRITY_EVERY_S,
+            lambda: asyncio.to_thread(integrity.check),
+            first_after_s=INTEGRITY_EVERY_S,
+        )
         refusals = RefusalTally(audit)
         budgets = TokenBudgets(_spent_loader(db))
         metering.on_inserted(lambda records: rate_records(db, prices, records))
         await asyncio.to_thread(rate_pending, db, prices)  # so spend so far counts in full
         money = MoneyBudgets(db, prices, _alerts(audit), parse_amount(settings.budget_tolerance))
         await asyncio.to_thread(money.load)
+        metrics.watch_budgets(money.used_ratios)
         policy = RequestPolicy(
             KeyLimiter(), budgets, _denials(audit), settings.budget_max_tokens, money
         )
@@ -209,6 +218,7 @@ def create_app(settings: Settings) -> FastAPI:
             power_log.start()
         retention = AuditRetention(audit, settings.audit_retention_days)
         retention.start()
+        integrity_checks.start()
         refusal_summaries = Periodic(
             "refusal summaries", refusals.window_s, lambda: asyncio.to_thread(refusals.flush)
         )
@@ -237,6 +247,7 @@ def create_app(settings: Settings) -> FastAPI:
             await rating.stop()
             await power_log.stop()
             await retention.stop()
+            await integrity_checks.stop()
             await refusal_summaries.stop()
             await asyncio.to_thread(refusals.flush)  # the window still open
             await autoscaler.stop()

@@ -244,6 +244,16 @@ class MoneyBudgets:
             )
         self.load()
 
+    def used_ratios(self) -> list[tuple[str, str, str, float]]:
+        """(budget, holder, period, share used) for each budget a request was checked against
+        since the start (the others' spending is not loaded: left out, not shown as 0)."""
+        out = []
+        for b in (b for bs in self._budgets.values() for b in bs):
+            used = self._reservations.used(b.id)
+            if used is not None and b.limit_pico > 0:
+                out.append((b.id, b.holder, b.period, used / b.limit_pico))
+        return out
+
     def views(self) -> list[dict[str, object]]:
         return [
             {**b.view(), "used": Money(self._reservations.used(b.id) or 0, b.currency).text(6)}

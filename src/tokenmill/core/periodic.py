@@ -10,10 +10,17 @@ log = logging.getLogger(__name__)
 
 
 class Periodic:
-    def __init__(self, name: str, every_s: float, step: Callable[[], Awaitable[object]]) -> None:
+    def __init__(
+        self,
+        name: str,
+        every_s: float,
+        step: Callable[[], Awaitable[object]],
+        first_after_s: float = 0.0,
+    ) -> None:
         self.name = name
         self.every_s = every_s
         self._step = step
+        self._first_after_s = first_after_s  # e.g. a step just done at start: not again now
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -26,6 +33,7 @@ class Periodic:
                 await self._task
 
     async def _run(self) -> None:
+        await asyncio.sleep(self._first_after_s)
         while True:
             try:
                 await self._step()

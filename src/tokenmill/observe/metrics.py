@@ -12,6 +12,9 @@ from tokenmill.core.usage import MeteringHealth, UsageRecord
 from tokenmill.runtime.replica import Replica, ReplicaState
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+# Time per output token: the dashboards' and alerts' SLO targets (20, 50, 100, 200, 500 ms)
+# are bucket bounds, so the share under each is exact.
+TPOT_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2.5)
 
 
 class _ReplicaStates(Collector):
@@ -101,6 +104,37 @@ class _Devices(Collector):
         yield from families.values()
 
 
+class _Budgets(Collector):
+    """How much of each money budget its holder has used this period, read at scrape time."""
+
+    def __init__(self, ratios: Callable[[], list[tuple[str, str, str, float]]]) -> None:
+        self._ratios = ratios
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        fam = GaugeMetricFamily(
+            "tokenmill_budget_used_ratio",
+            "Share of a money budget spent and held this period (1: exhausted)",
+            labels=["budget", "holder", "period"],
+        )
+        for budget, holder, period, ratio in self._ratios():
+            fam.add_metric([budget, holder, period], ratio)
+        yield fam
+
+
+class _AuditVerified(Collector):
+    def __init__(self, ok: Callable[[], bool | None]) -> None:
+        self._ok = ok
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        ok = self._ok()
+        if ok is not None:  # not checked yet: no sample rather than a guess
+            yield GaugeMetricFamily(
+                "tokenmill_audit_verify_ok",
+                "1 when the last integrity check (audit chain, invoice seals, triggers) passed",
+                value=float(ok),
+            )
+
+
 class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -134,6 +168,13 @@ class GatewayMetrics:
             "Time to first token",
             ["model"],
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tpot = Histogram(
+            "tokenmill_time_per_output_token_seconds",
+            "Decode time per output token after the first (requests with two or more)",
+            ["model"],
+            buckets=TPOT_BUCKETS,
             registry=r,
         )
         self.latency = Histogram(
@@ -178,6 +219,12 @@ class GatewayMetrics:
     def watch_metering(self, health: Callable[[], MeteringHealth]) -> None:
         self.registry.register(_MeteringLag(health))
 
+    def watch_budgets(self, ratios: Callable[[], list[tuple[str, str, str, float]]]) -> None:
+        self.registry.register(_Budgets(ratios))
+
+    def watch_audit(self, ok: Callable[[], bool | None]) -> None:
+        self.registry.register(_AuditVerified(ok))
+
     def observe(self, rec: UsageRecord) -> None:
         key = (rec.model, rec.tenant, rec.status)
         children = self._children.get(key)
@@ -190,14 +237,17 @@ class GatewayMetrics:
                 self.completion_tokens.labels(model, tenant),
                 self.ttft.labels(model),
                 self.latency.labels(model),
+                self.tpot.labels(model),
             )
-        requests, prompt, cached, completion, ttft, latency = children
+        requests, prompt, cached, completion, ttft, latency, tpot = children
         requests.inc()
         prompt.inc(rec.prompt_tokens)
         cached.inc(rec.cached_tokens)
         completion.inc(rec.completion_tokens)
         if rec.ttft_ms is not None:
             ttft.observe(rec.ttft_ms / 1000)
+            if rec.completion_tokens >= 2:  # bench/report.py's tpot(), the same definition
+                tpot.observe((rec.duration_ms - rec.ttft_ms) / 1000 / (rec.completion_tokens - 1))
         latency.observe(rec.duration_ms / 1000)
 
     def render(self) -> bytes:

@@ -47,6 +47,7 @@ class Integrity:
         self._engine = engine
         self._audit = audit
         self.seals = InvoiceSeals(audit.sign, self._audit_seal)
+        self.last_ok: bool | None = None  # the latest check's verdict (None: none yet)
 
     def _audit_seal(self, sealed: dict[str, object]) -> None:
         resource = f"invoice:{sealed['invoice']}"
@@ -54,11 +55,13 @@ class Integrity:
 
     def check(self) -> Report:
         broken = triggers.problems(self._engine)
-        return Report(
+        report = Report(
             self._audit.verify(),
             self.seals.problems(self._engine) + self._against_audit(),
             [f"database trigger {name} is {why}" for name, why in sorted(broken.items())],
         )
+        self.last_ok = report.ok
+        return report
 
     def _against_audit(self) -> list[str]:
         """Every seal the audit log recorded (while retention keeps it) is the seal now."""
