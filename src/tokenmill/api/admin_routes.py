@@ -26,7 +26,7 @@ from tokenmill.api.auth import authenticate, authorize, declared_permission, req
 from tokenmill.api.deploy_plan import plan as plan_deployment
 from tokenmill.api.state import Services, services
 from tokenmill.core.errors import Forbidden, InvalidRequest
-from tokenmill.metering.ledger import GROUPS, usage_totals
+from tokenmill.metering.ledger import GROUP_NAMES, usage_totals
 from tokenmill.runtime.instances import read_instances
 from tokenmill.security.accounts import UNSET, IssuedKey
 from tokenmill.security.doctor import Facts, examine
@@ -301,10 +301,10 @@ async def usage(
     until: Annotated[float | None, Query(ge=0)] = None,
 ) -> dict[str, Any]:
     groups = [g for g in (p.strip() for p in group_by.split(",")) if g]
-    unknown = [g for g in groups if g not in GROUPS]
+    unknown = [g for g in groups if g not in GROUP_NAMES]
     if unknown:
         raise InvalidRequest(
-            f"cannot group by {unknown}; choose from {sorted(GROUPS)}", param="group_by"
+            f"cannot group by {unknown}; choose from {sorted(GROUP_NAMES)}", param="group_by"
         )
     reach = caller.reach  # a tenant-admin sees its own tenant's usage only
     rows, total = await asyncio.gather(

@@ -206,7 +206,7 @@ def tenants_list(url: Url = None, json_out: Json = False) -> None:
 
 def usage(
     by: Annotated[
-        str, typer.Option(help="tenant, model, replica, day, key, agent, owner")
+        str, typer.Option(help="tenant, model, replica, key, agent, owner; day, week, month")
     ] = "tenant,model,day",
     since: Annotated[float | None, typer.Option(help="Unix time, inclusive")] = None,
     until: Annotated[float | None, typer.Option(help="Unix time, exclusive")] = None,

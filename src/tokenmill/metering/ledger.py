@@ -5,7 +5,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from operator import attrgetter
 from typing import Any
@@ -29,6 +29,14 @@ GROUPS = {
     "replica": UsageRow.replica,
     "day": UsageRow.day,
 }
+# Longer periods, folded from days here (exact integer sums; the SQL stays portable): an ISO
+# week as "2026-W49" (Monday to Sunday, UTC), a month as "2026-12".
+PERIODS: dict[str, Callable[[str], str]] = {
+    "week": lambda day: "{}-W{:02d}".format(*date.fromisoformat(day).isocalendar()[:2]),
+    "month": lambda day: day[:7],
+}
+GROUP_NAMES = frozenset(GROUPS) | frozenset(PERIODS)
+_SUMS = ("requests", "prompt_tokens", "cached_tokens", "completion_tokens")
 
 
 _FIELDS = tuple(f.name for f in fields(UsageRecord))
@@ -92,6 +100,11 @@ def usage_totals(
     until: float | None = None,
     tenant: str | None = None,
 ) -> list[dict[str, Any]]:
+    """Requests and tokens per group (names from GROUP_NAMES), in the window, for one tenant
+    or all."""
+    if any(g in PERIODS for g in group_by):
+        by_day = list(dict.fromkeys(g if g not in PERIODS else "day" for g in group_by))
+        return _fold(usage_totals(engine, by_day, since, until, tenant), group_by)
     cols = [GROUPS[g].label(g) for g in group_by]
     q = select(
         *cols,
@@ -117,6 +130,21 @@ def usage_totals(
             item["total_tokens"] = item["prompt_tokens"] + item["completion_tokens"]
             out.append(item)
         return [o for o in out if o["requests"]]
+
+
+def _fold(rows: list[dict[str, Any]], group_by: list[str]) -> list[dict[str, Any]]:
+    """Rows grouped by day (and the rest) summed into the weeks or months `group_by` asks."""
+    folded: dict[tuple[str, ...], dict[str, Any]] = {}
+    for row in rows:
+        key = tuple(PERIODS[g](row["day"]) if g in PERIODS else row[g] for g in group_by)
+        into = folded.setdefault(key, {**dict(zip(group_by, key, strict=True)),
+                                       **dict.fromkeys(_SUMS, 0)})  # fmt: skip
+        for k in _SUMS:
+            into[k] += row[k]
+    out = [folded[k] for k in sorted(folded, key=lambda k: tuple(str(v) for v in k))]
+    for item in out:
+        item["total_tokens"] = item["prompt_tokens"] + item["completion_tokens"]
+    return out
 
 
 class LedgerWriter:
