@@ -57,7 +57,7 @@ def test_the_local_runtime_refuses_a_drain_and_says_what_to_do(db, tmp_path: Pat
         with pytest.raises(NotFound, match="not drained"):
             await deployments.undrain_node("box-1")
         assert deployments.node_view("box-1") == {
-            "node": "box-1", "drained": None, "replicas": [], "moving": {},
+            "node": "box-1", "drained": None, "replicas": [], "stopping": [], "moving": {},
         }  # fmt: skip
 
     asyncio.run(go())

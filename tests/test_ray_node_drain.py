@@ -43,7 +43,8 @@ def test_a_drained_node_gets_no_replica_and_gives_its_own_up_without_a_failed_re
     assert [d.split(":")[0] for d in figures["devices_after"]] == ["NPU"], figures
     # The CLI followed the move to its end; the node keeps saying so.
     for view in (figures["drain_answer"], figures["node_view_after"]):
-        assert view["replicas"] == [] and view["drained"]["reason"] == "drill", view
+        assert view["replicas"] == view["stopping"] == [], view  # the old one has stopped too
+        assert view["drained"]["reason"] == "drill", view
         moved = view["moving"]["on-npu"]
         assert (moved["state"], moved["replaced"], moved["of"]) == ("done", 1, 1), view
     assert [d["node"] for d in figures["fleet_drained"]] == ["alpha"], figures

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 
 from tokenmill.api.admin_bodies import DrainIn
-from tokenmill.api.admin_routes import P, Svc, admin
+from tokenmill.api.admin_routes import P, Svc, _note, admin
 from tokenmill.api.auth import requires
 from tokenmill.fleet.discovery import to_json
 from tokenmill.fleet.watch import NodeWatch, fleet_nodes
@@ -39,14 +39,19 @@ NodeName = Annotated[str, Path(min_length=1, max_length=255)]
 
 @router.post("/nodes/{node}/drain", status_code=202)
 @requires(P.DEPLOYMENTS_WRITE)
-async def drain_node(node: NodeName, svc: Svc, body: DrainIn | None = None) -> dict[str, Any]:
+async def drain_node(
+    node: NodeName, svc: Svc, request: Request, body: DrainIn | None = None
+) -> dict[str, Any]:
     """Place nothing more on the node and move its replicas elsewhere; `moving` shows how far."""
-    return await svc.deployments.drain_node(node, (body or DrainIn()).reason)
+    reason = (body or DrainIn()).reason
+    _note(request, f"node:{node}", event="node.drained", reason=reason)
+    return await svc.deployments.drain_node(node, reason)
 
 
 @router.delete("/nodes/{node}/drain")
 @requires(P.DEPLOYMENTS_WRITE)
-async def undrain_node(node: NodeName, svc: Svc) -> dict[str, Any]:
+async def undrain_node(node: NodeName, svc: Svc, request: Request) -> dict[str, Any]:
+    _note(request, f"node:{node}", event="node.undrained")
     return await svc.deployments.undrain_node(node)
 
 

@@ -35,6 +35,8 @@ class DeploymentRuntime:
     supervisors: list[ReplicaSupervisor] = field(default_factory=list)
     rollout: Rollout | None = None  # the last rolling update, while and after it runs
     rolling: "asyncio.Task[None] | None" = None
+    # Held while an update or a drain's move is set up, so that one starts after the other.
+    starting: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def name(self) -> str:
@@ -42,6 +44,10 @@ class DeploymentRuntime:
 
     def rolling_out(self) -> bool:
         return self.rollout is not None and self.rollout.state == "rolling"
+
+    def busy(self) -> bool:
+        """A rolling update or a drain's move runs, or waits for the one before it."""
+        return self.rolling is not None and not self.rolling.done()
 
     @property
     def replicas(self) -> list[Replica]:
@@ -131,6 +137,8 @@ class Deployments:
         self._node_name = node_name  # this controller's node, where local replicas run
         self._running: dict[str, DeploymentRuntime] = {}
         self._listeners: list[Callable[[str, list[Replica]], None]] = []
+        self._cordoning = asyncio.Lock()
+        self._queued: set[asyncio.Task[None]] = set()  # drains' moves being set up
 
     def subscribe(self, listener: Callable[[str, list[Replica]], None]) -> None:
         """Call `listener(deployment, replicas)` whenever a replica comes, goes or changes state."""
@@ -264,8 +272,20 @@ class Deployments:
         runtime = self._running.get(name)
         if runtime is None:
             raise NotFound(f"deployment '{name}' does not exist", param="name")
-        if runtime.rolling_out():
-            raise Conflict(f"a rolling update of '{name}' is under way", param="name")
+        async with runtime.starting:  # checked and started with no drain's move in between
+            return await self._update(runtime, model_path, upstream_model, options)
+
+    async def _update(
+        self,
+        runtime: DeploymentRuntime,
+        model_path: str | None,
+        upstream_model: str | None,
+        options: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        name = runtime.name
+        if runtime.busy():
+            what = runtime.rollout.cause if runtime.rollout else "a move"
+            raise Conflict(f"'{name}' is being rolled ({what}): wait for it to end", param="name")
         row = runtime.row
         before = _Spec(row.model_path, row.upstream_model, dict(row.options or {}))
         after = _Spec(
@@ -297,8 +317,10 @@ class Deployments:
 
         return drain
 
-    def node_of(self, replica: Replica) -> str:
-        return replica.node or self._node_name
+    def node_of(self, replica: Replica) -> str | None:
+        """Where it runs: its host's node; under the local runtime, this one; None while a
+        Ray replica waits to be placed."""
+        return replica.node or (self._node_name if self._hosts is None else None)
 
     async def drain_node(self, node: str, reason: str) -> dict[str, Any]:
         """Drain `node` for maintenance: nothing is placed there any more, and each replica it
@@ -312,54 +334,72 @@ class Deployments:
                 "(tokenmill up --runtime ray)",
                 param="node",
             )
-        await asyncio.to_thread(self.cordons.add, node, reason)
+        async with self._cordoning:  # a drain and an undrain of one node never interleave
+            await asyncio.to_thread(self.cordons.add, node, reason)
         for runtime in self._running.values():
             if self._on(node, runtime):
-                self._move_off(node, runtime)
+                self._queue(self._move_off(node, runtime))
         return self.node_view(node)
 
     def _on(self, node: str, runtime: DeploymentRuntime) -> list[Replica]:
         """The replicas `runtime` runs on purpose on `node` (an endpoint runs on no node)."""
         return [r for r in runtime.active() if r.adapter.spawns and self.node_of(r) == node]
 
-    def _move_off(self, node: str, runtime: DeploymentRuntime) -> None:
-        """Replace `runtime`'s replicas on `node`; after a rolling update under way, if any
-        (it places its new replicas off the node already)."""
-        before = runtime.rolling
-        if before is None or before.done():  # the usual case: the move shows at once
-            runtime.rolling = asyncio.get_running_loop().create_task(self._move(node, runtime))
-            return
+    def _stopping_on(self, node: str) -> list[Replica]:
+        """Replicas on `node` set to drain, still finishing what they serve."""
+        return [r for rt in self._running.values() for r in rt.replicas
+                if r.draining and r.adapter.spawns and self.node_of(r) == node]  # fmt: skip
 
-        async def after_it() -> None:
-            await asyncio.wait([before])
-            await self._move(node, runtime)
+    def _queue(self, step: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(step)
+        self._queued.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self._queued.discard)
 
-        runtime.rolling = asyncio.get_running_loop().create_task(after_it())
+    async def _move_off(self, node: str, runtime: DeploymentRuntime) -> None:
+        """Replace `runtime`'s replicas on `node`, after whatever it is rolling now (a rolling
+        update places its new replicas off the node already)."""
+        async with runtime.starting:  # an update being set up takes its turn first
+            before = runtime.rolling
 
-    def _move(self, node: str, runtime: DeploymentRuntime) -> Coroutine[Any, Any, None]:
-        """Its progress (`rollout`) is set now, the steps run when awaited."""
+            async def steps() -> None:
+                if before is not None:
+                    await asyncio.wait([before])
+                await self._move(node, runtime)
+
+            runtime.rolling = asyncio.get_running_loop().create_task(steps())
+
+    async def _move(self, node: str, runtime: DeploymentRuntime) -> None:
         name, on_node = runtime.name, self._on(node, runtime)
+        if not on_node:  # moved meanwhile (an update, a second drain): the last view stays
+            return
 
         async def give_up(fresh: Replica, why: str) -> None:
             await self.retire(name, fresh.id)
 
+        def still_drained() -> bool:  # undrained mid-move: the rest stay where they are
+            return node in self.cordons.names()
+
         runtime.rollout = Rollout(total=len(on_node), cause=f"drain of node {node}")
-        return roll(runtime.rollout, on_node, lambda: self._add_replica(runtime),
-                    self._drainer(name), give_up)  # fmt: skip
+        await roll(runtime.rollout, on_node, lambda: self._add_replica(runtime),
+                   self._drainer(name), give_up, still_drained)  # fmt: skip
 
     async def undrain_node(self, node: str) -> dict[str, Any]:
-        """Let replicas be placed on `node` again; those moved off it stay where they are."""
-        if not await asyncio.to_thread(self.cordons.remove, node):
-            raise NotFound(f"node '{node}' is not drained", param="node")
+        """Let replicas be placed on `node` again; those moved off it stay where they are, and
+        a move under way stops before its next replica."""
+        async with self._cordoning:
+            if not await asyncio.to_thread(self.cordons.remove, node):
+                raise NotFound(f"node '{node}' is not drained", param="node")
         return self.node_view(node)
 
     def node_view(self, node: str) -> dict[str, Any]:
-        """Whether `node` is drained, what still runs there, and the moves off it."""
+        """Whether `node` is drained, what still runs there (`replicas`, and `stopping`: those
+        set to drain, finishing what they serve), and the moves off it."""
         cause = f"drain of node {node}"
         return {
             "node": node,
             "drained": self.cordons.view(node),
             "replicas": [r.id for rt in self._running.values() for r in self._on(node, rt)],
+            "stopping": [r.id for r in self._stopping_on(node)],
             "moving": {
                 rt.name: rt.rollout.view()
                 for rt in self._running.values()

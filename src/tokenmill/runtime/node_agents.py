@@ -69,6 +69,29 @@ def _agent() -> Any:
     return _agent_class
 
 
+def _alive_nodes() -> set[str]:
+    import ray
+
+    return {n["NodeID"] for n in ray.nodes() if n.get("Alive")}  # type: ignore[no-untyped-call]
+
+
+def _place_agents(node_ids: set[str]) -> dict[str, Any]:
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return {
+        node_id: _agent()
+        .options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False))
+        .remote()
+        for node_id in node_ids
+    }
+
+
+def _kill(agent: Any) -> None:
+    import ray
+
+    ray.kill(agent)
+
+
 class RayNodes:
     """The controller's side: an agent on every live Ray node, their latest reports, and each
     node's power read every `power_every_s` (a meter's reading averages over the time since
@@ -94,8 +117,17 @@ class RayNodes:
         return [report.found for report in self.latest.values()]
 
     async def refresh(self) -> None:
+        """Runs on the event loop; only Ray's own calls go to a thread, and everything this
+        object holds is changed here, never while a scrape reads it."""
         await connect_keeping_signals(self._address, self._node_name)
-        await asyncio.to_thread(self._place_agents)
+        alive = await asyncio.to_thread(_alive_nodes)
+        for node_id in set(self._agents) - alive:  # its node is gone: so is its report
+            del self._agents[node_id]
+            self.latest.pop(node_id, None)
+            self._power_at.pop(node_id, None)
+        missing = alive - set(self._agents)
+        if missing:
+            self._agents.update(await asyncio.to_thread(_place_agents, missing))
         ids, now = list(self._agents), time.monotonic()
         power = {i for i in ids if now - self._power_at.get(i, -math.inf) >= self._power_every_s}
         self._power_at.update(dict.fromkeys(power, now))
@@ -105,24 +137,13 @@ class RayNodes:
         for node_id, answer in zip(ids, answers, strict=True):
             if isinstance(answer, NodeReport):
                 self.latest[node_id] = answer
-            else:  # gone, or slow: its last report stays until its node is gone
-                log.warning("ray node %s: no report: %r", node_id, answer)
+            else:  # a dead or stuck agent: a new one next time; its node's report is dropped
+                log.warning("ray node %s: no report, replacing its agent: %r", node_id, answer)
+                await asyncio.to_thread(_kill, self._agents.pop(node_id))
+                self.latest.pop(node_id, None)
         fresh = [r for r in answers if isinstance(r, NodeReport) and r.power is not None]
         if fresh:
             await asyncio.to_thread(self._record, fresh)
-
-    def _place_agents(self) -> None:
-        import ray
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        alive = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}  # type: ignore[no-untyped-call]
-        for node_id in set(self._agents) - alive:
-            del self._agents[node_id]
-            self.latest.pop(node_id, None)
-            self._power_at.pop(node_id, None)
-        for node_id in alive - set(self._agents):
-            pinned = NodeAffinitySchedulingStrategy(node_id, soft=False)
-            self._agents[node_id] = _agent().options(scheduling_strategy=pinned).remote()
 
     async def _ask(self, node_id: str, with_power: bool) -> NodeReport:
         report: NodeReport = await asyncio.wait_for(

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 PLACE_TIMEOUT_S = 60.0  # no node that fits within this: the start fails (and is retried)
 CALL_TIMEOUT_S = 30.0
+PLACE_TRIES = 3  # placements that land on a node drained meanwhile, before giving up
 NODE_LOST = -int(signal.SIGKILL)  # the exit code of an engine whose actor or node is gone
 NODE_ID_LABEL = "ray.io/node-id"  # every Ray node carries it
 LOOPBACK = "127.0.0.1"  # where an engine binds: only its relay is reachable from elsewhere
@@ -176,17 +177,25 @@ class RayHost:
     async def place(self, host: str) -> Placement:
         await self.stop()  # a previous start's actor, if any
         await connect_keeping_signals(self._address, self._node_name)
-        drained = self._drained()
-        kept_off = await asyncio.to_thread(node_ids_named, drained) if drained else []
-        self._actor = _actor().options(**avoiding(self._options, kept_off)).remote()
-        try:
-            where = await asyncio.wait_for(self._actor.place.remote(), PLACE_TIMEOUT_S)
-        except TimeoutError:
-            await self.stop()
-            but = f" (drained: {', '.join(sorted(drained))})" if drained else ""
-            raise RuntimeError(
-                f"no Ray node has {self._options} free after {PLACE_TIMEOUT_S:.0f}s{but}"
-            ) from None
+        for _ in range(PLACE_TRIES):
+            drained = self._drained()
+            kept_off = await asyncio.to_thread(node_ids_named, drained) if drained else []
+            self._actor = _actor().options(**avoiding(self._options, kept_off)).remote()
+            try:
+                where = await asyncio.wait_for(self._actor.place.remote(), PLACE_TIMEOUT_S)
+            except BaseException as exc:  # a timeout, a failed actor, or a stop meanwhile
+                self._discard()  # holding devices it will never use: free them now
+                if not isinstance(exc, TimeoutError):
+                    raise
+                but = f" (drained: {', '.join(sorted(drained))})" if drained else ""
+                raise RuntimeError(
+                    f"no Ray node has {self._options} free after {PLACE_TIMEOUT_S:.0f}s{but}"
+                ) from None
+            if str(where["node"]) not in self._drained():
+                break
+            self._discard()  # its node was drained while it waited to be scheduled: again
+        else:
+            raise RuntimeError(f"placed on a drained node {PLACE_TRIES} times in a row")
         self.node = str(where["node"])
         return Placement(
             host=str(where["host"]), port=int(where["port"]), node=self.node,
@@ -206,6 +215,14 @@ class RayHost:
         except ray.exceptions.RayError as exc:  # the actor died, or its node was lost
             log.warning("ray runtime: engine on node %s lost: %s", self.node, exc)
             return NODE_LOST
+
+    def _discard(self) -> None:
+        """Kill an actor that started no engine (nothing to stop gracefully)."""
+        actor, self._actor = self._actor, None
+        if actor is not None:
+            import ray
+
+            ray.kill(actor)
 
     async def stop(self) -> None:
         actor, self._actor = self._actor, None

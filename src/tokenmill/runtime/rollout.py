@@ -28,7 +28,7 @@ class Rollout:
 
     total: int
     cause: str = "update"  # or "drain of node NAME": its replicas moved elsewhere
-    state: Literal["rolling", "done", "failed"] = "rolling"
+    state: Literal["rolling", "done", "failed", "stopped"] = "rolling"
     replaced: int = 0
     error: str | None = None
     started_at: float = field(default_factory=time.time)
@@ -50,10 +50,15 @@ async def roll(
     start_new: Callable[[], Replica],
     drain: Callable[[Replica], None],
     give_up: Callable[[Replica, str], Awaitable[None]],
+    keep_going: Callable[[], bool] = lambda: True,
 ) -> None:
     """Replace `old`, oldest first: `start_new` adds a replica of the new spec, `drain` sets an
-    old one to drain, `give_up` stops a new one that will not come up and restores the spec."""
+    old one to drain, `give_up` stops a new one that will not come up and restores the spec.
+    `keep_going` is asked before each replica: False stops there ("stopped")."""
     for replica in sorted(old, key=lambda r: r.spec.index):
+        if not keep_going():
+            rollout.state = "stopped"
+            return
         fresh = start_new()
         why = await _ready(fresh)
         if why is not None:  # undone first: "failed" is said once the old spec is back

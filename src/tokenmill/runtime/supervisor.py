@@ -93,7 +93,10 @@ class ReplicaSupervisor:
     async def _run_process(self) -> None:
         replica = self.replica
         # The address and port are chosen where the engine runs (this machine, or a Ray node).
+        self._started = True  # from here a stop must reach the host: a Ray actor holds devices
         where = await self._host.place(replica.spec.host)
+        # Known at once, so a drain of its node sees it even before its engine starts.
+        replica.node, replica.devices = where.node, list(where.devices)
         if where.host != replica.spec.host:
             replica.spec = dataclasses.replace(replica.spec, host=where.host)
         port, secret = where.port, secrets.token_urlsafe(32)
@@ -104,13 +107,9 @@ class ReplicaSupervisor:
         if cmd is None:
             raise RuntimeError(f"engine {replica.adapter.name} cannot be launched")
         log_path = self._log_dir / f"{replica.id}.log"
-        self._started = True
         pid = await self._host.start(cmd, log_path)
         replica.port, replica.pid, replica.secret = port, pid, secret
         replica.tls = pinned(where.cert) if where.cert is not None else None
-        if where.node is not None:
-            replica.node = where.node
-        replica.devices = list(where.devices)
         replica.started_at = time.time()
         replica.own_prompt_tokens = replica.own_completion_tokens = 0
         self._set_state(ReplicaState.STARTING)
