@@ -240,6 +240,7 @@ _FIRING: list[tuple[str, str, list[dict[str, str]]]] = [
     ("15m", "TokenMillBudgetAt80Percent",
      [{"severity": "info", "budget": "b1", "holder": "tenant:t", "period": "month"}]),
     ("15m", "TokenMillBudgetExhausted", []),
+    ("3m", "TokenMillBudgetAt80Percent", []),  # 85% since 1m: pending for 5 minutes
     ("15m", "TokenMillAuditVerifyFailed", [{"severity": "critical"}]),
     ("1m", "TokenMillAuditVerifyFailed", []),
 ]  # fmt: skip

@@ -9,6 +9,7 @@ period; exhausting it answers 429 `budget_exceeded`.
 """
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -247,9 +248,9 @@ class MoneyBudgets:
     def used_ratios(self) -> list[tuple[str, str, str, float]]:
         """(budget, holder, period, share used) for each budget a request was checked against
         since the start (the others' spending is not loaded: left out, not shown as 0)."""
-        out = []
+        out, now = [], time.time()
         for b in (b for bs in self._budgets.values() for b in bs):
-            used = self._reservations.used(b.id)
+            used = self._reservations.used(b.id, period_start(b.period, now))
             if used is not None and b.limit_pico > 0:
                 out.append((b.id, b.holder, b.period, used / b.limit_pico))
         return out

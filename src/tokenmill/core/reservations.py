@@ -83,7 +83,12 @@ class ReservationBook:
         acct.reserved -= r.amount
         acct.spent += spent
 
-    def used(self, holder: str) -> int | None:
-        """Spent and reserved in the current period, or None if not loaded."""
+    def used(self, holder: str, since: float | None = None) -> int | None:
+        """Spent and reserved in the current period, or None if not loaded. With `since` (the
+        period's start now): 0 when what is loaded is an earlier period's."""
         acct = self._accounts.get(holder)
-        return None if acct is None else acct.spent + acct.reserved
+        if acct is None:
+            return None
+        if since is not None and acct.since != since:
+            return 0
+        return acct.spent + acct.reserved

@@ -516,7 +516,7 @@ class InferenceProxy:
         call.share.settle(record.prompt_tokens, record.cached_tokens, record.completion_tokens)
         call.replica.served += 1
         self._metrics.in_flight_of(record.model).dec()
-        self._metrics.observe(record)
+        self._metrics.observe(record, decode_timed=call.tracker.decode_timed)
         if self._spans is not None and call.tracker.trace is not None:
             replica = call.replica
             upstream = replica.adapter.upstream_model(replica.spec)

@@ -24,6 +24,9 @@ class UsageTracker:
     started: float = field(default_factory=time.perf_counter)
     wall_start: float = field(default_factory=time.time)
     first_token_at: float | None = None
+    # Whether the decode was timed: a stream's first token, or an answer's own decode time;
+    # not a whole answer without one (its first token is only known at its end).
+    decode_timed: bool = False
     dispatched_at: float | None = None  # when a replica took it: the end of its queueing
     prompt_tokens: int = 0
     cached_tokens: int = 0
@@ -63,6 +66,7 @@ class UsageTracker:
             now = time.perf_counter()
             back = decode_ms / 1000 if isinstance(decode_ms, int | float) and decode_ms > 0 else 0
             self.first_token_at = max(self.started, now - back)
+            self.decode_timed = self.stream or back > 0
 
     def record(self, status: int, outcome: Outcome) -> UsageRecord:
         if self.source == "none" and self.chunks_delivered:

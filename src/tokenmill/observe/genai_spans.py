@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 # The request's endpoint -> gen_ai.operation.name (semantic conventions' well-known values).
 OPERATIONS = {"chat": "chat", "completions": "text_completion", "embeddings": "embeddings"}
+# gen_ai.provider.name: the engine's name, but "openai" is OpenAI itself in the conventions,
+# and our `openai` engine is any OpenAI-compatible endpoint.
+PROVIDERS = {"openai": "openai_compatible"}
 SCOPE = "tokenmill.gateway"
 
 
@@ -31,7 +34,7 @@ def attributes(record: UsageRecord, provider: str, response_model: str) -> dict[
     """The span's attributes: GenAI conventions first, then TokenMill's own (`tokenmill.*`)."""
     attrs: dict[str, Any] = {
         "gen_ai.operation.name": OPERATIONS.get(record.endpoint, record.endpoint),
-        "gen_ai.provider.name": provider,
+        "gen_ai.provider.name": PROVIDERS.get(provider, provider),
         "gen_ai.request.model": record.model,
         "gen_ai.response.model": response_model,
         "gen_ai.usage.input_tokens": record.prompt_tokens,

@@ -225,7 +225,9 @@ class GatewayMetrics:
     def watch_audit(self, ok: Callable[[], bool | None]) -> None:
         self.registry.register(_AuditVerified(ok))
 
-    def observe(self, rec: UsageRecord) -> None:
+    def observe(self, rec: UsageRecord, *, decode_timed: bool = True) -> None:
+        """`decode_timed`: False for a whole answer whose first token came only with its end,
+        which has no time per output token to report."""
         key = (rec.model, rec.tenant, rec.status)
         children = self._children.get(key)
         if children is None:  # label lookups cost more than the increments: do them once
@@ -246,7 +248,7 @@ class GatewayMetrics:
         completion.inc(rec.completion_tokens)
         if rec.ttft_ms is not None:
             ttft.observe(rec.ttft_ms / 1000)
-            if rec.completion_tokens >= 2:  # bench/report.py's tpot(), the same definition
+            if decode_timed and rec.completion_tokens >= 2:  # bench/report.py's tpot()
                 tpot.observe((rec.duration_ms - rec.ttft_ms) / 1000 / (rec.completion_tokens - 1))
         latency.observe(rec.duration_ms / 1000)
 
