@@ -1,21 +1,33 @@
 #!/usr/bin/env bash
-# Makes sure `promtool` (Prometheus's rule checker) is on PATH, for the tests that check the
-# alert rules in deploy/prometheus/: from Debian's `prometheus` package. Already there: nothing
-# to do. Not root and no password-less sudo: says how to install it, and fails.
+# Finds or fetches `promtool` (Prometheus's rule checker), for the tests that check the alert
+# rules in deploy/prometheus/, and prints the folder it is in (the last line of output).
+#
+# On PATH already: that one. Otherwise Debian's `prometheus` package is downloaded with
+# apt-get into a cache folder and unpacked there (`dpkg -x`): no root needed, nothing
+# installed on the system. Idempotent: a cached promtool that runs is reused (no network).
+#
+#   TOKENMILL_PROMTOOL_DIR  where it goes (default: ~/.cache/tokenmill/promtool)
 set -euo pipefail
 
-if command -v promtool >/dev/null; then
+if found="$(command -v promtool)"; then
+  dirname "$found"
   exit 0
 fi
-if [ "$(id -u)" -eq 0 ]; then
-  as_root=()
-elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-  as_root=(sudo -n)
-else
-  echo "promtool: not installed, and installing it needs root: apt-get install -y prometheus" >&2
-  exit 1
+DEST="${TOKENMILL_PROMTOOL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tokenmill/promtool}"
+BIN="$DEST/usr/bin"
+if "$BIN/promtool" --version >/dev/null 2>&1; then
+  echo "$BIN"
+  exit 0
 fi
-# policy-rc.d (where present) keeps the package's service from starting: we want the tool only.
-"${as_root[@]}" apt-get update -qq
-DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends prometheus
-command -v promtool >/dev/null || { echo "promtool: still not on PATH after install" >&2; exit 1; }
+command -v apt-get >/dev/null || { echo "promtool: no apt-get here to fetch Debian's prometheus" >&2; exit 1; }
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
+apt_opts=(-qq -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o Debug::NoLocking=1)
+apt-get "${apt_opts[@]}" update >&2
+(cd "$work" && apt-get "${apt_opts[@]}" download prometheus >&2)
+rm -rf "$DEST.partial" && mkdir -p "$DEST.partial"
+dpkg -x "$work"/prometheus_*.deb "$DEST.partial"
+"$DEST.partial/usr/bin/promtool" --version >&2  # it runs here, or we stop loudly
+rm -rf "$DEST" && mv "$DEST.partial" "$DEST"
+echo "$BIN"
