@@ -21,16 +21,23 @@ after, the devices Ray gave the replica, what `GET /admin/nodes/alpha` says at t
 llama-server processes left over. Bounded: every request, wait and the whole load time out.
 """
 
-import argparse
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from ray_node_loss import LOOPBACK, Load, gone_within, llama_servers, replica_row, wait_ready
+from ray_node_loss import (
+    LOOPBACK,
+    Load,
+    drill_arguments,
+    gone_within,
+    llama_servers,
+    print_with_engines_left,
+    replica_row,
+    wait_ready,
+)
 
 from tokenmill.bootstrap import default_model_path
 from tokenmill.testing import ServerProcess
@@ -118,20 +125,8 @@ def drill(data_dir: Path, clients: int, after: int, max_tokens: int) -> dict[str
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", type=int, default=2)
-    parser.add_argument("--after", type=int, default=4, help="requests per client after the drain")
-    parser.add_argument("--max-tokens", type=int, default=8)
-    parser.add_argument("--data-dir", type=Path, default=None)
-    args = parser.parse_args()
-    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="tokenmill-ray-node-drain-"))
-    figures = drill(data_dir, args.clients, args.after, args.max_tokens)
-    engines_before = set(figures.pop("_engines_before"))
-    deadline = time.monotonic() + 10
-    while (left := llama_servers() - engines_before) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    figures["engines_left"] = len(left)
-    print(json.dumps(figures, indent=2))
+    args = drill_arguments(__doc__, 2, 4, 8, "after the drain", "drain")
+    print_with_engines_left(drill(args.data_dir, args.clients, args.after, args.max_tokens))
 
 
 if __name__ == "__main__":

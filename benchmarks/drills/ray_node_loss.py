@@ -253,16 +253,30 @@ def drill(data_dir: Path, clients: int, after: int, max_tokens: int) -> dict[str
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", type=int, default=3)
-    parser.add_argument("--after", type=int, default=10, help="requests per client after recovery")
-    parser.add_argument("--max-tokens", type=int, default=16)
+    args = drill_arguments(__doc__, 3, 10, 16, "after recovery", "loss")
+    print_with_engines_left(drill(args.data_dir, args.clients, args.after, args.max_tokens))
+
+
+def drill_arguments(
+    doc: str | None, clients: int, after: int, max_tokens: int, after_what: str, name: str
+) -> argparse.Namespace:
+    """A Ray drill's command line: its load, and where its server keeps its data."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=clients)
+    parser.add_argument("--after", type=int, default=after,
+                        help=f"requests per client {after_what}")  # fmt: skip
+    parser.add_argument("--max-tokens", type=int, default=max_tokens)
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args()
-    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="tokenmill-ray-node-loss-"))
-    figures = drill(data_dir, args.clients, args.after, args.max_tokens)
+    args.data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix=f"tokenmill-ray-node-{name}-"))
+    return args
+
+
+def print_with_engines_left(figures: dict[str, Any]) -> None:
+    """The figures as JSON, with how many llama-servers begun during the drill outlive it
+    (an engine whose actor died goes with it, PDEATHSIG: given 10 s)."""
     engines_before = set(figures.pop("_engines_before"))
-    deadline = time.monotonic() + 10  # an engine whose actor died goes with it (PDEATHSIG)
+    deadline = time.monotonic() + 10
     while (left := llama_servers() - engines_before) and time.monotonic() < deadline:
         time.sleep(0.2)
     figures["engines_left"] = len(left)
