@@ -127,6 +127,39 @@ class NodeCordon(Base):
     at: Mapped[float] = mapped_column(Float)  # unix s
 
 
+class User(Base):
+    """A person who signs in to the console, in one tenant, with one role."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = mapped_column(ForeignKey("tenants.name"), index=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(32))
+    password_hash: Mapped[str] = mapped_column(String(255))  # scrypt (security/passwords.py)
+    created_at: Mapped[float] = mapped_column(Float)  # unix s
+    disabled_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, server_default="0")  # since the last success
+    locked_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ConsoleSession(Base):
+    """A signed-in browser: a user's, or a management key's (signing in with the key)."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the cookie
+    tenant: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    csrf: Mapped[str] = mapped_column(String(64))  # sent back in X-CSRF-Token on writes
+    created_at: Mapped[float] = mapped_column(Float)
+    seen_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # logout or revocation
+
+
 class UsageRow(Base):
     __tablename__ = "usage_records"
 
