@@ -17,6 +17,12 @@ PUBLIC = {
     ("GET", "/docs"),
     ("GET", "/redoc"),
     ("GET", "/docs/oauth2-redirect"),
+    # The console: its page, and signing in and out (the data behind it is the API below).
+    ("GET", "/console"),
+    ("GET", "/console/{page:path}"),
+    ("POST", "/console/api/login"),
+    ("GET", "/console/api/session"),
+    ("POST", "/console/api/logout"),
 }
 
 EXPECTED: dict[tuple[str, str], set[str]] = {
@@ -35,6 +41,10 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("POST", "/admin/keys"): {PA, TA},
     ("GET", "/admin/keys"): {PA, TA},
     ("DELETE", "/admin/keys/{key_id}"): {PA, TA},
+    ("POST", "/admin/users"): {PA, TA},
+    ("GET", "/admin/users"): {PA, AU, TA},
+    ("DELETE", "/admin/users/{user_id}"): {PA, TA},
+    ("POST", "/admin/users/{user_id}/password"): {PA, TA},
     ("POST", "/admin/keys/{key_id}/rotate"): {PA, TA},
     ("POST", "/admin/agents"): {PA, TA},
     ("GET", "/admin/agents"): {PA, TA},
@@ -52,6 +62,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/admin/audit"): {PA, AU},
     ("GET", "/admin/audit/verify"): {PA, AU},
     ("GET", "/admin/usage"): {PA, OP, AU, TA},
+    ("GET", "/admin/usage/series"): {PA, OP, AU, TA},
     ("GET", "/admin/usage/records"): {PA, OP, AU, TA},
     ("GET", "/admin/doctor"): {PA, OP, AU},
     ("GET", "/admin/prices"): {PA, OP, AU, TA},
@@ -89,7 +100,11 @@ def test_every_route_is_in_the_matrix_and_every_admin_route_declares_a_policy():
         if r.path.startswith("/admin") and declared_permission(r.endpoint) is None
     ]
     assert undeclared == []
-    served = {(m, r.path) for r in routes for m in r.methods if m != "HEAD"}
+    mounts = {r.path for r in routes if not hasattr(r, "methods")}
+    assert mounts == {"/console/static"}  # the console's files, nothing else unrouted
+    served = {
+        (m, r.path) for r in routes if hasattr(r, "methods") for m in r.methods if m != "HEAD"
+    }
     assert served - PUBLIC == set(EXPECTED)
 
 

@@ -11,6 +11,7 @@ import aiohttp
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import Engine
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from tokenmill import __version__
@@ -22,6 +23,7 @@ from tokenmill.api import (
     fleet_routes,
     openai_routes,
     responses_routes,
+    user_routes,
 )
 from tokenmill.api.errors import install_error_handlers
 from tokenmill.api.guard import caller
@@ -36,6 +38,8 @@ from tokenmill.billing.prices import PriceBook
 from tokenmill.billing.rating import rate_pending, rate_records
 from tokenmill.bootstrap import open_database
 from tokenmill.config import Settings
+from tokenmill.console import routes as console_routes
+from tokenmill.console.routes import STATIC
 from tokenmill.core.money import Money, parse_amount
 from tokenmill.core.periodic import Periodic
 from tokenmill.economics.live import logged_or_estimated
@@ -72,7 +76,9 @@ from tokenmill.security.profiles import Profile
 from tokenmill.security.refusals import RefusalTally
 from tokenmill.security.retention import AuditRetention
 from tokenmill.security.roles import Permission
+from tokenmill.security.sessions import Sessions
 from tokenmill.security.throttle import AuthThrottle
+from tokenmill.security.users import Users
 
 if TYPE_CHECKING:  # Ray is an optional extra: imported only under --runtime ray
     from tokenmill.runtime.node_agents import RayNodes
@@ -82,6 +88,7 @@ log = logging.getLogger(__name__)
 # failed pass left (invoices, KPIs and budgets at start sweep first, all of it).
 SWEEP_EVERY_S, SWEEP_DAYS = 60.0, 2
 INTEGRITY_EVERY_S = 3600.0  # audit chain, invoice seals, triggers: for the audit-verify alert
+SESSION_SWEEP_S = 3600.0  # console sessions long over are deleted
 
 
 def _engine_hosts(
@@ -115,6 +122,13 @@ def create_app(settings: Settings) -> FastAPI:
         db = open_database(settings)
         accounts = Accounts(db, KeyRing())
         accounts.load_keyring()
+        users = Users(db)
+        sessions = Sessions(
+            db, users, accounts.keyring, settings.console_idle_s, settings.console_session_s
+        )
+        session_sweep = Periodic(
+            "console session sweep", SESSION_SWEEP_S, lambda: asyncio.to_thread(sessions.forget_old)
+        )
         metering = Metering(db, settings.journal_dir, settings.journal_sync)
         metering.start()
         # llama.cpp closes idle connections after 5 s; aiohttp sweeps idle ones every
@@ -211,6 +225,8 @@ def create_app(settings: Settings) -> FastAPI:
             Invoices(db, prices, integrity.seals),
             money,
             http,
+            users,
+            sessions,
             logged_or_estimated(power),
         )
         power_log = power.periodic(settings.power_sample_s, settings.node_name)
@@ -219,6 +235,7 @@ def create_app(settings: Settings) -> FastAPI:
         retention = AuditRetention(audit, settings.audit_retention_days)
         retention.start()
         integrity_checks.start()
+        session_sweep.start()
         refusal_summaries = Periodic(
             "refusal summaries", refusals.window_s, lambda: asyncio.to_thread(refusals.flush)
         )
@@ -248,6 +265,7 @@ def create_app(settings: Settings) -> FastAPI:
             await power_log.stop()
             await retention.stop()
             await integrity_checks.stop()
+            await session_sweep.stop()
             await refusal_summaries.stop()
             await asyncio.to_thread(refusals.flush)  # the window still open
             await autoscaler.stop()
@@ -274,6 +292,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(export_routes.router)
     app.include_router(economics_routes.router)
     app.include_router(fleet_routes.router)
+    app.include_router(user_routes.router)
+    app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
+    app.include_router(console_routes.router)
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, str]:

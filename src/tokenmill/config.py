@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     scale_to_zero_after_s: float = Field(default=300.0, gt=0)
     upstream_timeout_s: float = 600.0
     deploy_default_model: bool = True
+    # The web console: a session ends after this long without a request, and this long after
+    # it began in any case (sign in again).
+    console_idle_s: float = Field(default=3600.0, gt=0)
+    console_session_s: float = Field(default=12 * 3600.0, gt=0)
     # When a response may leave: after its usage record is written to the OS ("write": survives
     # any crash of TokenMill, kill -9 included; the group fsync follows within about a
     # millisecond) or after that fsync ("fsync": survives power loss too; ~0.8 ms more per request).

@@ -42,7 +42,7 @@ P = Permission
 
 def admin(request: Request) -> Principal:
     svc = services(request)
-    principal = authenticate(request, svc.accounts.keyring, svc.auth_throttle)
+    principal = authenticate(request, svc.accounts.keyring, svc.auth_throttle, svc.sessions)
     request.state.principal = principal  # for the audit record, allowed or not
     permission = declared_permission(request.scope.get("endpoint"))
     if permission is None:  # fail closed: a route nobody gave a policy serves nobody

@@ -9,11 +9,16 @@ from starlette.requests import Request
 
 from tokenmill.core.errors import Forbidden, RateLimited, TokenMillError, Unauthenticated
 from tokenmill.security.keys import KeyRing, Principal, looks_like_key, visible_prefix
-from tokenmill.security.roles import Permission, listed, scope_for
+from tokenmill.security.roles import Permission, Scope, listed, scope_for
+from tokenmill.security.sessions import Sessions
 from tokenmill.security.throttle import AuthThrottle
 
 F = TypeVar("F", bound=Callable[..., object])
 _PERMISSION_ATTR = "tokenmill_permission"
+SESSION_COOKIE = "tm_session"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+ENDED = "session_ended"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +49,17 @@ def presented_prefix(authorization: str) -> str | None:
     return visible_prefix(secret) if looks_like_key(secret) else None
 
 
-def authenticate(request: Request, keyring: KeyRing, throttle: AuthThrottle) -> Principal:
+def authenticate(
+    request: Request, keyring: KeyRing, throttle: AuthThrottle, sessions: Sessions | None = None
+) -> Principal:
     """The caller's principal. Unknown, revoked and expired keys get the same answer, after
     the same work (hash, one map lookup), and the key is never echoed. A missing key counts
-    as a failure toward the address's lockout, as a bad one does."""
+    as a failure toward the address's lockout, as a bad one does. Without a key, a console
+    session's cookie is the credential (an Authorization header always wins)."""
+    if sessions is not None and "authorization" not in request.headers:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            return _session_principal(request, sessions, cookie)
     where = origin(request)
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
@@ -70,6 +82,24 @@ def authenticate(request: Request, keyring: KeyRing, throttle: AuthThrottle) -> 
     return principal
 
 
+def _session_principal(request: Request, sessions: Sessions, cookie: str) -> Principal:
+    """The session's principal; a write must also carry the session's CSRF token (a cookie
+    rides along on any site's request, a header set by our page's script does not)."""
+    signed = sessions.resolve(cookie)
+    if signed is None:
+        ended = Unauthenticated(
+            "the console session has ended: sign in again", code="session_ended"
+        )
+        raise _refused(request, ended, locked=False)
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), signed.csrf.encode()):
+            raise Forbidden(
+                f"a console write needs this session's {CSRF_HEADER} header", code="csrf_failed"
+            )
+    return signed.principal
+
+
 def _refused(request: Request, exc: TokenMillError, locked: bool) -> TokenMillError:
     state = request.scope.get("state")  # RequestIdMiddleware gives every request one
     if state is not None:
@@ -79,6 +109,11 @@ def _refused(request: Request, exc: TokenMillError, locked: bool) -> TokenMillEr
 
 def authorize(principal: Principal, permission: Permission) -> None:
     scope = scope_for(permission)
+    if principal.console and scope is Scope.INFERENCE:
+        raise Forbidden(
+            "a console session cannot infer: call the API with an inference key",
+            code="scope_denied",
+        )
     if scope not in principal.scopes:
         raise Forbidden(
             f"this key's scopes ({listed(principal.scopes)}) do not allow {scope}",

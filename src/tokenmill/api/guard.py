@@ -20,7 +20,7 @@ from tokenmill.security.roles import Permission
 async def caller(request: Request, svc: Services, permission: Permission) -> Principal:
     principal: Principal | None = None
     try:
-        principal = authenticate(request, svc.accounts.keyring, svc.auth_throttle)
+        principal = authenticate(request, svc.accounts.keyring, svc.auth_throttle, svc.sessions)
         authorize(principal, permission)
         return principal
     except (Unauthenticated, Forbidden, RateLimited) as exc:

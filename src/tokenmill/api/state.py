@@ -21,7 +21,9 @@ from tokenmill.security.accounts import Accounts
 from tokenmill.security.agents import Agents
 from tokenmill.security.audit import AuditLog
 from tokenmill.security.refusals import RefusalTally
+from tokenmill.security.sessions import Sessions
 from tokenmill.security.throttle import AuthThrottle
+from tokenmill.security.users import Users
 
 
 @dataclass
@@ -41,6 +43,8 @@ class Services:
     invoices: Invoices
     budgets: MoneyBudgets
     http: aiohttp.ClientSession  # the gateway's pool, for asking engines directly
+    users: Users  # who signs in to the console
+    sessions: Sessions  # the console's signed-in browsers
     power_of: PowerOf = estimated_power  # a node's draw over a window, for the economics
     started_at: float = field(default_factory=time.time)
 

@@ -25,7 +25,7 @@ from tokenmill.security.roles import ALLOWED_SCOPES, PLATFORM_ROLES, Role, Scope
 from tokenmill.store.tables import ApiKey, Tenant
 
 SYSTEM_TENANT = "system"
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 # A tenant's share of a contended model relative to the others: weight 3 gets 3x weight 1's
 # tokens while both wait. Integers keep the admin's intent exact; the range keeps it sane.
 MIN_WEIGHT, MAX_WEIGHT = 1, 1000
@@ -166,7 +166,7 @@ class Accounts:
         weight: int = 1,
         pii_mode: PiiMode | None = None,
     ) -> dict[str, object]:
-        if not _NAME.match(name):
+        if not NAME_PATTERN.match(name):
             raise InvalidRequest(
                 "tenant name must be 1-64 chars of a-z, 0-9, '-' or '_', starting alphanumeric",
                 param="name",

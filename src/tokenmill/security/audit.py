@@ -354,4 +354,6 @@ def who(principal: Principal | None) -> tuple[str, str | None]:
     if principal.agent:
         owner = f"user:{principal.owner}@{principal.tenant}" if principal.owner else None
         return f"agent:{principal.agent} key:{principal.key_id}", owner
+    if principal.user:
+        return f"user:{principal.user}", f"tenant:{principal.tenant}"
     return f"key:{principal.key_id}", f"tenant:{principal.tenant}"

@@ -49,6 +49,8 @@ class Principal:
     agent: str | None = None  # the agent this key belongs to
     owner: str | None = None  # the user it acts for (an agent's owner)
     budget_key: str | None = None  # the key whose budget it spends: itself, or its rotated-from
+    user: str | None = None  # a console user's name (then key_id is the user's id)
+    console: bool = False  # a console session: it manages, never infers (see api/auth.py)
 
     def may(self, permission: Permission) -> bool:
         return permits(self.role, permission)
@@ -88,17 +90,24 @@ class KeyRing:
 
     def __init__(self) -> None:
         self._by_hash: dict[str, Principal] = {}
+        self._by_id: dict[str, Principal] = {}
 
     def add(self, secret_hash: str, principal: Principal) -> None:
         self._by_hash[secret_hash] = principal
+        self._by_id[principal.key_id] = principal
 
     def remove(self, key_id: str) -> None:
         for h, p in list(self._by_hash.items()):
             if p.key_id == key_id:
                 del self._by_hash[h]
+        self._by_id.pop(key_id, None)
 
     def lookup(self, secret: str) -> Principal | None:
         return self._by_hash.get(hash_secret(secret))
+
+    def by_id(self, key_id: str) -> Principal | None:
+        """An active key's principal (a console session signed in with the key)."""
+        return self._by_id.get(key_id)
 
     def __len__(self) -> int:
         return len(self._by_hash)

@@ -29,6 +29,8 @@ class Permission(StrEnum):
     TENANTS_WRITE = "tenants:write"
     KEYS_READ = "keys:read"
     KEYS_WRITE = "keys:write"
+    USERS_READ = "users:read"  # console users
+    USERS_WRITE = "users:write"
     AGENTS_READ = "agents:read"
     AGENTS_WRITE = "agents:write"
     DEPLOYMENTS_READ = "deployments:read"
@@ -72,6 +74,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             P.INVOICES_READ,
             P.KPIS_READ,
             P.BUDGETS_READ,
+            P.USERS_READ,  # who may sign in is part of an access review
         }
     ),
     Role.TENANT_ADMIN: frozenset(
@@ -79,6 +82,8 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             P.INFER,
             P.KEYS_READ,
             P.KEYS_WRITE,
+            P.USERS_READ,
+            P.USERS_WRITE,
             P.AGENTS_READ,
             P.AGENTS_WRITE,
             P.USAGE_READ,

@@ -139,7 +139,7 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))  # scrypt (security/passwords.py)
     created_at: Mapped[float] = mapped_column(Float)  # unix s
     disabled_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    failed_logins: Mapped[int] = mapped_column(Integer, server_default="0")  # since the last success
+    failed_logins: Mapped[int] = mapped_column(Integer, server_default="0")  # in a row
     locked_until: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
@@ -266,6 +266,57 @@ class UsageCharge(Base):
     currency: Mapped[str] = mapped_column(String(3))
     pico: Mapped[int] = mapped_column(BigInteger)
     invoice_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+
+
+class UsageRollup(Base):
+    """Usage summed per UTC hour and per UTC day (`bucket_s` 3600 or 86400, `bucket` its start,
+    unix s) and per tenant, key, model and agent ("" for none). Written in the transaction that
+    inserts the ledger rows, counting only rows that went in (`metering/rollup.py`), so it is
+    the ledger's sums exactly; the day grain keeps long windows small. `errors`: outcome
+    "error" or status >= 500 (a client that hung up, 499, is not one). `ttft_ms_<b>`: records
+    whose TTFT was above the previous bound and at most b ms; `ttft_ms_inf`: above the last."""
+
+    __tablename__ = "usage_rollup"
+    __table_args__ = (Index("ix_usage_rollup_tenant", "tenant", "bucket_s", "bucket"),)
+
+    bucket_s: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    agent: Mapped[str] = mapped_column(String(32), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    errors: Mapped[int] = mapped_column(BigInteger)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger)
+    cached_tokens: Mapped[int] = mapped_column(BigInteger)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger)
+    ttft_ms_50: Mapped[int] = mapped_column(BigInteger)
+    ttft_ms_100: Mapped[int] = mapped_column(BigInteger)
+    ttft_ms_250: Mapped[int] = mapped_column(BigInteger)
+    ttft_ms_500: Mapped[int] = mapped_column(BigInteger)
+    ttft_ms_1000: Mapped[int] = mapped_column(BigInteger)
+    ttft_ms_2500: Mapped[int] = mapped_column(BigInteger)
+    ttft_ms_5000: Mapped[int] = mapped_column(BigInteger)
+    ttft_ms_10000: Mapped[int] = mapped_column(BigInteger)
+    ttft_ms_30000: Mapped[int] = mapped_column(BigInteger)
+    ttft_ms_inf: Mapped[int] = mapped_column(BigInteger)
+
+
+class RevenueRollup(Base):
+    """Charges summed per bucket (as `UsageRollup`), tenant, key, model, agent and currency:
+    exact pico-units, written in the transaction that inserts the charges (`billing/rating.py`)."""
+
+    __tablename__ = "revenue_rollup"
+    __table_args__ = (Index("ix_revenue_rollup_tenant", "tenant", "bucket_s", "bucket"),)
+
+    bucket_s: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    agent: Mapped[str] = mapped_column(String(32), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    pico: Mapped[int] = mapped_column(BigInteger)
 
 
 class Invoice(Base):
