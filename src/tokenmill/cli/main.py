@@ -13,6 +13,7 @@ from tokenmill.cli import (
     plan_commands,
     principal_commands,
     rollout_commands,  # noqa: F401 - registers `models update`
+    user_commands,
 )
 from tokenmill.cli.bench import bench
 from tokenmill.cli.up import up
@@ -36,6 +37,7 @@ app.add_typer(admin_commands.models, name="models")
 app.add_typer(admin_commands.tenants, name="tenants")
 app.add_typer(principal_commands.keys, name="keys")
 app.add_typer(principal_commands.agents, name="agents")
+app.add_typer(user_commands.users, name="users")
 app.add_typer(admin_commands.audit, name="audit")
 app.add_typer(billing_commands.prices, name="prices")
 app.add_typer(billing_commands.invoices, name="invoices")

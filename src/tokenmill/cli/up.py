@@ -162,6 +162,7 @@ def _print_banner(url: str, models: list[str], failed: bool) -> None:
     console.print(
         f"""
 {headline} at {url}/v1   (metrics: {url}/metrics, with an operator key)
+Console: {url}/console/   (sign in with the admin key, or as a user: tokenmill users create)
 
 Create a tenant and a key (uses TOKENMILL_ADMIN_KEY or the saved login):
   tokenmill tenants create acme
