@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test fast lint typecheck unit engines openclaw promtool bench clean
+.PHONY: run test fast lint typecheck unit engines openclaw promtool chromium bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,10 @@ openclaw:
 promtool:
 	scripts/install-promtool.sh
 
+# Chromium (Debian's `chromium`, apt-get as root), for the web console's browser tests.
+chromium:
+	scripts/install-chromium.sh
+
 run: $(STAMP) engines
 	$(BIN)/tokenmill up
 
@@ -36,13 +40,14 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # pytest exits 5 when it collected nothing: for us that is a broken suite, not a pass.
-unit: $(STAMP) engines openclaw
+unit: $(STAMP) engines openclaw chromium
+	TOKENMILL_CHROMIUM="$${TOKENMILL_CHROMIUM:-$$(command -v chromium)}" \
 	PATH="$$(scripts/install-promtool.sh):$$PATH" $(BIN)/pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 test: lint typecheck unit
 
-# The fast tier: no engine, no services (tests that need them are marked `engine` in conftest).
+# The fast tier: no engine, no services, no browser (those tests are marked `engine` in conftest).
 fast: $(STAMP)
 	$(BIN)/pytest -m "not engine"
 

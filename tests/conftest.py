@@ -11,12 +11,18 @@ from tokenmill.bootstrap import default_model_path
 from tokenmill.engines.llamacpp import find_llama_server
 from tokenmill.testing import ServerProcess, TlsFiles
 
+# The web console's browser fixtures (page, page_errors, browser): headless Chromium.
+pytest_plugins = ["tests.console_browser"]
+
 _tenants = itertools.count()
 
 
 # A test needs the real engine if it asks for one of these fixtures, or its module starts
 # servers or engines of its own; the rest are the fast tier (`make fast`: -m "not engine").
-_ENGINE_FIXTURES = frozenset({"server", "model_path", "tenant_key", "crashing_server"})
+# Browser tests count too: Chromium is a service the fast tier does without.
+_ENGINE_FIXTURES = frozenset(
+    {"server", "model_path", "tenant_key", "crashing_server", "browser", "page", "page_errors"}
+)
 _ENGINE_STARTERS = ("ServerProcess", "standalone_llama_server", "CliRunner")
 
 
