@@ -2,7 +2,8 @@
 
 import asyncio
 import time
-from typing import Annotated, Any
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
@@ -11,9 +12,13 @@ from tokenmill.api.auth import requires
 from tokenmill.api.billing_routes import LAST_SECOND
 from tokenmill.billing.rating import rate_pending
 from tokenmill.core.errors import InvalidRequest, Unavailable
+from tokenmill.economics import planner
 from tokenmill.economics.default_node import nodes_or_default
 from tokenmill.economics.live import economics
+from tokenmill.economics.models import ModelError, find_model
 from tokenmill.economics.nodes import NodeConfigError
+from tokenmill.economics.planner import Demand, PlanError, PlanOptions, Slo
+from tokenmill.economics.planner_view import view
 
 router = APIRouter(prefix="/admin", tags=["economics"], dependencies=[Depends(admin)])
 DEFAULT_WINDOW_S = 86400.0
@@ -42,3 +47,32 @@ async def fleet_economics(
     await asyncio.to_thread(rate_pending, svc.db, svc.prices)
     report = await asyncio.to_thread(economics, svc.db, nodes, start, end, svc.power_of)
     return report | origin
+
+
+@router.get("/plan")
+@requires(P.KPIS_READ)
+async def capacity_plan(
+    model: Annotated[str, Query(min_length=1, max_length=64)],
+    rate: Annotated[float | None, Query(gt=0, le=1e6)] = None,
+    tokens_per_day: Annotated[float | None, Query(gt=0, le=1e15)] = None,
+    input_tokens: Annotated[int, Query(ge=1, le=10_000_000)] = 1000,
+    output_tokens: Annotated[int, Query(ge=1, le=10_000_000)] = 200,
+    ttft_ms: Annotated[float, Query(gt=0, le=600_000)] = 2000.0,
+    tpot_ms: Annotated[float, Query(gt=0, le=60_000)] = 100.0,
+    price: Annotated[Decimal | None, Query(ge=0, le=1_000_000)] = None,
+    acquire: Literal["rented", "owned"] = "rented",
+    facility: Annotated[str, Query(max_length=64)] = "us-industrial",
+) -> dict[str, Any]:
+    """`tokenmill plan --json` for a reference model: which accelerators in the catalog serve
+    the demand within the latency targets, how many, at what cost per 1M tokens."""
+    if (rate is None) == (tokens_per_day is None):
+        raise InvalidRequest("give the demand as rate (requests/s) or tokens_per_day, not both")
+    try:
+        ref = find_model(model)
+        demand = Demand(input_tokens, output_tokens, rate, tokens_per_day)
+        opts = PlanOptions(price_per_million=price, facility=facility, acquire=acquire)
+        slo = Slo(ttft_ms / 1000, tpot_ms / 1000)
+        result = await asyncio.to_thread(planner.plan, ref, demand, slo, opts)
+    except (PlanError, ModelError) as exc:
+        raise InvalidRequest(str(exc)) from None
+    return view(result)

@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, RedirectResponse
 from pydantic import Field
 
 from tokenmill.api.admin_bodies import Body
-from tokenmill.api.auth import ENDED, SESSION_COOKIE, authenticate, origin
+from tokenmill.api.auth import SESSION_COOKIE, authenticate, origin
 from tokenmill.api.state import Services, services
 from tokenmill.core.errors import Forbidden, InvalidRequest, RateLimited, Unauthenticated
 from tokenmill.security.audit import who
@@ -43,6 +43,7 @@ def session_view(signed: Signed) -> dict[str, Any]:
     p = signed.principal
     allowed = sorted(str(m) for m in GRANTS[p.role] if scope_for(m) in p.scopes - {Scope.INFERENCE})
     return {
+        "signed_in": True,
         "name": signed.name,
         "tenant": p.tenant,
         "role": str(p.role),
@@ -117,8 +118,8 @@ async def session(request: Request) -> dict[str, Any]:
     svc = services(request)
     cookie = request.cookies.get(SESSION_COOKIE)
     signed = await asyncio.to_thread(svc.sessions.resolve, cookie) if cookie else None
-    if signed is None:
-        raise Unauthenticated("not signed in", code=ENDED)
+    if signed is None:  # an answer, not an error: the page asks before anyone signs in
+        return {"signed_in": False}
     return session_view(signed)
 
 
