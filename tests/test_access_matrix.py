@@ -72,6 +72,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/admin/invoices/{invoice_id}"): {PA, AU, TA},
     ("GET", "/admin/kpis"): {PA, OP, AU},
     ("GET", "/admin/economics"): {PA, OP, AU},
+    ("GET", "/admin/plan"): {PA, OP, AU},
     ("POST", "/admin/budgets"): {PA},
     ("GET", "/admin/budgets"): {PA, OP, AU},
     ("DELETE", "/admin/budgets/{budget_id}"): {PA},

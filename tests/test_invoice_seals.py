@@ -213,13 +213,14 @@ def test_invoices_from_before_seals_are_sealed_once_at_start(tmp_path: Path):
     cfg.set_main_option(
         "script_location", str(Path(tokenmill.store.db.__file__).parent / "migrations")
     )
-    with db.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0010")  # a data directory from before seals
+    migrate(db)  # usage, charges and an invoice, written by today's code...
     _usage(db, 2, NOV.start + 60)
     book = PriceBook(db).load()
     rate_pending(db, book)
     Invoices(db, book).close(TENANT, NOV, now=DEC.end, grace_s=0, tax_rate=Decimal(0))
+    with db.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0010")  # ...in a data directory from before seals
     migrate(db)
     audit = AuditLog(db, KEY, [tmp_path / "audit-checkpoints.log"])
     integrity = Integrity(db, audit)

@@ -50,6 +50,7 @@ from tokenmill.gateway.proxy import InferenceProxy
 from tokenmill.gateway.response_store import ResponseStore
 from tokenmill.metering.cloudevents import CloudEventsExporter
 from tokenmill.metering.ledger import tokens_used
+from tokenmill.metering.rollup import history_retention
 from tokenmill.metering.service import Metering
 from tokenmill.observe.genai_spans import GenAiSpans
 from tokenmill.observe.metrics import GatewayMetrics
@@ -234,6 +235,8 @@ def create_app(settings: Settings) -> FastAPI:
             power_log.start()
         retention = AuditRetention(audit, settings.audit_retention_days)
         retention.start()
+        history_pruning = history_retention(db, settings.usage_history_days)
+        history_pruning.start()
         integrity_checks.start()
         session_sweep.start()
         refusal_summaries = Periodic(
@@ -264,6 +267,7 @@ def create_app(settings: Settings) -> FastAPI:
             await rating.stop()
             await power_log.stop()
             await retention.stop()
+            await history_pruning.stop()
             await integrity_checks.stop()
             await session_sweep.stop()
             await refusal_summaries.stop()

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     audit_sink: Path | None = None
     # How long audit records are kept (China's Cybersecurity Law asks for >= 6 months).
     audit_retention_days: int = Field(default=365, ge=1)
+    # How long the usage history (the hourly and daily rollups behind the console's charts and
+    # usage pages) is kept; the ledger keeps every record regardless, and answers older windows.
+    usage_history_days: int = Field(default=400, ge=1)
     # The PII guard's default mode for tenants without their own: off | log | mask | block
     # (default: the profile's).
     pii_mode: PiiMode = PiiMode.OFF

@@ -8,7 +8,8 @@ roles reach only their own tenant (`principal.reach`).
 import asyncio
 import dataclasses
 import itertools
-from typing import Annotated, Any
+import time
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
@@ -26,7 +27,12 @@ from tokenmill.api.auth import authenticate, authorize, declared_permission, req
 from tokenmill.api.deploy_plan import plan as plan_deployment
 from tokenmill.api.state import Services, services
 from tokenmill.core.errors import Forbidden, InvalidRequest
+from tokenmill.core.money import Money
+from tokenmill.metering.history import LAST_TIME_S
+from tokenmill.metering.history import horizon as history_horizon
 from tokenmill.metering.ledger import GROUP_NAMES, usage_totals
+from tokenmill.metering.series import Filters, Window
+from tokenmill.metering.series import usage_series as series_of
 from tokenmill.runtime.instances import read_instances
 from tokenmill.security.accounts import UNSET, IssuedKey
 from tokenmill.security.doctor import Facts, examine
@@ -312,3 +318,52 @@ async def usage(
         asyncio.to_thread(usage_totals, svc.db, [], since, until, reach),
     )
     return {"group_by": groups, "data": rows, "total": total[0] if total else None}
+
+
+@router.get("/usage/series")
+@requires(P.USAGE_READ)
+async def usage_series(
+    svc: Svc,
+    caller: Caller,
+    step: Literal["hour", "day"] = "hour",
+    since: Annotated[float | None, Query(ge=0, le=LAST_TIME_S)] = None,
+    until: Annotated[float | None, Query(ge=0, le=LAST_TIME_S)] = None,
+    tenant: Annotated[str | None, Query(max_length=64)] = None,
+    model: Annotated[str | None, Query(max_length=128)] = None,
+    key_id: Annotated[str | None, Query(max_length=32)] = None,
+    agent: Annotated[str | None, Query(max_length=32)] = None,
+) -> dict[str, Any]:
+    """Usage per hour or day for a chart, every bucket present; from the rollups (see
+    `metering/series.py`: exact sums, TTFT percentiles estimated). `history_from`: where the
+    kept history starts (None: all of it); buckets before it read zero."""
+    if tenant is not None:
+        _within_reach(caller, tenant)
+    window = Window.of(step, since, until, time.time())
+    filters = Filters(tenant or caller.reach, model, key_id, agent)
+    points, start = await asyncio.gather(
+        asyncio.to_thread(series_of, svc.db, window, filters),
+        asyncio.to_thread(history_horizon, svc.db),
+    )
+    return {
+        "step": step,
+        "history_from": start,
+        "data": [
+            {
+                "t": p.t,
+                **p.counts,
+                "ttft_p50_ms": _ms(p.ttft_ms(0.5)),
+                "ttft_p90_ms": _ms(p.ttft_ms(0.9)),
+                "revenue": {c: _exact(Money(pico, c)) for c, pico in sorted(p.revenue.items())},
+            }
+            for p in points
+        ],
+    }
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _exact(money: Money) -> str:
+    """Every digit there is, no rounding: a chart's points then add up to the totals."""
+    return format(money.decimal(), "f")

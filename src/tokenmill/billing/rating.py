@@ -2,6 +2,7 @@
 as exact charges. Idempotent: a record is rated once (its charges are keyed by request id and
 class), however often rating runs or records arrive, late or twice.
 
+Each charge inserted is added to the revenue rollup in the same transaction (`revenue_rollup`).
 Records are rated as the ledger takes them (`rate_records`, called by the ledger writer); a
 sweep (`rate_pending`) catches whatever that missed: all of it at start, the recent days after."""
 
@@ -9,11 +10,12 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from sqlalchemy import Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tokenmill.billing.prices import PriceBook
+from tokenmill.billing.revenue_rollup import add_revenue
 from tokenmill.store.tables import UsageCharge, UsageRow
+from tokenmill.store.upserts import insert_new
 
 BATCH = 5000
 
@@ -25,6 +27,10 @@ class Rateable(Protocol):
     def request_id(self) -> str: ...
     @property
     def tenant(self) -> str: ...
+    @property
+    def key_id(self) -> str: ...
+    @property
+    def agent(self) -> str | None: ...
     @property
     def model(self) -> str: ...
     @property
@@ -64,15 +70,18 @@ def charges_of(row: Rateable, book: PriceBook) -> list[dict[str, object]]:
     return out
 
 
-def _insert(engine: Engine, charges: list[dict[str, object]]) -> None:
-    if charges:
-        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-        with engine.begin() as conn:
-            conn.execute(dialect.insert(UsageCharge).on_conflict_do_nothing(), charges)
-
-
 def rate_records(engine: Engine, book: PriceBook, records: Sequence[Rateable]) -> None:
-    _insert(engine, [c for r in records for c in charges_of(r, book)])
+    """Insert the charges of `records` not stored yet and add those to the revenue rollup, in one
+    transaction."""
+    charges = [c for r in records for c in charges_of(r, book)]
+    if not charges:
+        return
+    who: dict[str, Rateable] = {}
+    for r in records:
+        who.setdefault(r.request_id, r)  # the first, as the ledger kept it
+    with engine.begin() as conn:
+        new = insert_new(conn, UsageCharge, charges, ("request_id", "token_class"))
+        add_revenue(conn, new, who)
 
 
 def rate_pending(engine: Engine, book: PriceBook, since: float | None = None) -> int:
@@ -93,7 +102,7 @@ def rate_pending(engine: Engine, book: PriceBook, since: float | None = None) ->
                 .limit(BATCH)
             )
             rows = list(s.scalars(unrated))
-        _insert(engine, [c for row in rows for c in charges_of(row, book)])
+        rate_records(engine, book, rows)
         rated += len(rows)
         if len(rows) < BATCH:
             return rated

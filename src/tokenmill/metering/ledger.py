@@ -10,13 +10,15 @@ from functools import lru_cache
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Engine, Insert, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session
 
 from tokenmill.core.usage import UsageRecord
+from tokenmill.metering import history
+from tokenmill.metering.rollup import add_usage
 from tokenmill.store.db import make_durable
 from tokenmill.store.tables import ApiKey, UsageRow
+from tokenmill.store.upserts import expect_inserted, firsts, held_keys, insert_new
 
 log = logging.getLogger(__name__)
 
@@ -72,25 +74,31 @@ _SQLITE_INSERT = (
 )
 
 
-def _insert_ignoring_duplicates(engine: Engine) -> Insert:
-    if engine.dialect.name == "postgresql":
-        return postgresql.insert(UsageRow).on_conflict_do_nothing(index_elements=["request_id"])
-    return sqlite.insert(UsageRow).on_conflict_do_nothing(index_elements=["request_id"])
-
-
 def insert_records(engine: Engine, records: Iterable[UsageRecord]) -> int:
-    """Insert records, ignoring ids already present, in one transaction. Returns how many were
-    new."""
-    rows = [_row(r) for r in records]
-    if not rows:
+    """Insert records, ignoring ids already present, and add the new ones to the usage rollup,
+    in one transaction. Returns how many were new."""
+    batch = list(records)
+    if not batch:
         return 0
     with engine.begin() as conn:
-        if engine.dialect.name == "sqlite":
-            result = conn.exec_driver_sql(_SQLITE_INSERT, rows)
-        else:
-            stmt = _insert_ignoring_duplicates(engine)
-            result = conn.execute(stmt, [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
-    return int(result.rowcount)
+        new = _insert_new(conn, batch)
+        add_usage(conn, new)
+    return len(new)
+
+
+def _insert_new(conn: Connection, batch: list[UsageRecord]) -> list[UsageRecord]:
+    """Insert the records whose id the ledger lacks (the first of an id given twice); return
+    exactly those (`store/upserts.py` says how it knows)."""
+    if conn.dialect.name != "sqlite":
+        rows = [dict(zip(_COLUMNS, _row(r), strict=True)) for r in batch]
+        new_rows = insert_new(conn, UsageRow, rows, ("request_id",))
+        return [UsageRecord.from_dict(row) for row in new_rows]
+    held = held_keys(conn, UsageRow, ("request_id",), {(r.request_id,) for r in batch})
+    new = firsts(batch, lambda r: (r.request_id,), lambda k: k not in held)
+    if new:
+        result = conn.exec_driver_sql(_SQLITE_INSERT, [_row(r) for r in new])
+        expect_inserted(result.rowcount, len(new), UsageRow.__tablename__)
+    return new
 
 
 def usage_totals(
@@ -101,10 +109,24 @@ def usage_totals(
     tenant: str | None = None,
 ) -> list[dict[str, Any]]:
     """Requests and tokens per group (names from GROUP_NAMES), in the window, for one tenant
-    or all."""
+    or all. From the rollup where it can answer exactly (hour-aligned or open windows inside
+    its history, groups it keeps), else from the ledger's rows."""
     if any(g in PERIODS for g in group_by):
         by_day = list(dict.fromkeys(g if g not in PERIODS else "day" for g in group_by))
         return _fold(usage_totals(engine, by_day, since, until, tenant), group_by)
+    if history.answers(group_by, since, until) and history.covers(engine, since):
+        return _shaped(history.totals(engine, group_by, since, until, tenant))
+    return ledger_totals(engine, group_by, since, until, tenant)
+
+
+def ledger_totals(
+    engine: Engine,
+    group_by: list[str],
+    since: float | None = None,
+    until: float | None = None,
+    tenant: str | None = None,
+) -> list[dict[str, Any]]:
+    """`usage_totals` from the ledger's rows, for any window and any of GROUPS."""
     cols = [GROUPS[g].label(g) for g in group_by]
     q = select(
         *cols,
@@ -122,14 +144,20 @@ def usage_totals(
     if cols:
         q = q.group_by(*cols).order_by(*cols)
     with Session(engine) as s:
-        out = []
-        for row in s.execute(q):
-            item = dict(row._mapping)
-            for k in ("prompt_tokens", "cached_tokens", "completion_tokens"):
-                item[k] = int(item[k] or 0)
-            item["total_tokens"] = item["prompt_tokens"] + item["completion_tokens"]
-            out.append(item)
-        return [o for o in out if o["requests"]]
+        return _shaped(dict(row._mapping) for row in s.execute(q))
+
+
+def _shaped(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Groups with requests, their sums as ints (SQL's SUM of nothing is NULL), and totals."""
+    out = []
+    for item in rows:
+        if not item["requests"]:
+            continue
+        for k in _SUMS:
+            item[k] = int(item[k] or 0)
+        item["total_tokens"] = item["prompt_tokens"] + item["completion_tokens"]
+        out.append(item)
+    return out
 
 
 def _fold(rows: list[dict[str, Any]], group_by: list[str]) -> list[dict[str, Any]]:
