@@ -197,6 +197,24 @@ def test_usage_totals_from_the_rollup_equal_the_ledgers(filled, since, until, mo
                 assert from_rollup == usage_totals(engine, group_by, since, until, tenant)
 
 
+RAGGED = [(T0 + 1.5, T0 + 5 * H + 17.25), (T0 + 0.25 * H, T0 + 0.75 * H),
+          (T0 + 23.5 * H, None), (None, T0 + 2 * D + 0.5)]  # fmt: skip
+
+
+@pytest.mark.parametrize("since,until", RAGGED)
+def test_windows_that_are_not_whole_hours_add_their_ends_from_the_ledger(
+    filled, since, until, monkeypatch
+):
+    engine, _ = filled
+    for group_by in GROUPINGS:
+        for tenant in (None, "beta"):
+            mixed = usage_totals(engine, group_by, since, until, tenant)
+            with monkeypatch.context() as m:
+                m.setattr(history, "answers", lambda *_: False)
+                assert mixed == usage_totals(engine, group_by, since, until, tenant)
+    assert usage_totals(engine, [], since, until), "the window holds records"
+
+
 def test_what_the_rollup_cannot_answer_goes_to_the_ledger():
     assert not history.answers(["owner"], None, None)
     assert not history.answers(["replica"], None, None)

@@ -32,6 +32,13 @@ def answers(group_by: list[str], since: float | None, until: float | None) -> bo
     )
 
 
+def whole_hours(since: float | None, until: float | None) -> tuple[int | None, int | None]:
+    """The whole UTC hours inside [since, until): the part the rollup answers."""
+    low = None if since is None else math.ceil(since / HOUR_S) * HOUR_S
+    high = None if until is None else math.floor(until / HOUR_S) * HOUR_S
+    return low, high
+
+
 def horizon(engine: Engine) -> float | None:
     """Where the rollup's history starts: None when it holds the whole ledger, else the start
     of its first day (retention pruned what came before; with nothing left, the day after the

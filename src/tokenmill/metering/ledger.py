@@ -109,13 +109,22 @@ def usage_totals(
     tenant: str | None = None,
 ) -> list[dict[str, Any]]:
     """Requests and tokens per group (names from GROUP_NAMES), in the window, for one tenant
-    or all. From the rollup where it can answer exactly (hour-aligned or open windows inside
-    its history, groups it keeps), else from the ledger's rows."""
+    or all. From the rollup where it can answer exactly (the window's whole hours, inside its
+    history, for groups it keeps) plus the ledger's rows for the ends of the window that are
+    not whole hours; else from the ledger's rows alone."""
     if any(g in PERIODS for g in group_by):
         by_day = list(dict.fromkeys(g if g not in PERIODS else "day" for g in group_by))
         return _fold(usage_totals(engine, by_day, since, until, tenant), group_by)
-    if history.answers(group_by, since, until) and history.covers(engine, since):
-        return _shaped(history.totals(engine, group_by, since, until, tenant))
+    low, high = history.whole_hours(since, until)
+    inside = low is None or high is None or low < high
+    if inside and history.answers(group_by, low, high) and history.covers(engine, low):
+        rows = _shaped(history.totals(engine, group_by, low, high, tenant))
+        # A window's ragged ends (under an hour each) from the ledger's rows, by its index.
+        if since is not None and low is not None and since < low:
+            rows += ledger_totals(engine, group_by, since, low, tenant)
+        if until is not None and high is not None and high < until:
+            rows += ledger_totals(engine, group_by, high, until, tenant)
+        return _fold(rows, group_by)
     return ledger_totals(engine, group_by, since, until, tenant)
 
 
@@ -161,7 +170,8 @@ def _shaped(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _fold(rows: list[dict[str, Any]], group_by: list[str]) -> list[dict[str, Any]]:
-    """Rows grouped by day (and the rest) summed into the weeks or months `group_by` asks."""
+    """Rows grouped by day (and the rest) summed into the weeks or months `group_by` asks;
+    rows of the same group (from the rollup and the ledger) summed into one."""
     folded: dict[tuple[str, ...], dict[str, Any]] = {}
     for row in rows:
         key = tuple(PERIODS[g](row["day"]) if g in PERIODS else row[g] for g in group_by)
