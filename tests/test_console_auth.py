@@ -147,7 +147,8 @@ def test_a_session_never_infers(client: TestClient):
         json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
         headers={"X-CSRF-Token": csrf},
     )
-    assert answer.status_code == 403 and answer.json()["error"]["code"] == "scope_denied"
+    assert answer.status_code == 401  # the inference surface takes keys, never the cookie
+    assert answer.json()["error"]["code"] == "missing_api_key"
 
 
 def test_disabling_a_user_ends_its_session_at_once(client: TestClient):

@@ -20,7 +20,10 @@ from tokenmill.security.roles import Permission
 async def caller(request: Request, svc: Services, permission: Permission) -> Principal:
     principal: Principal | None = None
     try:
-        principal = authenticate(request, svc.accounts.keyring, svc.auth_throttle, svc.sessions)
+        # The inference surface takes keys only: a console session never infers, and a cookie
+        # there would cost a database read on the hot path for nothing.
+        sessions = None if permission is Permission.INFER else svc.sessions
+        principal = authenticate(request, svc.accounts.keyring, svc.auth_throttle, sessions)
         authorize(principal, permission)
         return principal
     except (Unauthenticated, Forbidden, RateLimited) as exc:
