@@ -1,8 +1,9 @@
-"""The console's usage pages on a 1M-record ledger: each API call a page makes, timed through
-the real admin routes, against the 300 ms target (issue 16).
+"""The console's pages on a 1M-record ledger: each page's API calls, as the page makes them,
+timed over HTTP against a real server, against the 300 ms target per page (issue 16).
 
     python benchmarks/console_pages.py [--records 1000000] [--days 90] [--runs 5]
                                        [--out benchmarks/results/console_pages-1m.json]
+                                       [--skip-router] [--keep NEW_DATA_DIR]
 
 The ledger is `usage_queries.make_records`'s (the same as benchmarks/usage_queries.py): records
 spread evenly over `--days` days ending now, 50 tenants, 200 keys (each a tenant's), 5 models,
@@ -11,13 +12,21 @@ spread evenly over `--days` days ending now, 50 tenants, 200 keys (each a tenant
 as the ledger writer does. Then the rollups are dropped and rebuilt by migration 0015's
 backfill (downgrade to 0014, upgrade), timed, and checked row for row against the live ones.
 
-The calls go through `admin_routes.router` in a FastAPI app, by httpx's ASGI transport (route,
-validation, the database work in threads, JSON), with a platform admin's principal and a
-tenant admin's. Each runs once to warm up and `--runs` times more: median and max in ms.
+Then, as a page sees it (console_http.py): the records' 50 tenants are created with 4 member
+keys each, a platform admin key and tenant-07's tenant admin key; a real server is started on
+the data directory (`tokenmill up`, as a subprocess: `tokenmill.testing.ServerProcess`), each
+key signs in to the console, and each page's API calls are issued over HTTP to 127.0.0.1 as
+the page issues them (together where it awaits them together). One warm-up load, then
+`--runs` loads per page: the page's wall time and each call's, median and max in ms.
+
+"queries" in the output (skip them with --skip-router): single calls through
+`admin_routes.router` in a FastAPI app by httpx's ASGI transport, windows starting on a whole
+hour, with a platform admin's principal and a tenant admin's; one warm-up, `--runs` more.
 """
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import statistics
@@ -33,6 +42,7 @@ from alembic.config import Config
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from console_http import run_pages, seed_accounts
 from tokenmill.api import admin_routes
 from tokenmill.api.errors import install_error_handlers
 from tokenmill.api.state import services
@@ -170,17 +180,27 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=90)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--skip-router", action="store_true", help="only the pages, over HTTP")
+    ap.add_argument("--keep", type=Path, default=None, help="build the data directory here (new)")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="tokenmill-console-bench-") as folder:
+    with contextlib.ExitStack() as stack:
+        if args.keep is None:
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="tokenmill-bench-"))
+        else:
+            args.keep.mkdir(parents=True)  # a new folder: never a ledger already there
+            folder = str(args.keep)
         db = make_engine(sqlite_url(Path(folder)))
         migrate(db)
         loaded = load(db, args.records, args.days)
         print(f"loaded: {loaded}", flush=True)
         rebuilt = backfill(db)
         print(f"backfill: {rebuilt}", flush=True)
-        queries = asyncio.run(time_calls(db, args.runs))
+        queries = {} if args.skip_router else asyncio.run(time_calls(db, args.runs))
+        seed_accounts(db, tenants=50, keys_per_tenant=4, tenant=TENANT)
+        db.dispose()
+        served = run_pages(Path(folder), args.runs)
     report = {**run_info(), "records": args.records, "days": args.days, "runs": args.runs,
-              **loaded, **rebuilt, "queries": queries}  # fmt: skip
+              **loaded, **rebuilt, **served, "queries": queries}  # fmt: skip
     if args.out is not None:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

@@ -121,9 +121,9 @@ def usage_totals(
         rows = _shaped(history.totals(engine, group_by, low, high, tenant))
         # A window's ragged ends (under an hour each) from the ledger's rows, by its index.
         if since is not None and low is not None and since < low:
-            rows += ledger_totals(engine, group_by, since, low, tenant)
+            rows += ledger_totals(engine, group_by, since, low, tenant, short=True)
         if until is not None and high is not None and high < until:
-            rows += ledger_totals(engine, group_by, high, until, tenant)
+            rows += ledger_totals(engine, group_by, high, until, tenant, short=True)
         return _fold(rows, group_by)
     return ledger_totals(engine, group_by, since, until, tenant)
 
@@ -134,8 +134,11 @@ def ledger_totals(
     since: float | None = None,
     until: float | None = None,
     tenant: str | None = None,
+    *,
+    short: bool = False,
 ) -> list[dict[str, Any]]:
-    """`usage_totals` from the ledger's rows, for any window and any of GROUPS."""
+    """`usage_totals` from the ledger's rows, for any window and any of GROUPS. `short`: the
+    window is short (a ragged end): read it by the created_at index, never by the tenant's."""
     cols = [GROUPS[g].label(g) for g in group_by]
     q = select(
         *cols,
@@ -149,7 +152,10 @@ def ledger_totals(
     if until is not None:
         q = q.where(UsageRow.created_at < until)
     if tenant is not None:
-        q = q.where(UsageRow.tenant == tenant)
+        # SQLite prefers an equality index to a range: for an hour it would read all of the
+        # tenant's history (28 ms for 20,000 records) where the created_at index reads the hour
+        # (0.04 ms). `tenant || ''` takes the tenant's index out of the running.
+        q = q.where((UsageRow.tenant.concat("") if short else UsageRow.tenant) == tenant)
     if cols:
         q = q.group_by(*cols).order_by(*cols)
     with Session(engine) as s:
