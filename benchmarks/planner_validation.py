@@ -41,6 +41,7 @@ from unittest import mock
 
 import aiohttp
 
+from planner_figures import predict_published
 from tokenmill.bench.report import percentiles, run_info, summarize, tpot
 from tokenmill.bench.runner import Outcome, run
 from tokenmill.bench.workload import BenchRequest, words
@@ -48,16 +49,13 @@ from tokenmill.bootstrap import default_model_path
 from tokenmill.economics.models import find_model
 from tokenmill.economics.perf_model import (
     Device,
-    Efficiency,
     MeasuredRun,
     ModelSpec,
     Workload,
     calibrate,
     predict,
 )
-from tokenmill.economics.planner import device
 from tokenmill.engines.base import ReplicaSpec
-from tokenmill.fleet.catalog import find
 from tokenmill.runtime.standalone import StandaloneEngine, standalone_llama_server
 
 # (prompt tokens with the chat template, concurrency); 1024 only at c=1, as time allows
@@ -386,9 +384,7 @@ PUBLISHED = (
 def validate_gpus() -> list[dict[str, Any]]:
     rows = []
     for pub in PUBLISHED:
-        dev = device(find(pub.gpu), pub.count, pub.model.compute_precision)
-        p = predict(pub.model, dev, Efficiency(), pub.work)
-        latency = p.ttft_s + (pub.work.output_tokens - 1) * p.tpot_s
+        dev, p, latency = predict_published(pub.model, pub.gpu, pub.count, pub.work)
         predicted = {"ttft_ms": p.ttft_s * 1000, "tpot_ms": p.tpot_s * 1000,
                      "tokens_per_s": p.output_tokens_per_s,
                      "latency_ms": latency * 1000}  # fmt: skip

@@ -1,0 +1,420 @@
+"""The planner against published serving figures (issue 17): a held-out validation harness.
+
+    python benchmarks/planner_figures.py        # seconds, no engine; writes --out
+
+`benchmarks/data/published_figures.toml` holds published serving figures, each with its
+source. This module turns each `[[figure]]` into what the planner predicts from (a reference
+model's `ModelSpec`, a catalog `Device` of one tensor-parallel group, a `Workload`), or says
+why it cannot; splits the figures, once and for all, into a FIT half and a HELD-OUT half; and
+predicts every mapped figure through the same path as `planner_validation.py`'s PUBLISHED rows
+(`predict_published`: `planner.device` + `perf_model.predict` at the default `Efficiency()`).
+
+Workload conventions (each mapped figure lists the ones it used under `conventions`):
+- `concurrency` stated: a closed loop at that concurrency.
+- `batch` stated (a static-batch latency benchmark): that many requests in flight, as
+  `planner_validation.py` does for vLLM's latency tests; `latency_ms` is compared with the
+  predicted TTFT + (output - 1) x TPOT.
+- `offline`, `request_rate = "inf"` (every prompt sent at once), or a maximum-throughput point
+  with no batch stated: the engine runs as full as it can, so the concurrency is the smallest
+  of the prompts per replica (when stated), the engine's batch cap (`engine_batch_cap`) and
+  the requests whose full-length KV cache fits beside the weights in 90% of the memory (the
+  planner's own memory rule). TTFT there is mostly waiting for a slot: shown, not judged.
+- A finite `request_rate` (open loop): the smallest concurrency whose predicted request rate
+  reaches the offered rate per replica (Little's law inside the model), capped as above.
+- Mean prompt and output lengths (ShareGPT runs) are used as if every request had them.
+- `dp` independent replicas of `tp` GPUs: one replica is predicted, throughput x `dp`.
+- Weight-only formats: `mxfp4` is the model's published 4-bit artifact (`served_bits`) and
+  `int8` is 8-bit weights; where the catalog has no matmul peak at that precision the matmuls
+  run at the 16-bit rate (what engines do on Hopper and MI300X: dequantise, then bf16 GEMMs).
+- KV cache at 8 bits only where the figure states an fp8 KV cache, else 16.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import re
+import statistics
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from tokenmill.economics.models import FORMATS, ModelError, ReferenceModel, find_model
+from tokenmill.economics.perf_model import (
+    USABLE_MEMORY,
+    Device,
+    Efficiency,
+    ModelSpec,
+    Prediction,
+    Workload,
+    predict,
+)
+from tokenmill.economics.planner import MAX_CONCURRENCY, device
+from tokenmill.fleet.catalog import Accelerator, CatalogError, find
+
+FIGURES = Path(__file__).parent / "data" / "published_figures.toml"
+OUT = Path(__file__).parent / "results" / "planner_figures-baseline.json"
+METRICS = ("output_tokens_per_s", "ttft_ms", "tpot_ms", "latency_ms")
+BAND = 0.25  # "within +-25%": 0.75 <= predicted / published <= 1.25
+MOE_LIMIT = 1.5  # issue 17: no MoE figure off by more than 1.5x
+MAX_GROUP = 8  # the planner's largest tensor-parallel group: one node
+Part = Literal["fit", "held_out"]
+
+
+# --------------------------------------------------------------------------- the split
+
+SPLIT_RULE = (
+    "Strata: (source, architecture). Within a stratum, figures sorted by sha256(id); the 1st, "
+    "3rd, 5th... are HELD OUT, the 2nd, 4th... FIT, so each stratum puts at most half in FIT "
+    "(a stratum of one is held out). Computed over all figures, mapped or not, and frozen in "
+    "tests/test_planner_figures.py before any fitting."
+)
+
+
+def split(figures: Iterable[Mapping[str, Any]]) -> dict[str, Part]:
+    """Figure id -> "fit" or "held_out", by `SPLIT_RULE`."""
+    strata: dict[tuple[str, str], list[str]] = {}
+    for fig in figures:
+        strata.setdefault((fig["source"], fig["architecture"]), []).append(fig["id"])
+    parts: dict[str, Part] = {}
+    for ids in strata.values():
+        ordered = sorted(ids, key=lambda i: hashlib.sha256(i.encode()).hexdigest())
+        for rank, ident in enumerate(ordered):
+            parts[ident] = "held_out" if rank % 2 == 0 else "fit"
+    return parts
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load(path: Path = FIGURES) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """(sources, figures) as the file has them."""
+    doc = tomllib.loads(path.read_text("utf-8"))
+    return doc["sources"], doc["figure"]
+
+
+@dataclass(frozen=True)
+class Mapped:
+    """A figure as the planner sees it."""
+
+    id: str
+    reference: str  # models.toml id
+    model: ModelSpec
+    accelerator: Accelerator
+    tensor_parallel: int
+    replicas: int  # independent replicas the published throughput covers
+    work: Workload  # one replica
+    published: dict[str, float]
+    judged: tuple[str, ...]  # the metrics the summaries count
+    conventions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Unmapped:
+    id: str
+    reason: str
+
+
+def map_figure(fig: Mapping[str, Any]) -> Mapped | Unmapped:
+    """The planner's inputs for one figure, or why there are none."""
+    ident = fig["id"]
+    name = re.sub(r"\s*\(.*\)\s*", " ", fig["model"]).strip()
+    try:
+        ref = find_model(name)
+    except ModelError:
+        return Unmapped(ident, f"no reference model for {fig['model']!r} in models.toml")
+    try:
+        acc = find(fig["accelerator"])
+    except CatalogError:
+        return Unmapped(ident, f"no catalog accelerator for {fig['accelerator']!r}")
+    count, tp, dp, ep = fig["count"], fig.get("tp"), fig.get("dp"), fig.get("ep")
+    if ep or count > MAX_GROUP * (dp or 1):
+        nodes = -(-count // MAX_GROUP)
+        what = f"expert parallelism (EP{ep}) over" if ep else "one replica on"
+        return Unmapped(ident, f"{what} {count} GPUs in {nodes} nodes: the planner has one "
+                               f"tensor-parallel group of at most {MAX_GROUP} GPUs in a node "
+                               "and no expert parallelism")  # fmt: skip
+    missing = [k for k in ("input_tokens", "output_tokens") if k not in fig]
+    if missing:
+        return Unmapped(ident, f"{' and '.join(missing)} not stated by the source "
+                               "(the figure's notes say so)")  # fmt: skip
+    published = {m: float(fig[m]) for m in METRICS if m in fig}
+    if not published:
+        return Unmapped(ident, "no metric the planner predicts (output tokens/s, TTFT, TPOT, "
+                               "latency) for one replica")  # fmt: skip
+    conventions: list[str] = []
+    replicas = dp or 1
+    if tp is None:
+        tp = count // replicas
+        conventions.append(f"TP not stated: one group of {tp} GPUs")
+    spec, notes = _spec(ref, fig, acc)
+    conventions += notes
+    n, m = round(fig["input_tokens"]), round(fig["output_tokens"])
+    if n + m > spec.max_context:
+        return Unmapped(ident, f"{n} + {m} tokens exceed {ref.name}'s context {spec.max_context}")
+    dev = device(acc, tp, spec.compute_precision)
+    c, kind = _concurrency(fig, spec, dev, acc, (n, m), replicas)
+    conventions.append(kind)
+    judged = tuple(k for k in published if not (k == "ttft_ms" and _saturated(fig)))
+    return Mapped(ident, ref.id, spec, acc, tp, replicas, Workload(n, m, c), published, judged,
+                  tuple(conventions))  # fmt: skip
+
+
+def _spec(
+    ref: ReferenceModel, fig: Mapping[str, Any], acc: Accelerator
+) -> tuple[ModelSpec, list[str]]:
+    precision = fig["precision"]
+    kv_bits = 8.0 if fig.get("kv_precision") == "fp8" else 16.0
+    notes = [] if kv_bits == 16 else ["fp8 KV cache (stated)"]
+    fmt = {"mxfp4": ref.default_precision}.get(precision, precision)
+    spec = ref.spec(fmt, kv_bits=kv_bits)
+    if precision == "mxfp4":
+        notes.append(f"mxfp4: the published artifact, {spec.weight_bits:g} bits per weight")
+    compute = next((p for p in FORMATS[fmt].compute if acc.tflops(p)), None)
+    if compute is None or precision == "int8":  # int8: weight-only (Baseten's TRT-LLM setup)
+        compute = next(p for p in ("bf16", "fp16") if acc.tflops(p))
+        notes.append(f"{precision} weights, matmuls at {compute} (weight-only)")
+    return replace(spec, compute_precision=compute), notes
+
+
+def _saturated(fig: Mapping[str, Any]) -> bool:
+    stated = ("concurrency", "batch", "request_rate")
+    if fig.get("offline") or fig.get("request_rate") == "inf":
+        return True
+    return not any(k in fig for k in stated)
+
+
+def engine_batch_cap(engine: str, acc: Accelerator) -> tuple[int, str]:
+    """Requests an engine runs at once by default, and why.
+
+    vLLM >= 0.9 (EngineArgs.get_batch_defaults, vllm-project/vllm PR #17885, May 2025):
+    max_num_seqs 1024 on a device of >= 70 GiB that is not an A100, else 256. Older vLLM (V0,
+    and the undated ROCm builds of 2024 to January 2025): max_num_seqs 256. SGLang sizes its
+    running batch from the KV pool, TensorRT-LLM's benchmark from memory: no cap but the
+    planner's bound."""
+    if "vllm" in engine.lower():
+        version = re.search(r"v?(\d+)\.(\d+)", engine)
+        if version and (int(version[1]), int(version[2])) >= (0, 9):
+            big = acc.memory_gb * 1e9 >= 70 * 2**30 and acc.id != "a100"
+            return (1024, "vLLM >= 0.9 default max_num_seqs 1024") if big else (
+                256, "vLLM >= 0.9 default max_num_seqs 256 (device < 70 GiB)")  # fmt: skip
+        return 256, "vLLM V0 default max_num_seqs 256"
+    return MAX_CONCURRENCY, f"no engine batch cap stated: bounded at {MAX_CONCURRENCY}"
+
+
+def _kv_cap(spec: ModelSpec, dev: Device, n: int, m: int) -> int:
+    room = dev.memory_bytes * USABLE_MEMORY - spec.weight_bytes
+    return max(1, int(room // (spec.kv_bytes_per_token * (n + m))))
+
+
+def _concurrency(
+    fig: Mapping[str, Any], spec: ModelSpec, dev: Device, acc: Accelerator,
+    lengths: tuple[int, int], replicas: int,
+) -> tuple[int, str]:  # fmt: skip
+    n, m = lengths
+    if "concurrency" in fig:
+        return int(fig["concurrency"]), f"closed loop at concurrency {fig['concurrency']}"
+    if "batch" in fig and not _saturated(fig):
+        return int(fig["batch"]), f"static batch of {fig['batch']} as concurrency"
+    cap, why = engine_batch_cap(fig.get("engine", ""), acc)
+    kv = _kv_cap(spec, dev, n, m)
+    prompts = -(-int(fig["num_prompts"]) // replicas) if "num_prompts" in fig else None
+    limits = [x for x in (prompts, cap, kv) if x is not None]
+    top = min(limits)
+    where = f"{why}; full-length KV fits {kv}" + (f"; {prompts} prompts" if prompts else "")
+    rate = fig.get("request_rate")
+    if isinstance(rate, int | float):
+        wanted, lo, hi = rate / replicas, 1, top  # request rate grows with concurrency
+        while lo < hi:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if _rate(spec, dev, n, m, mid) >= wanted else (mid + 1, hi)
+        return lo, f"open loop at {rate}/s: concurrency {lo} reaches it ({where})"
+    return top, f"saturated: concurrency {top} = min of ({where})"
+
+
+def _rate(spec: ModelSpec, dev: Device, n: int, m: int, c: int) -> float:
+    return predict(spec, dev, Efficiency(), Workload(n, m, c)).requests_per_s
+
+
+# --------------------------------------------------------------------------- predicting
+
+
+def predict_published(
+    model: ModelSpec, gpu: str, count: int, work: Workload
+) -> tuple[Device, Prediction, float]:
+    """The planner's prediction for a published figure, as `planner_validation.py` makes it:
+    `count` catalog GPUs as one tensor-parallel group, default `Efficiency()`. Returns the
+    group, the prediction and the mean request latency (TTFT + (output - 1) x TPOT)."""
+    dev = device(find(gpu), count, model.compute_precision)
+    p = predict(model, dev, Efficiency(), work)
+    return dev, p, p.ttft_s + (work.output_tokens - 1) * p.tpot_s
+
+
+def evaluate(fig: Mapped) -> dict[str, Any]:
+    dev, p, latency = predict_published(fig.model, fig.accelerator.id, fig.tensor_parallel,
+                                        fig.work)  # fmt: skip
+    predicted = {"output_tokens_per_s": p.output_tokens_per_s * fig.replicas,
+                 "ttft_ms": p.ttft_s * 1000, "tpot_ms": p.tpot_s * 1000,
+                 "latency_ms": latency * 1000}  # fmt: skip
+    metrics = {
+        k: {"predicted": predicted[k], "published": v, "ratio": predicted[k] / v,
+            "judged": k in fig.judged}
+        for k, v in fig.published.items()
+    }  # fmt: skip
+    judged = [x["ratio"] for x in metrics.values() if x["judged"]]
+    worst = max(judged, key=_miss) if judged else None
+    return {
+        "reference_model": fig.reference, "weight_bits": fig.model.weight_bits,
+        "kv_bits": fig.model.kv_bits, "compute_precision": fig.model.compute_precision,
+        "device": dev.name, "accelerator": fig.accelerator.id,
+        "vendor": fig.accelerator.vendor, "tensor_parallel": fig.tensor_parallel,
+        "replicas": fig.replicas, "workload": asdict(fig.work),
+        "fits_memory": p.fits_memory, "conventions": list(fig.conventions),
+        "metrics": metrics, "worst_ratio": worst,
+        "within": worst is not None and _within(worst),
+    }  # fmt: skip
+
+
+def _miss(ratio: float) -> float:
+    return abs(math.log(ratio))
+
+
+def _within(ratio: float) -> bool:
+    return 1 - BAND <= ratio <= 1 + BAND
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def tp_bucket(tp: int) -> str:
+    return "TP1" if tp == 1 else "TP2-4" if tp <= 4 else "TP8+"
+
+
+def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Share within +-25% (figures: every judged metric within; comparisons: each metric),
+    median ratio, median speed ratio (predicted / published speed: the throughput ratio, the
+    inverse of a time ratio; > 1 means too fast, so misses in opposite metrics do not cancel),
+    the worst comparisons; by architecture, TP degree and vendor."""
+
+    def block(part: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        pairs = [(r["id"], k, x["ratio"]) for r in part for k, x in r["metrics"].items()
+                 if x["judged"]]  # fmt: skip
+        ratios = [ratio for _, _, ratio in pairs]
+        speeds = [x if k == "output_tokens_per_s" else 1 / x for _, k, x in pairs]
+        worst = sorted(pairs, key=lambda t: -_miss(t[2]))[:3]
+        return {
+            "figures": len(part),
+            "figures_within": sum(r["within"] for r in part),
+            "comparisons": len(pairs),
+            "comparisons_within": sum(_within(x) for x in ratios),
+            "median_ratio": statistics.median(ratios) if ratios else None,
+            # > 1: the planner is too fast (throughput as is, times inverted)
+            "median_speed_ratio": statistics.median(speeds) if speeds else None,
+            "ratio_range": [min(ratios), max(ratios)] if ratios else None,
+            "worst": [{"id": i, "metric": k, "ratio": x} for i, k, x in worst],
+        }
+
+    out: dict[str, Any] = {"all": block(rows)}
+    for label, key in (("architecture", lambda r: r["architecture"]),
+                       ("tp", lambda r: tp_bucket(r["tensor_parallel"])),
+                       ("vendor", lambda r: r["vendor"])):  # fmt: skip
+        groups: dict[str, list[Mapping[str, Any]]] = {}
+        for r in rows:
+            groups.setdefault(key(r), []).append(r)
+        out[label] = {g: block(groups[g]) for g in sorted(groups)}
+    moe = [r for r in rows if r["architecture"] == "moe" and r["worst_ratio"] is not None]
+    out["moe_beyond_1.5x"] = sum(not 1 / MOE_LIMIT <= r["worst_ratio"] <= MOE_LIMIT for r in moe)
+    return out
+
+
+def run(path: Path = FIGURES) -> dict[str, Any]:
+    sources, figures = load(path)
+    parts = split(figures)
+    rows: list[dict[str, Any]] = []
+    for fig in figures:
+        base = {"id": fig["id"], "source": fig["source"], "url": fig["url"],
+                "architecture": fig["architecture"], "part": parts[fig["id"]],
+                "model": fig["model"], "accelerator_published": fig["accelerator"],
+                "engine": fig.get("engine")}  # fmt: skip
+        mapped = map_figure(fig)
+        if isinstance(mapped, Unmapped):
+            rows.append(base | {"mapped": False, "reason": mapped.reason})
+        else:
+            rows.append(base | {"mapped": True} | evaluate(mapped))
+    done = [r for r in rows if r["mapped"]]
+    return {
+        "figures_file": str(path.resolve().relative_to(Path(__file__).resolve().parents[1])),
+        "figures_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "efficiency": asdict(Efficiency()),
+        "split": {"rule": SPLIT_RULE,
+                  "held_out": sorted(i for i, p in parts.items() if p == "held_out"),
+                  "fit": sorted(i for i, p in parts.items() if p == "fit")},
+        "unmapped": [{"id": r["id"], "part": r["part"], "reason": r["reason"]}
+                     for r in rows if not r["mapped"]],
+        "summary": {"held_out": summarise([r for r in done if r["part"] == "held_out"]),
+                    "fit": summarise([r for r in done if r["part"] == "fit"]),
+                    "all": summarise(done)},
+        "rows": rows,
+        "sources": {k: {"title": v["title"], "url": v["url"], "date": v["date"]}
+                    for k, v in sources.items()},
+    }  # fmt: skip
+
+
+# --------------------------------------------------------------------------- report
+
+_NAMES = {"output_tokens_per_s": "out tok/s", "ttft_ms": "TTFT ms", "tpot_ms": "TPOT ms",
+          "latency_ms": "latency ms"}  # fmt: skip
+
+
+def _print(results: Mapping[str, Any]) -> None:
+    print("| part | figure | model | device | workload (in/out/c) | metric | planner | "
+          "published | ratio |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results["rows"]:
+        if not r["mapped"]:
+            continue
+        w = r["workload"]
+        for k, x in r["metrics"].items():
+            mark = "" if x["judged"] else " (not judged)"
+            print(f"| {r['part']} | {r['id']} | {r['reference_model']} | "
+                  f"{r['replicas']} x {r['device']} | {w['input_tokens']}/{w['output_tokens']}/"
+                  f"{w['concurrency']} | {_NAMES[k]}{mark} | {x['predicted']:,.1f} | "
+                  f"{x['published']:,.1f} | {x['ratio']:.2f} |")  # fmt: skip
+    print("\n| set | group | figures within ±25% | comparisons within | median ratio | "
+          "median speed ratio | range |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for part in ("held_out", "fit", "all"):
+        s = results["summary"][part]
+        groups = [("all", s["all"])] + [(g, b) for cat in ("architecture", "tp", "vendor")
+                                        for g, b in s[cat].items()]  # fmt: skip
+        for group, b in groups:
+            lo, hi = b["ratio_range"] or (math.nan, math.nan)
+            median, speed = (math.nan if x is None else x
+                             for x in (b["median_ratio"], b["median_speed_ratio"]))  # fmt: skip
+            print(f"| {part} | {group} | {b['figures_within']} of {b['figures']} | "
+                  f"{b['comparisons_within']} of {b['comparisons']} | {median:.2f} | "
+                  f"{speed:.2f} | {lo:.2f}-{hi:.2f} |")  # fmt: skip
+    print("\nunmapped:")
+    for u in results["unmapped"]:
+        print(f"- {u['id']} ({u['part']}): {u['reason']}")
+
+
+def main() -> None:
+    from tokenmill.bench.report import run_info  # the results files' common head
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--figures", type=Path, default=FIGURES)
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args()
+    results = {"run_info": run_info()} | run(args.figures.resolve())
+    _print(results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
