@@ -42,7 +42,10 @@ from tokenmill.console import routes as console_routes
 from tokenmill.console.routes import STATIC
 from tokenmill.core.money import Money, parse_amount
 from tokenmill.core.periodic import Periodic
+from tokenmill.economics.default_node import nodes_or_default
+from tokenmill.economics.hourly import HourlyEconomics
 from tokenmill.economics.live import logged_or_estimated
+from tokenmill.economics.nodes import NodeConfigError
 from tokenmill.engines.base import ReplicaSpec
 from tokenmill.fleet.watch import NodeWatch, device_samples, fleet_nodes
 from tokenmill.gateway.content_guard import ContentGuard
@@ -90,6 +93,7 @@ log = logging.getLogger(__name__)
 SWEEP_EVERY_S, SWEEP_DAYS = 60.0, 2
 INTEGRITY_EVERY_S = 3600.0  # audit chain, invoice seals, triggers: for the audit-verify alert
 SESSION_SWEEP_S = 3600.0  # console sessions long over are deleted
+ECONOMICS_WARM_S = 3600.0  # each hour, once final, is measured for the economics report
 
 
 def _engine_hosts(
@@ -124,6 +128,12 @@ def create_app(settings: Settings) -> FastAPI:
         accounts = Accounts(db, KeyRing())
         accounts.load_keyring()
         users = Users(db)
+        economics_hours = HourlyEconomics(db)
+        economics_warmth = Periodic(  # the last month's closed hours, measured ahead of asking
+            "economics hours",
+            ECONOMICS_WARM_S,
+            lambda: asyncio.to_thread(_warm_economics, settings, economics_hours),
+        )
         sessions = Sessions(
             db, users, accounts.keyring, settings.console_idle_s, settings.console_session_s
         )
@@ -228,6 +238,7 @@ def create_app(settings: Settings) -> FastAPI:
             http,
             users,
             sessions,
+            economics_hours,
             logged_or_estimated(power),
         )
         power_log = power.periodic(settings.power_sample_s, settings.node_name)
@@ -239,6 +250,7 @@ def create_app(settings: Settings) -> FastAPI:
         history_pruning.start()
         integrity_checks.start()
         session_sweep.start()
+        economics_warmth.start()
         refusal_summaries = Periodic(
             "refusal summaries", refusals.window_s, lambda: asyncio.to_thread(refusals.flush)
         )
@@ -270,6 +282,7 @@ def create_app(settings: Settings) -> FastAPI:
             await history_pruning.stop()
             await integrity_checks.stop()
             await session_sweep.stop()
+            await economics_warmth.stop()
             await refusal_summaries.stop()
             await asyncio.to_thread(refusals.flush)  # the window still open
             await autoscaler.stop()
@@ -312,6 +325,15 @@ def create_app(settings: Settings) -> FastAPI:
         return Response(svc.metrics.render(), media_type="text/plain; version=0.0.4")
 
     return app
+
+
+def _warm_economics(settings: Settings, hours: HourlyEconomics) -> None:
+    try:
+        nodes, _ = nodes_or_default(settings.economics_path, settings.node_name)
+    except NodeConfigError as exc:  # the economics route reports it; nothing to measure by
+        log.warning("economics: the node cost file is invalid: %s", exc)
+        return
+    hours.warm(nodes)
 
 
 def _event_export(settings: Settings, db: Engine) -> Periodic | None:

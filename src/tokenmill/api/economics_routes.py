@@ -14,7 +14,6 @@ from tokenmill.billing.rating import rate_pending
 from tokenmill.core.errors import InvalidRequest, Unavailable
 from tokenmill.economics import planner
 from tokenmill.economics.default_node import nodes_or_default
-from tokenmill.economics.live import economics
 from tokenmill.economics.models import ModelError, find_model
 from tokenmill.economics.nodes import NodeConfigError
 from tokenmill.economics.planner import Demand, PlanError, PlanOptions, Slo
@@ -44,8 +43,9 @@ async def fleet_economics(
         nodes, origin = await asyncio.to_thread(nodes_or_default, path, name)
     except NodeConfigError as exc:
         raise Unavailable(f"the node cost file is invalid: {exc}", code="misconfigured") from None
-    await asyncio.to_thread(rate_pending, svc.db, svc.prices)
-    report = await asyncio.to_thread(economics, svc.db, nodes, start, end, svc.power_of)
+    await asyncio.to_thread(rate_pending, svc.db, svc.prices, start)  # the window's, priced
+    hours = svc.economics_hours
+    report = await asyncio.to_thread(hours.report, nodes, start, end, svc.power_of)
     return report | origin
 
 

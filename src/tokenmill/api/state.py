@@ -12,6 +12,7 @@ from tokenmill.billing.invoices import Invoices
 from tokenmill.billing.prices import PriceBook
 from tokenmill.config import Settings
 from tokenmill.economics.accounting import PowerOf
+from tokenmill.economics.hourly import HourlyEconomics
 from tokenmill.economics.live import estimated_power
 from tokenmill.gateway.proxy import InferenceProxy
 from tokenmill.metering.service import Metering
@@ -45,6 +46,7 @@ class Services:
     http: aiohttp.ClientSession  # the gateway's pool, for asking engines directly
     users: Users  # who signs in to the console
     sessions: Sessions  # the console's signed-in browsers
+    economics_hours: HourlyEconomics  # closed hours' measures, for the economics report
     power_of: PowerOf = estimated_power  # a node's draw over a window, for the economics
     started_at: float = field(default_factory=time.time)
 

@@ -16,32 +16,16 @@ from typing import Any
 from tokenmill.core.money import PICO
 from tokenmill.core.power import Power
 from tokenmill.economics import cost
+from tokenmill.economics.measured import Measured, NodeUse, RevenueKey, Served, measure
 from tokenmill.economics.nodes import Node, node_of
-from tokenmill.economics.time_share import Span, share_time
+
+__all__ = ["PowerOf", "RevenueKey", "Served", "account", "report"]
 
 # (node, utilisation, since, until) -> its average draw over the window, if known
 PowerOf = Callable[[Node, float, float, float], Power | None]
 _PLACES = Decimal("0.000001")
 _MILLION = 1_000_000
 _EARNING = ("tenant", "model")  # revenue is known per tenant and model, not per replica
-
-
-@dataclass(frozen=True, slots=True)
-class Served:
-    """One request from the ledger, as the accounting sees it."""
-
-    request_id: str
-    tenant: str
-    model: str
-    deployment: str
-    replica: str
-    span: Span
-    input_tokens: int
-    output_tokens: int
-    counted: bool  # it started inside the window, so its tokens count in it
-
-
-RevenueKey = tuple[str, str, str, str]  # (tenant, model, deployment, currency)
 
 
 @dataclass
@@ -184,18 +168,24 @@ def account(
     power_of: PowerOf,
 ) -> dict[str, Any]:
     """The economics report for [since, until)."""
+    if until <= since:
+        raise ValueError("the window must end after it starts")
+    return report(measure(served, revenue, nodes, since, until), nodes, since, until, power_of)
+
+
+def report(
+    measured: Measured, nodes: Sequence[Node], since: float, until: float, power_of: PowerOf
+) -> dict[str, Any]:
+    """The window's measure priced: each node's cost over the window, shared by busy time."""
     window_s = until - since
     if window_s <= 0:
         raise ValueError("the window must end after it starts")
     book = _Book()
     node_rows = []
-    # Each deployment's node, found once: there are few deployments and many requests.
-    deployments = {s.deployment for s in served} | {dep for (_, _, dep, _) in revenue}
-    home = {dep: node_of(dep, nodes) for dep in deployments}
+    home = {dep: node_of(dep, nodes) for (_, _, dep, _) in measured.revenue}
     for node in nodes:
-        mine = [s for s in served if home[s.deployment] is node]
-        sharing = share_time([s.span for s in mine], since, until)
-        utilisation = sharing.busy_s / window_s
+        use = measured.nodes.get(node.name) or NodeUse()
+        utilisation = use.busy_s / window_s
         power = power_of(node, utilisation, since, until)
         pue = node.facility.pue.value
         hour = cost.accelerator_hour_cost(
@@ -207,22 +197,20 @@ def account(
         )
         per_s = hour.total / cost.SECONDS_PER_HOUR
         currency = node.facility.currency
-        for s, share in zip(mine, sharing.shares, strict=True):
-            keys = {"model": s.model, "replica": s.replica, "tenant": s.tenant,
-                    "node": node.name}  # fmt: skip
+        for (dimension, key), u in use.by.items():
             book.add(
-                keys,
+                {dimension: key},
                 currency,
-                input_tokens=s.input_tokens if s.counted else 0,
-                output_tokens=s.output_tokens if s.counted else 0,
-                input_cost=per_s * cost.as_decimal(share.prefill_s),
-                output_cost=per_s * cost.as_decimal(share.decode_s),
+                input_tokens=u.input_tokens,
+                output_tokens=u.output_tokens,
+                input_cost=per_s * cost.as_decimal(u.prefill_s),
+                output_cost=per_s * cost.as_decimal(u.decode_s),
             )
         total = per_s * cost.as_decimal(window_s)
-        sold = per_s * cost.as_decimal(sharing.busy_s)
-        tokens = sum(s.input_tokens + s.output_tokens for s in mine if s.counted)
+        sold = per_s * cost.as_decimal(use.busy_s)
+        tokens = use.tokens
         earned = sum(
-            (p for (_, _, dep, cur), p in revenue.items() if cur == currency
+            (p for (_, _, dep, cur), p in measured.revenue.items() if cur == currency
              and home[dep] is node),
             0,
         )  # fmt: skip
@@ -250,7 +238,7 @@ def account(
                         ),
                     },
                     "window_s": window_s,
-                    "busy_s": sharing.busy_s,
+                    "busy_s": use.busy_s,
                 },
                 "utilisation": utilisation,
                 "tokens": tokens,
@@ -265,21 +253,17 @@ def account(
                 **_returns(node, hour, Decimal(earned) / PICO, total, window_s / 3600),
             }
         )
-    unassigned: dict[str, int] = defaultdict(int)
-    for s in served:
-        if s.counted and home[s.deployment] is None:
-            unassigned[s.deployment] += s.input_tokens + s.output_tokens
-    for (tenant, model, _dep, currency), pico in revenue.items():
+    for (tenant, model, _dep, currency), pico in measured.revenue.items():
         book.add({"tenant": tenant, "model": model}, currency, revenue_pico=pico)
     by: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for (dimension, key, currency), tally in sorted(book.rows.items()):
-        if dimension != "node":
-            by[dimension].append(_row(dimension, key, currency, tally))
+        by[dimension].append(_row(dimension, key, currency, tally))
+    without = sorted(measured.without_node.items())
     return {
         "window": {"since": since, "until": until, "seconds": window_s},
         "nodes": node_rows,
         "by_model": by["model"],
         "by_replica": by["replica"],
         "by_tenant": by["tenant"],
-        "without_node": [{"deployment": d, "tokens": n} for d, n in sorted(unassigned.items())],
+        "without_node": [{"deployment": d, "tokens": n} for d, n in without],
     }

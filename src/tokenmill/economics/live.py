@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from tokenmill.core import power as core_power
 from tokenmill.core.power import Power
-from tokenmill.economics.accounting import PowerOf, RevenueKey, Served, account
+from tokenmill.economics.accounting import PowerOf, account
+from tokenmill.economics.measured import Measured, RevenueKey, Served, measure
 from tokenmill.economics.nodes import Node
 from tokenmill.economics.time_share import Span
 from tokenmill.observe.power import PowerLog
@@ -87,6 +88,10 @@ def logged_or_estimated(log: PowerLog) -> PowerOf:
     return power_of
 
 
+def measured_in(db: Engine, nodes: Sequence[Node], since: float, until: float) -> Measured:
+    return measure(served_in(db, since, until), revenue_in(db, since, until), nodes, since, until)
+
+
 def economics(
     db: Engine,
     nodes: Sequence[Node],
@@ -94,6 +99,7 @@ def economics(
     until: float,
     power_of: PowerOf = estimated_power,
 ) -> dict[str, Any]:
+    """The report from the ledger alone (economics/hourly.py keeps closed hours' measures)."""
     return account(
         served_in(db, since, until), revenue_in(db, since, until), nodes, since, until, power_of
     )
