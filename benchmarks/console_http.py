@@ -2,8 +2,8 @@
 
 Each page below issues the API calls its module under src/tokenmill/console/static/pages/ makes
 on first render (its default tab, grouping and period), with the parameters it really sends:
-ranges as range.js makes them (since = now - the range, to the second, not hour-aligned;
-until = now; step hour up to 8 days, day beyond), the Overview's "today" series from 00:00 UTC,
+ranges as range.js makes them (since = now - the range, moved back to the start of its chart
+bucket; until = now, to the second; step hour up to 8 days, day beyond), the Overview's "today" series from 00:00 UTC,
 and calls the page awaits together (Promise.all) issued concurrently. A page's time is the wall
 time from its first request to its last response; each call's own time is kept too.
 """
@@ -49,7 +49,9 @@ def window(name: str) -> dict[str, Any]:
     """range.js currentRange for a preset: the query values the pages send."""
     seconds = RANGES[name]
     end = math.floor(time.time())
-    return {"since": end - seconds, "until": end, "step": "hour" if seconds <= 8 * DAY else "day"}
+    step = "hour" if seconds <= 8 * DAY else "day"
+    size = 3600 if step == "hour" else DAY  # the window starts on a bucket's start
+    return {"since": (end - seconds) // size * size, "until": end, "step": step}
 
 
 def series(get: Get, r: dict[str, Any], label: str = "usage/series") -> Awaitable[Any]:

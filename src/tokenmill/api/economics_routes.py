@@ -21,6 +21,7 @@ from tokenmill.economics.planner_view import view
 
 router = APIRouter(prefix="/admin", tags=["economics"], dependencies=[Depends(admin)])
 DEFAULT_WINDOW_S = 86400.0
+RECENT_S = 2 * 3600.0  # the window's not yet final hours (economics/hourly.py SETTLE_S)
 
 
 @router.get("/economics")
@@ -43,7 +44,9 @@ async def fleet_economics(
         nodes, origin = await asyncio.to_thread(nodes_or_default, path, name)
     except NodeConfigError as exc:
         raise Unavailable(f"the node cost file is invalid: {exc}", code="misconfigured") from None
-    await asyncio.to_thread(rate_pending, svc.db, svc.prices, start)  # the window's, priced
+    # Usage is priced as it arrives, and the sweep retries what failed within a minute; the
+    # recent part of the window is priced now so the report has it all (rating is idempotent).
+    await asyncio.to_thread(rate_pending, svc.db, svc.prices, max(start, end - RECENT_S))
     hours = svc.economics_hours
     report = await asyncio.to_thread(hours.report, nodes, start, end, svc.power_of)
     return report | origin
