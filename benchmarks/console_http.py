@@ -3,8 +3,9 @@
 Each page below issues the API calls its module under src/tokenmill/console/static/pages/ makes
 on first render (its default tab, grouping and period), with the parameters it really sends:
 ranges as range.js makes them (since = now - the range, moved back to the start of its chart
-bucket; until = now, to the second; step hour up to 8 days, day beyond), the Overview's "today" series from 00:00 UTC,
-and calls the page awaits together (Promise.all) issued concurrently. A page's time is the wall
+bucket; until = now, to the second; step hour up to 8 days, day beyond), the Overview's
+"today" series from 00:00 UTC, and calls the page awaits together (Promise.all) issued
+concurrently. A page's time is the wall
 time from its first request to its last response; each call's own time is kept too.
 """
 
