@@ -1,5 +1,7 @@
 """The console's page and files as served, and the API calls only it makes (the planner)."""
 
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,6 +49,23 @@ def test_the_page_has_no_inline_code_and_every_file_it_names_is_served(client: T
     for escape in ("/console/static/../routes.py", "/console/static/%2e%2e/routes.py"):
         answer = client.get(escape)  # the page (the client folds ".."), or 404: never the file
         assert "STATIC = Path" not in answer.text and answer.status_code in (200, 404)
+
+
+def test_every_console_module_parses():
+    """A syntax error in one module blanks the whole console; Node's parser finds it here,
+    before a browser does (Node only checks: nothing of the console needs it to run)."""
+    node = shutil.which("node")
+    assert node, "Node.js checks the console's scripts; machines of this kind have it (npm)"
+    modules = [p for p in STATIC.rglob("*.js") if "vendor" not in p.parts]
+    assert len(modules) > 20
+    for module in modules:
+        checked = subprocess.run(
+            [node, "--check", "--input-type=module"],
+            input=module.read_bytes(),
+            capture_output=True,
+            timeout=30,
+        )
+        assert checked.returncode == 0, f"{module.name}: {checked.stderr.decode()[:500]}"
 
 
 def test_before_signing_in_the_session_call_says_so(client: TestClient):

@@ -109,9 +109,21 @@ def test_recent_hours_are_not_kept_and_a_new_layout_is_measured_anew(db: Engine)
     _same(hours.report(moved, T0, T0 + 4 * H, estimated_power, now=soon), fresh)
 
 
+def test_a_window_from_1970_to_9999_measures_only_the_hours_with_data(db: Engine):
+    hours = HourlyEconomics(db)
+    nodes = _nodes()
+    later = T0 + 30 * H
+    fresh = economics(db, nodes, 0.0, 253402300799.0, estimated_power)
+    _same(hours.report(nodes, 0.0, 253402300799.0, estimated_power, now=later), fresh)
+    assert len(hours._hours) <= 30  # the hours from the first record to now, not 70 years
+
+
 def test_warming_measures_the_final_hours_once(db: Engine):
     hours = HourlyEconomics(db)
     nodes = _nodes()
     now = T0 + 12 * H
     made = hours.warm(nodes, days=1, now=now, pause_s=0)
-    assert made == 24 and hours.warm(nodes, days=1, now=now, pause_s=0) == 0
+    # From the first record's hour (T0) to the last final one (T0 + 10 h), not a whole day.
+    assert made == 11 and hours.warm(nodes, days=1, now=now, pause_s=0) == 0
+    hours.close()
+    assert hours.warm(nodes, days=3, now=now + 86400, pause_s=0) == 0  # closed: stops at once

@@ -282,6 +282,7 @@ def create_app(settings: Settings) -> FastAPI:
             await history_pruning.stop()
             await integrity_checks.stop()
             await session_sweep.stop()
+            economics_hours.close()
             await economics_warmth.stop()
             await refusal_summaries.stop()
             await asyncio.to_thread(refusals.flush)  # the window still open

@@ -19,12 +19,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from tokenmill.economics.accounting import PowerOf, report
 from tokenmill.economics.live import measured_in
 from tokenmill.economics.measured import Measured
 from tokenmill.economics.nodes import Node
+from tokenmill.store.tables import UsageRow
 
 HOUR_S = 3600
 SETTLE_S = 1800.0  # the longest a request may queue and run (600 + 600 s), and margin
@@ -42,6 +43,7 @@ class HourlyEconomics:
         self._db = db
         self._hours: dict[tuple[Layout, int], Measured] = {}
         self._lock = threading.Lock()
+        self._closed = threading.Event()
 
     def report(
         self,
@@ -64,11 +66,21 @@ class HourlyEconomics:
         total = Measured()
         if since < low:
             total.add(measured_in(self._db, nodes, since, low))
-        for hour in range(low, high, HOUR_S):
+        # Hours before the first record or after now hold nothing: a window from 1970 or to
+        # 9999 costs no more than the hours that have data.
+        first, last = self._data_hours(now)
+        for hour in range(max(low, first), min(high, last), HOUR_S):
             total.add(self._hour(nodes, hour, now))
         if high < until:
             total.add(measured_in(self._db, nodes, high, until))
         return total
+
+    def _data_hours(self, now: float) -> tuple[int, int]:
+        """[the first record's hour, the end of the current hour): where measures can be."""
+        with self._db.connect() as conn:
+            first = conn.scalar(select(func.min(UsageRow.created_at)))
+        last = math.ceil(now / HOUR_S) * HOUR_S
+        return (last, last) if first is None else (math.floor(first / HOUR_S) * HOUR_S, last)
 
     def _hour(self, nodes: Sequence[Node], hour: int, now: float) -> Measured:
         if hour + HOUR_S + SETTLE_S > now:  # not final yet: measured each time
@@ -91,16 +103,24 @@ class HourlyEconomics:
     def warm(
         self, nodes: Sequence[Node], days: int = 31, now: float | None = None, pause_s: float = 0.01
     ) -> int:
-        """Measures the final hours of the last `days` not measured yet; returns how many. It
-        pauses between hours: measuring is Python work that would otherwise hold the GIL
-        away from the gateway's event loop for seconds on a large ledger."""
+        """Measures the final hours of the last `days` that hold data and are not measured
+        yet; returns how many. It pauses between hours (measuring is Python work that would
+        hold the GIL away from the gateway's event loop for seconds on a large ledger), and
+        stops at `close()`."""
         now = time.time() if now is None else now
         last = math.floor((now - SETTLE_S) / HOUR_S) * HOUR_S - HOUR_S  # the last final hour
+        first, _ = self._data_hours(now)
         before = len(self._hours)
-        for hour in range(last - (days * 24 - 1) * HOUR_S, last + HOUR_S, HOUR_S):
+        for hour in range(max(first, last - (days * 24 - 1) * HOUR_S), last + HOUR_S, HOUR_S):
+            if self._closed.is_set():
+                break
             with self._lock:
                 known = (layout(nodes), hour) in self._hours
             if not known:
                 self._hour(nodes, hour, now)
                 time.sleep(pause_s)
         return len(self._hours) - before
+
+    def close(self) -> None:
+        """Stops a `warm` under way (the server is stopping)."""
+        self._closed.set()

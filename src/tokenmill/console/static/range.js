@@ -28,8 +28,8 @@ export function currentRange(params, now = Date.now() / 1000) {
   // The window starts on a bucket's start, so the charts' buckets and the totals cover the
   // very same records (totals are exact for any window; a bucket is whole or absent).
   const step = stepFor(p.seconds), size = STEP_SECONDS[step];
-  const since = Math.floor((end - p.seconds) / size) * size;
-  return { id: p.id, since, until: end, seconds: end - since, step, label: `last ${p.label}` };
+  const start = Math.floor((end - p.seconds) / size) * size;
+  return { id: p.id, since: start, until: end, seconds: end - start, step, label: `last ${p.label}` };
 }
 
 // The picker; onChange({range} | {range: "custom", since, until}) updates the URL and re-renders.
