@@ -1,13 +1,17 @@
 """The planner against published serving figures (issue 17): a held-out validation harness.
 
-    python benchmarks/planner_figures.py        # seconds, no engine; writes --out
+    python benchmarks/planner_figures.py --step NAME   # seconds, no engine; writes
+                                                       # results/planner_figures-NAME.json
 
 `benchmarks/data/published_figures.toml` holds published serving figures, each with its
 source. This module turns each `[[figure]]` into what the planner predicts from (a reference
 model's `ModelSpec`, a catalog `Device` of one tensor-parallel group, a `Workload`), or says
 why it cannot; splits the figures, once and for all, into a FIT half and a HELD-OUT half; and
 predicts every mapped figure through the same path as `planner_validation.py`'s PUBLISHED rows
-(`predict_published`: `planner.device` + `perf_model.predict` at the default `Efficiency()`).
+(`predict_published`: `planner.device` + `perf_model.predict`) with the reference model's layout
+(hidden size, experts) and the efficiency of the figure's engine family and vendor from
+`economics/data/efficiencies.toml` (`--efficiencies default`: `Efficiency()` for every figure,
+as the baseline run did; `--no-moe-shapes`: without the experts' shapes).
 
 Workload conventions (each mapped figure lists the ones it used under `conventions`):
 - `concurrency` stated: a closed loop at that concurrency.
@@ -17,8 +21,9 @@ Workload conventions (each mapped figure lists the ones it used under `conventio
 - `offline`, `request_rate = "inf"` (every prompt sent at once), or a maximum-throughput point
   with no batch stated: the engine runs as full as it can, so the concurrency is the smallest
   of the prompts per replica (when stated), the engine's batch cap (`engine_batch_cap`) and
-  the requests whose full-length KV cache fits beside the weights in 90% of the memory (the
-  planner's own memory rule). TTFT there is mostly waiting for a slot: shown, not judged.
+  the requests whose full-length KV cache (with the copies a TP group keeps of each KV head,
+  `perf_model.kv_replication`) fits beside the weights in 90% of the memory (the planner's own
+  memory rule). TTFT there is mostly waiting for a slot: shown, not judged.
 - A finite `request_rate` (open loop): the smallest concurrency whose predicted request rate
   reaches the offered rate per replica (Little's law inside the model), capped as above.
 - Mean prompt and output lengths (ShareGPT runs) are used as if every request had them.
@@ -39,10 +44,12 @@ import re
 import statistics
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
+from tokenmill.economics import efficiency_data
+from tokenmill.economics.model_layouts import with_layout
 from tokenmill.economics.models import FORMATS, ModelError, ReferenceModel, find_model
 from tokenmill.economics.perf_model import (
     USABLE_MEMORY,
@@ -51,13 +58,15 @@ from tokenmill.economics.perf_model import (
     ModelSpec,
     Prediction,
     Workload,
+    kv_replication,
     predict,
 )
 from tokenmill.economics.planner import MAX_CONCURRENCY, device
 from tokenmill.fleet.catalog import Accelerator, CatalogError, find
 
 FIGURES = Path(__file__).parent / "data" / "published_figures.toml"
-OUT = Path(__file__).parent / "results" / "planner_figures-baseline.json"
+RESULTS = Path(__file__).parent / "results"
+OUT = RESULTS / "planner_figures-baseline.json"  # the baseline run (issue 17, first slice)
 METRICS = ("output_tokens_per_s", "ttft_ms", "tpot_ms", "latency_ms")
 BAND = 0.25  # "within +-25%": 0.75 <= predicted / published <= 1.25
 MOE_LIMIT = 1.5  # issue 17: no MoE figure off by more than 1.5x
@@ -111,6 +120,17 @@ class Mapped:
     published: dict[str, float]
     judged: tuple[str, ...]  # the metrics the summaries count
     conventions: tuple[str, ...]
+    engine: str | None = None  # the engine family, when the figure names one
+    efficiency: Efficiency = field(default_factory=Efficiency)
+
+
+class EfficiencyFor(Protocol):
+    def __call__(self, engine: str | None, vendor: str) -> Efficiency: ...
+
+
+def default_efficiency(engine: str | None, vendor: str) -> Efficiency:
+    """The baseline's choice: `Efficiency()` whatever the engine."""
+    return Efficiency()
 
 
 @dataclass(frozen=True)
@@ -119,8 +139,12 @@ class Unmapped:
     reason: str
 
 
-def map_figure(fig: Mapping[str, Any]) -> Mapped | Unmapped:
-    """The planner's inputs for one figure, or why there are none."""
+def map_figure(
+    fig: Mapping[str, Any], *, experts: bool = True,
+    efficiency: EfficiencyFor = default_efficiency,
+) -> Mapped | Unmapped:  # fmt: skip
+    """The planner's inputs for one figure, or why there are none: the reference model with its
+    layout (`experts`: with its routed experts' shape), the efficiency for its engine."""
     ident = fig["id"]
     name = re.sub(r"\s*\(.*\)\s*", " ", fig["model"]).strip()
     try:
@@ -152,16 +176,19 @@ def map_figure(fig: Mapping[str, Any]) -> Mapped | Unmapped:
         tp = count // replicas
         conventions.append(f"TP not stated: one group of {tp} GPUs")
     spec, notes = _spec(ref, fig, acc)
+    spec = with_layout(ref.id, spec, experts=experts)
     conventions += notes
+    engine = efficiency_data.engine_family(fig.get("engine"), acc.vendor)
+    eff = efficiency(engine, acc.vendor)
     n, m = round(fig["input_tokens"]), round(fig["output_tokens"])
     if n + m > spec.max_context:
         return Unmapped(ident, f"{n} + {m} tokens exceed {ref.name}'s context {spec.max_context}")
     dev = device(acc, tp, spec.compute_precision)
-    c, kind = _concurrency(fig, spec, dev, acc, (n, m), replicas)
+    c, kind = _concurrency(fig, spec, dev, acc, (n, m), replicas, eff)
     conventions.append(kind)
     judged = tuple(k for k in published if not (k == "ttft_ms" and _saturated(fig)))
     return Mapped(ident, ref.id, spec, acc, tp, replicas, Workload(n, m, c), published, judged,
-                  tuple(conventions))  # fmt: skip
+                  tuple(conventions), engine, eff)  # fmt: skip
 
 
 def _spec(
@@ -208,12 +235,13 @@ def engine_batch_cap(engine: str, acc: Accelerator) -> tuple[int, str]:
 
 def _kv_cap(spec: ModelSpec, dev: Device, n: int, m: int) -> int:
     room = dev.memory_bytes * USABLE_MEMORY - spec.weight_bytes
-    return max(1, int(room // (spec.kv_bytes_per_token * (n + m))))
+    per_request = spec.kv_bytes_per_token * (n + m) * kv_replication(spec, dev)
+    return max(1, int(room // per_request))
 
 
 def _concurrency(
     fig: Mapping[str, Any], spec: ModelSpec, dev: Device, acc: Accelerator,
-    lengths: tuple[int, int], replicas: int,
+    lengths: tuple[int, int], replicas: int, eff: Efficiency,
 ) -> tuple[int, str]:  # fmt: skip
     n, m = lengths
     if "concurrency" in fig:
@@ -231,32 +259,33 @@ def _concurrency(
         wanted, lo, hi = rate / replicas, 1, top  # request rate grows with concurrency
         while lo < hi:
             mid = (lo + hi) // 2
-            lo, hi = (lo, mid) if _rate(spec, dev, n, m, mid) >= wanted else (mid + 1, hi)
+            lo, hi = (lo, mid) if _rate(spec, dev, eff, n, m, mid) >= wanted else (mid + 1, hi)
         return lo, f"open loop at {rate}/s: concurrency {lo} reaches it ({where})"
     return top, f"saturated: concurrency {top} = min of ({where})"
 
 
-def _rate(spec: ModelSpec, dev: Device, n: int, m: int, c: int) -> float:
-    return predict(spec, dev, Efficiency(), Workload(n, m, c)).requests_per_s
+def _rate(spec: ModelSpec, dev: Device, eff: Efficiency, n: int, m: int, c: int) -> float:
+    return predict(spec, dev, eff, Workload(n, m, c)).requests_per_s
 
 
 # --------------------------------------------------------------------------- predicting
 
 
 def predict_published(
-    model: ModelSpec, gpu: str, count: int, work: Workload
+    model: ModelSpec, gpu: str, count: int, work: Workload, eff: Efficiency | None = None
 ) -> tuple[Device, Prediction, float]:
     """The planner's prediction for a published figure, as `planner_validation.py` makes it:
-    `count` catalog GPUs as one tensor-parallel group, default `Efficiency()`. Returns the
-    group, the prediction and the mean request latency (TTFT + (output - 1) x TPOT)."""
+    `count` catalog GPUs as one tensor-parallel group, at `eff` (default `Efficiency()`).
+    Returns the group, the prediction and the mean request latency (TTFT + (output - 1) x
+    TPOT)."""
     dev = device(find(gpu), count, model.compute_precision)
-    p = predict(model, dev, Efficiency(), work)
+    p = predict(model, dev, eff or Efficiency(), work)
     return dev, p, p.ttft_s + (work.output_tokens - 1) * p.tpot_s
 
 
 def evaluate(fig: Mapped) -> dict[str, Any]:
     dev, p, latency = predict_published(fig.model, fig.accelerator.id, fig.tensor_parallel,
-                                        fig.work)  # fmt: skip
+                                        fig.work, fig.efficiency)  # fmt: skip
     predicted = {"output_tokens_per_s": p.output_tokens_per_s * fig.replicas,
                  "ttft_ms": p.ttft_s * 1000, "tpot_ms": p.tpot_s * 1000,
                  "latency_ms": latency * 1000}  # fmt: skip
@@ -273,6 +302,7 @@ def evaluate(fig: Mapped) -> dict[str, Any]:
         "device": dev.name, "accelerator": fig.accelerator.id,
         "vendor": fig.accelerator.vendor, "tensor_parallel": fig.tensor_parallel,
         "replicas": fig.replicas, "workload": asdict(fig.work),
+        "engine_family": fig.engine, "efficiency": asdict(fig.efficiency),
         "fits_memory": p.fits_memory, "conventions": list(fig.conventions),
         "metrics": metrics, "worst_ratio": worst,
         "within": worst is not None and _within(worst),
@@ -331,7 +361,9 @@ def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def run(path: Path = FIGURES) -> dict[str, Any]:
+def run(
+    path: Path = FIGURES, *, experts: bool = True, efficiency: EfficiencyFor = default_efficiency
+) -> dict[str, Any]:
     sources, figures = load(path)
     parts = split(figures)
     rows: list[dict[str, Any]] = []
@@ -340,7 +372,7 @@ def run(path: Path = FIGURES) -> dict[str, Any]:
                 "architecture": fig["architecture"], "part": parts[fig["id"]],
                 "model": fig["model"], "accelerator_published": fig["accelerator"],
                 "engine": fig.get("engine")}  # fmt: skip
-        mapped = map_figure(fig)
+        mapped = map_figure(fig, experts=experts, efficiency=efficiency)
         if isinstance(mapped, Unmapped):
             rows.append(base | {"mapped": False, "reason": mapped.reason})
         else:
@@ -349,7 +381,7 @@ def run(path: Path = FIGURES) -> dict[str, Any]:
     return {
         "figures_file": str(path.resolve().relative_to(Path(__file__).resolve().parents[1])),
         "figures_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "efficiency": asdict(Efficiency()),
+        "model": {"moe_shapes": experts, "collectives": True},
         "split": {"rule": SPLIT_RULE,
                   "held_out": sorted(i for i, p in parts.items() if p == "held_out"),
                   "fit": sorted(i for i, p in parts.items() if p == "fit")},
@@ -403,17 +435,116 @@ def _print(results: Mapping[str, Any]) -> None:
         print(f"- {u['id']} ({u['part']}): {u['reason']}")
 
 
+def efficiencies_from(choice: str) -> tuple[EfficiencyFor, dict[str, Any]]:
+    """`default`: `Efficiency()` for every figure (the baseline); `data`: the packaged
+    `economics/data/efficiencies.toml` by engine family and vendor; else a file of that form."""
+    if choice == "default":
+        return default_efficiency, {"efficiencies": "perf_model.Efficiency() for every figure"}
+    path = Path(choice) if choice != "data" else None
+    entries = (efficiency_data.load(path.read_text("utf-8")) if path is not None
+               else efficiency_data.packaged())  # fmt: skip
+
+    def pick(engine: str | None, vendor: str) -> Efficiency:
+        return efficiency_data.efficiency_for(engine, vendor, entries)
+
+    where = str(path) if path is not None else "src/tokenmill/economics/data/efficiencies.toml"
+    described = [{"id": e.id, "engine": e.engine, "vendor": e.vendor, "label": e.label,
+                  "source": e.source, "values": dict(e.values)} for e in entries]  # fmt: skip
+    return pick, {"efficiencies": where, "efficiency_entries": described}
+
+
+BANDS = (
+    Path(__file__).parents[1]
+    / "src"
+    / "tokenmill"
+    / "economics"
+    / "data"
+    / ("validation_bands.toml")
+)
+
+
+def speed_ratio(row: Mapping[str, Any]) -> float:
+    """Predicted / published speed on a row's worst judged metric (times inverted)."""
+    judged = [(k, x["ratio"]) for k, x in row["metrics"].items() if x["judged"]]
+    metric, ratio = max(judged, key=lambda kx: _miss(kx[1]))
+    return ratio if metric == "output_tokens_per_s" else 1 / ratio
+
+
+def write_bands(results: Mapping[str, Any], out: Path = BANDS) -> None:
+    """The held-out rows as `economics/planner_band.py` reads them."""
+    lines = [
+        "# Held-out validation of the performance model, by kind of configuration: what",
+        "# economics/planner_band.py turns into the band a planner option carries. Written by",
+        "# benchmarks/planner_figures.py --write-bands; do not edit by hand.",
+        "# speed_ratio: predicted / published speed on the figure's worst judged metric",
+        "# (throughput as is, times inverted; > 1: the planner was too fast).",
+        "schema_version = 1",
+        f'source = "held-out half of benchmarks/data/published_figures.toml, run '
+        f"{results['step']} (benchmarks/results/planner_figures-{results['step']}.json, "
+        f'{results["run_info"].get("when", "")})"',
+        "",
+    ]
+    for r in results["rows"]:
+        if r["part"] != "held_out" or not r["mapped"]:
+            continue
+        lines += ["[[figure]]", f'id = "{r["id"]}"', f'architecture = "{r["architecture"]}"',
+                  f'tp = {r["tensor_parallel"]}', f'vendor = "{r["vendor"]}"',
+                  f'engine = "{r["engine_family"] or "unknown"}"',
+                  f'concurrency = {r["workload"]["concurrency"]}',
+                  f"speed_ratio = {speed_ratio(r):.4f}", ""]  # fmt: skip
+    out.write_text("\n".join(lines))
+
+
+def band_table(results: Mapping[str, Any]) -> dict[str, str]:
+    """The band a planner option of each kind would carry, from this run's held-out rows."""
+    from tokenmill.economics import planner_band
+
+    figures = [planner_band.Validated(r["id"], r["architecture"], r["tensor_parallel"],
+                                      r["vendor"], r["workload"]["concurrency"], speed_ratio(r))
+               for r in results["rows"] if r["mapped"] and r["part"] == "held_out"]  # fmt: skip
+    table = {}
+    for arch in ("dense", "moe"):
+        for tp in (1, 2, 8):
+            for vendor in ("NVIDIA", "AMD", "Huawei", "Intel"):
+                b = planner_band.band(arch, tp, vendor, 64, figures=figures)
+                table[f"{arch}, {planner_band.tp_bucket(tp)}, {vendor}"] = b.text()
+    return table
+
+
 def main() -> None:
     from tokenmill.bench.report import run_info  # the results files' common head
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--figures", type=Path, default=FIGURES)
-    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--step", default="current",
+                    help="names the run: writes results/planner_figures-STEP.json")  # fmt: skip
+    ap.add_argument("--out", type=Path, help="write here instead")
+    ap.add_argument("--efficiencies", default="data",
+                    help="default | data | PATH to an efficiencies TOML")  # fmt: skip
+    ap.add_argument("--no-moe-shapes", action="store_true",
+                    help="ignore the routed experts' shapes (the model before issue 17's MoE "
+                         "step)")  # fmt: skip
+    ap.add_argument(
+        "--write-bands",
+        action="store_true",
+        help="also write the held-out rows to economics/data/validation_bands.toml",
+    )
     args = ap.parse_args()
-    results = {"run_info": run_info()} | run(args.figures.resolve())
+    if args.step == "baseline" and args.out is None:
+        ap.error("the baseline run is kept as it is; name another --step")
+    pick, described = efficiencies_from(args.efficiencies)
+    results = (
+        {"run_info": run_info(), "step": args.step}
+        | described
+        | run(args.figures.resolve(), experts=not args.no_moe_shapes, efficiency=pick)
+    )
     _print(results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    out = args.out or RESULTS / f"planner_figures-{args.step}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.write_bands:
+        write_bands(results)
+        results["bands"] = band_table(results)
+    out.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

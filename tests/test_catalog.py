@@ -38,7 +38,13 @@ REQUIRED = {
     "gaudi3": "Intel",
 }
 
-NUMERIC_FIELDS = ("memory_gb", "memory_bandwidth_gbs", "tdp_w", "interconnect_gbs")
+NUMERIC_FIELDS = (
+    "memory_gb",
+    "memory_bandwidth_gbs",
+    "tdp_w",
+    "interconnect_gbs",
+    "collective_latency_us",
+)
 MONEY_FIELDS = ("purchase_price_usd", "rental_usd_per_hour")
 
 

@@ -58,6 +58,13 @@ def plan(
     years: Annotated[int, Opt(min=1, help="Owned: years to recover the purchase")] = 5,
     interest_rate: Annotated[str, Opt(help="Owned: yearly cost of capital, e.g. 0.08")] = "0.08",
     max_per_node: Annotated[int, Opt(min=1, help="Accelerators per node (max TP)")] = 8,
+    engine: Annotated[
+        str | None,
+        Opt(
+            help="Serving engine (vllm, sglang, tensorrt-llm, vllm-ascend): its "
+            "efficiencies where the data has them"
+        ),
+    ] = None,
     quote: Annotated[
         list[str] | None,
         Opt(help="Your price for a part, ID=USD: per hour when rented, per unit when owned"),
@@ -83,6 +90,7 @@ def plan(
         years=years,
         interest_rate=_decimal(interest_rate, "--interest-rate"),
         max_per_node=max_per_node,
+        engine=engine,
     )
     if calibrate:
         opts = _calibrated(opts, calibrate, calibrated_on, calibration_for_all)
@@ -246,6 +254,11 @@ def _row(rank: int, o: Option, acquire: str, calibrated: bool) -> dict[str, str]
         "kW IT/all-in": est("kW", f"{o.it_kw:.1f}/{o.all_in_kw:.1f}"),
         "racks": est("racks", _racks(o)),
     }
+    if o.band is not None:  # how far held-out published figures of this kind were off
+        b = o.band
+        mark = "!" if b.extrapolating else ""
+        row["band"] = (f"{round((b.low - 1) * 100):+d}/{round((b.high - 1) * 100):+d}%{mark}"
+                       if b.figures else f"?{mark}")  # fmt: skip
     if calibrated:
         row["efficiency"] = o.efficiency
     if o.monthly_margin is not None:
@@ -277,9 +290,18 @@ def _print(result: Plan) -> None:
         f"[dim]racks: {'/'.join(site.book.cooling)} (? no rack-power figure, x a node exceeds "
         "it); kW at TDP, accelerators only; ~ rests on a low-confidence catalog figure "
         "(estimate)"
-        + ("" if calibrated else "; roofline efficiency: defaults, uncalibrated")
+        + ("" if calibrated else "; efficiency: the default entry of data/efficiencies.toml")
         + "[/]"
     )
+    bands = [(i, o.band) for i, o in enumerate(result.options, 1) if o.band is not None]
+    if bands:
+        console.print(
+            "[dim]band: published speed against the planner's on held-out figures of the same "
+            "kind (dense/MoE, TP degree, vendor); ! extrapolating[/]"
+        )
+        for i, b in bands:
+            if b.extrapolating:
+                console.print(f"  [dim]#{i}: {b.text()}[/]", soft_wrap=True)
     if result.excluded:
         console.print("[bold]excluded[/]")
         for e in result.excluded:

@@ -30,10 +30,26 @@ runs by least squares on relative errors (TTFT, TPOT and request latency), each 
 searched on a grid. Prefill has a fixed, a linear (matmuls) and a quadratic (attention) part:
 calibrating it needs runs at three or more prompt lengths.
 
-Not modelled: tensor-parallel collectives (they land in `step_overhead_s` when calibrated),
-chunked-prefill limits, queueing beyond the engine's batch, speculative decoding. Embedding and
-LM-head weights count as ordinary matmul weights, which overstates prefill FLOPs by their share
-(13% for Llama-3.1-8B); calibration absorbs it for the model it was fitted on.
+Tensor parallelism: a group of `Device.count` accelerators adds up its peaks, and every
+iteration pays two all-reduces per layer of its activations over the node's interconnect
+(`collectives.py`: ring cost 2 (n - 1) / n x size / link bandwidth, plus a latency per
+collective). Every iteration also pays kernel overheads per layer (`layer_overhead_s`:
+launches and synchronisation that a batch-1 step on a TP8 group exposes). A group holds a KV
+head on every device even when the model has fewer (vLLM and TensorRT-LLM replicate KV heads
+over a TP group wider than their number; a latent-attention cache is whole on every device),
+so its KV cache is read and stored `kv_replication` times. A mixture of experts with a known
+shape (`ModelSpec.moe`, `moe.py`) reads its dense weights and the experts its batch touches, at
+`expert_bandwidth`, runs the expert matmuls at `expert_compute`, and pays `expert_overhead_s`
+per touched expert and MoE layer in every iteration: the grouped GEMMs' cost per expert that
+does not shrink when a TP group splits each expert into slivers (what makes a batch of 4 on
+DeepSeek-R1 at TP8 cost 19 ms, not the 3 ms its weight read takes). These terms are not fitted
+by `calibrate` (it holds them at `Efficiency()`'s values); `efficiency_data.py` has them per
+engine and accelerator family, fitted on published figures.
+
+Not modelled: chunked-prefill limits, queueing beyond the engine's batch, speculative decoding,
+expert parallelism. Embedding and LM-head weights count as ordinary matmul weights, which
+overstates prefill FLOPs by their share (13% for Llama-3.1-8B); calibration absorbs it for the
+model it was fitted on.
 """
 
 from __future__ import annotations
@@ -41,6 +57,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from tokenmill.economics.collectives import ALL_REDUCES_PER_LAYER, all_reduce_per_token_s
+from tokenmill.economics.moe import MoeShape, touched_experts
+from tokenmill.economics.perf_terms import PARAMS as _PARAMS
+from tokenmill.economics.perf_terms import RATES as _RATES
+from tokenmill.economics.perf_terms import Cost as _Cost
+from tokenmill.economics.perf_terms import at_rate as _at_rate
+from tokenmill.economics.perf_terms import fixed as _fixed
+from tokenmill.economics.perf_terms import term as _term
 
 # Share of device memory for weights and KV cache; the rest holds activations, the runtime and
 # fragmentation (vLLM's default gpu_memory_utilization is 0.9).
@@ -63,6 +88,13 @@ class ModelSpec:
     kv_bits: float = 16.0
     compute_precision: str = "bf16"  # the catalog's tflops_dense key the matmuls run at
     max_context: int = 8192
+    hidden_size: int | None = None  # None: attention_heads x head_dim
+    moe: MoeShape | None = None  # the routed experts, when the shape is known
+
+    @property
+    def hidden(self) -> int:
+        """Width of the activations (what a tensor-parallel all-reduce carries per token)."""
+        return self.hidden_size or self.attention_heads * self.head_dim
 
     @property
     def weight_bytes(self) -> float:
@@ -88,6 +120,10 @@ class Device:
     bandwidth: float  # peak memory bytes/s, all devices together
     memory_bytes: float  # all devices together
     count: int = 1  # tensor-parallel degree
+    # The node's interconnect, per device: bytes/s one device sends (one direction) and the
+    # fixed time of a small collective. 0: collectives not modelled (a single device).
+    link_bandwidth: float = 0.0
+    link_latency_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +145,14 @@ class Efficiency:
     # the rest arrive as a closed loop does on an engine that prefills a prompt in one
     # iteration: as another request ends, between iterations, finding no prefill under way.
     random_arrival_share: float = 1.0
+    # Tensor parallelism and MoE (not fitted by `calibrate`; see efficiency_data.py). The share
+    # of the link's bandwidth an all-reduce reaches: NCCL's app-level target on 8 x H100 is 370
+    # GB/s of NVLink 4's 450 each way (NVIDIA/nccl issue #1442, a maintainer, 2025-01).
+    interconnect: float = 0.82
+    layer_overhead_s: float = 0.0  # per layer and iteration: kernels a step cannot hide
+    expert_overhead_s: float = 0.0  # per touched expert and MoE layer, per iteration
+    expert_bandwidth: float | None = None  # reading the experts' weights; None: as `bandwidth`
+    expert_compute: float | None = None  # the expert matmuls; None: as compute/decode_compute
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,40 +184,6 @@ class MeasuredRun:
 
 # --------------------------------------------------------------------------- linear costs
 
-# What a cost is linear in: 1 / efficiency for the first five, seconds for the overheads.
-_PARAMS = (
-    "compute",
-    "bandwidth",
-    "decode_compute",
-    "decode_attention",
-    "prefill_attention",
-    "step_overhead_s",
-    "request_overhead_s",
-)
-_RATES = 5  # the first five are efficiencies
-
-
-@dataclass(frozen=True, slots=True)
-class _Cost:
-    """Seconds as sum(coef[i] x value[i]) over `_PARAMS`."""
-
-    coef: tuple[float, ...] = (0.0,) * len(_PARAMS)
-
-    def __add__(self, other: _Cost) -> _Cost:
-        return _Cost(tuple(a + b for a, b in zip(self.coef, other.coef, strict=True)))
-
-    def __rmul__(self, k: float) -> _Cost:
-        return _Cost(tuple(k * a for a in self.coef))
-
-    def at(self, values: Sequence[float]) -> float:
-        return sum(a * v for a, v in zip(self.coef, values, strict=True))
-
-
-def _term(param: str, seconds: float) -> _Cost:
-    coef = [0.0] * len(_PARAMS)
-    coef[_PARAMS.index(param)] = seconds
-    return _Cost(tuple(coef))
-
 
 def _values(eff: Efficiency) -> tuple[float, ...]:
     decode = eff.decode_compute if eff.decode_compute is not None else eff.compute
@@ -184,44 +194,102 @@ def _values(eff: Efficiency) -> tuple[float, ...]:
 
 
 def _weights_read(model: ModelSpec, tokens: float) -> float:
-    """Weight bytes a batch of `tokens` reads: all of a dense model; of a mixture of experts,
-    the share its tokens touch (each token its active share, picked independently)."""
+    """Weight bytes a batch of `tokens` reads when the model's expert shape is not known: all of
+    a dense model; of a mixture of experts, the share its tokens touch (each token its active
+    share, picked independently)."""
     untouched: float = (1 - model.active_params / model.params) ** tokens
     return model.weight_bytes * (1 - untouched)
 
 
+def kv_replication(model: ModelSpec, device: Device) -> float:
+    """How many copies of each KV head a tensor-parallel group keeps: every device holds at
+    least one head, so a group wider than the model's KV heads replicates them (a latent
+    cache, one "head", is whole on every device)."""
+    return max(1.0, device.count / model.kv_heads)
+
+
+def _weights(model: ModelSpec, tokens: float, bandwidth: float, eff: Efficiency) -> _Cost:
+    """Reading the weights a batch of `tokens` uses: the dense part once, and every routed
+    expert the batch touches once (`moe.touched_experts`), at `expert_bandwidth`."""
+    shape = model.moe
+    if shape is None:
+        return _term("bandwidth", _weights_read(model, tokens) / bandwidth)
+    per_param = model.weight_bits / 8
+    dense = (model.params - shape.routed_params) * per_param
+    routed = _experts_touched(model, tokens) * shape.expert_params * per_param
+    return _term("bandwidth", dense / bandwidth) + _at_rate(
+        "bandwidth", routed / bandwidth, eff.expert_bandwidth
+    )
+
+
+def _experts_touched(model: ModelSpec, tokens: float) -> float:
+    """Routed experts a batch of `tokens` touches, all MoE layers together."""
+    shape = model.moe
+    if shape is None:
+        return 0.0
+    return touched_experts(tokens, shape.experts, shape.top_k) * shape.moe_layers
+
+
+def _matmuls(model: ModelSpec, flops: float, param: str, eff: Efficiency) -> _Cost:
+    """One token's matmul FLOPs (2 x active parameters): the dense part at `param`'s
+    efficiency, the routed experts' at `expert_compute` (None: `param`'s)."""
+    routed = model.moe.active_routed_params if model.moe is not None else 0.0
+    dense = _term(param, 2 * (model.active_params - routed) / flops)
+    return dense + _at_rate(param, 2 * routed / flops, eff.expert_compute) if routed else dense
+
+
+def _per_iteration(model: ModelSpec, device: Device, eff: Efficiency) -> tuple[float, float]:
+    """Fixed seconds every iteration pays (kernel overheads per layer, the all-reduces'
+    latencies) and seconds per token of the iteration (the all-reduces' bandwidth)."""
+    kernels = model.layers * eff.layer_overhead_s
+    if device.count <= 1 or device.link_bandwidth <= 0:
+        return kernels, 0.0
+    collectives = model.layers * ALL_REDUCES_PER_LAYER
+    per_token = all_reduce_per_token_s(
+        model.hidden, device.count, device.link_bandwidth * eff.interconnect
+    )
+    return kernels + collectives * device.link_latency_s, collectives * per_token
+
+
 def _costs(
-    model: ModelSpec, device: Device, work: Workload, values: Sequence[float], share: float
-) -> tuple[_Cost, _Cost]:
+    model: ModelSpec, device: Device, eff: Efficiency, work: Workload, values: Sequence[float],
+    share: float,
+) -> tuple[_Cost, _Cost]:  # fmt: skip
     """TTFT and TPOT as linear costs; `values` picks the prefill's binding roof and sizes the
-    prefill queue; `share` of requests arrive at random moments, the rest on iteration ends."""
+    prefill queue; `share` of requests arrive at random moments, the rest on iteration ends;
+    `eff` gives the terms `values` does not fit (collectives, per-layer overheads, MoE)."""
     n, m, c = work.input_tokens, work.output_tokens, work.concurrency
     flops, bandwidth = device.flops, device.bandwidth
+    fixed, per_token = _per_iteration(model, device, eff)
     pair = model.attention_flops_per_pair
-    prefill = _term("compute", 2 * model.active_params * n / flops) + _term(
-        "prefill_attention", pair * n * (n + 1) / 2 / flops
+    prefill = (
+        n * _matmuls(model, flops, "compute", eff)
+        + _term("prefill_attention", pair * n * (n + 1) / 2 / flops)
+        + _fixed(per_token * n)
     )
-    floor = _term("bandwidth", _weights_read(model, n) / bandwidth)
+    floor = _weights(model, n, bandwidth, eff) + _fixed(per_token * n)
     prefill_iteration = floor if floor.at(values) > prefill.at(values) else prefill
+    experts_fixed = _fixed(_experts_touched(model, n + c - 1) * eff.expert_overhead_s)
     ctx = n + m / 2  # mean context while decoding
-    kv_and_attention = _term("bandwidth", ctx * model.kv_bytes_per_token / bandwidth) + _term(
+    kv_read = ctx * model.kv_bytes_per_token * kv_replication(model, device)
+    kv_and_attention = _term("bandwidth", kv_read / bandwidth) + _term(
         "decode_attention", ctx * pair / flops
     )
-    per_sequence = _term("decode_compute", 2 * model.active_params / flops) + kv_and_attention
+    per_sequence = (
+        _matmuls(model, flops, "decode_compute", eff) + kv_and_attention + _fixed(per_token)
+    )
     # a decode token riding in a prefill's batch is one more row of the prefill's matmuls
-    rider = _term("compute", 2 * model.active_params / flops) + kv_and_attention
-    overhead = _term("step_overhead_s", 1.0)
+    rider = _matmuls(model, flops, "compute", eff) + kv_and_attention + _fixed(per_token)
+    overhead = _term("step_overhead_s", 1.0) + _fixed(fixed)
 
     def step(batch: int) -> _Cost:
-        return (
-            overhead
-            + _term("bandwidth", _weights_read(model, batch) / bandwidth)
-            + (batch * per_sequence)
-        )
+        experts = _fixed(_experts_touched(model, batch) * eff.expert_overhead_s)
+        return overhead + _weights(model, batch, bandwidth, eff) + experts + batch * per_sequence
 
     others = ((c - 1) / (m + 1)) * prefill  # other requests' prefills, per iteration
     tpot = step(c) + others
-    first = overhead + prefill_iteration + (c - 1) * rider  # the iteration with our prefill
+    # the iteration with our prefill
+    first = overhead + prefill_iteration + experts_fixed + (c - 1) * rider
     request = _term("request_overhead_s", 1.0)
     if c == 1:
         return request + first, tpot
@@ -264,6 +332,10 @@ def _check(model: ModelSpec, device: Device, work: Workload) -> None:
         raise ValueError(f"{model.name}: weight_bits and kv_bits must be > 0")
     if not (device.flops > 0 and device.bandwidth > 0 and device.memory_bytes > 0):
         raise ValueError(f"{device.name}: flops, bandwidth and memory_bytes must be > 0")
+    if not (device.link_bandwidth >= 0 and device.link_latency_s >= 0):
+        raise ValueError(f"{device.name}: link_bandwidth and link_latency_s must be >= 0")
+    if model.moe is not None:
+        model.moe.check(model.params, model.active_params)
     if min(work.input_tokens, work.output_tokens, work.concurrency) < 1:
         raise ValueError(f"input, output tokens and concurrency must be >= 1, got {work}")
     if work.input_tokens + work.output_tokens > model.max_context:
@@ -273,10 +345,12 @@ def _check(model: ModelSpec, device: Device, work: Workload) -> None:
         )
 
 
-def _check_efficiency(eff: Efficiency) -> None:
+def check_efficiency(eff: Efficiency) -> None:
     rates = (eff.compute, eff.bandwidth, eff.decode_compute, eff.decode_attention,
-             eff.prefill_attention)  # fmt: skip
-    overheads = (eff.step_overhead_s, eff.request_overhead_s)
+             eff.prefill_attention, eff.interconnect, eff.expert_bandwidth,
+             eff.expert_compute)  # fmt: skip
+    overheads = (eff.step_overhead_s, eff.request_overhead_s, eff.layer_overhead_s,
+                 eff.expert_overhead_s)  # fmt: skip
     if not all(r is None or (math.isfinite(r) and r > 0) for r in rates):
         raise ValueError(f"efficiencies must be finite and > 0: {eff}")
     if not all(math.isfinite(o) and o >= 0 for o in overheads):
@@ -288,12 +362,13 @@ def _check_efficiency(eff: Efficiency) -> None:
 def predict(model: ModelSpec, device: Device, eff: Efficiency, work: Workload) -> Prediction:
     """TTFT, TPOT and throughput of one replica with `work.concurrency` requests in flight."""
     _check(model, device, work)
-    _check_efficiency(eff)
+    check_efficiency(eff)
     values = _values(eff)
-    ttft_cost, tpot_cost = _costs(model, device, work, values, eff.random_arrival_share)
+    ttft_cost, tpot_cost = _costs(model, device, eff, work, values, eff.random_arrival_share)
     ttft, tpot = ttft_cost.at(values), tpot_cost.at(values)
     latency = ttft + (work.output_tokens - 1) * tpot
-    kv = work.concurrency * (work.input_tokens + work.output_tokens) * model.kv_bytes_per_token
+    kv = (work.concurrency * (work.input_tokens + work.output_tokens) * model.kv_bytes_per_token
+          * kv_replication(model, device))  # fmt: skip
     return Prediction(
         ttft_s=ttft,
         tpot_s=tpot,
@@ -338,6 +413,7 @@ def calibrate(model: ModelSpec, device: Device, runs: list[MeasuredRun]) -> Effi
 
 
 _SHARES = tuple(i / 20 for i in range(21))
+_HELD = Efficiency()  # what calibrate does not fit: collectives, per-layer overheads, MoE
 
 
 def _fit_at(
@@ -350,7 +426,7 @@ def _fit_at(
         rows: list[tuple[_Cost, float]] = []
         for run in runs:
             w = run.workload
-            ttft, tpot = _costs(model, device, w, values, share)
+            ttft, tpot = _costs(model, device, _HELD, w, values, share)
             rows.append((ttft, run.ttft_s))
             if w.output_tokens > 1 and run.tpot_s > 0:
                 rows.append((tpot, run.tpot_s))
@@ -368,16 +444,20 @@ def _fit_at(
 def _fit(
     rows: list[tuple[_Cost, float]], prior: tuple[float, ...]
 ) -> tuple[float, tuple[float, ...]]:
-    """Minimise sum((cost.x / measured - 1)^2) + ridge, with 1/efficiency >= 1 and overheads
-    >= 0: the normal equations for every choice of variables held at their bound (2^7 small
-    systems), keeping the best solution that breaks no bound. Returns (loss, values)."""
+    """Minimise sum(((cost.x + cost.fixed) / measured - 1)^2) + ridge, with 1/efficiency >= 1
+    and overheads >= 0: the normal equations for every choice of variables held at their bound
+    (2^7 small systems), keeping the best solution that breaks no bound. Returns (loss,
+    values)."""
     size = len(_PARAMS)
     q = [[0.0] * size for _ in range(size)]
     g = [0.0] * size
+    target = 0.0  # sum of squared targets: the loss's constant
     for cost, measured in rows:
         a = [c / measured for c in cost.coef]
+        t = 1 - cost.fixed / measured  # the fixed part moves to the measured side
+        target += t * t
         for i in range(size):
-            g[i] += a[i]
+            g[i] += a[i] * t
             for j in range(size):
                 q[i][j] += a[i] * a[j]
     for i in range(size):
@@ -400,7 +480,7 @@ def _fit(
         if best is None or loss < best[0]:
             best = (loss, v)
     assert best is not None  # every variable at its bound is always feasible
-    return best[0] + len(rows), best[1]
+    return best[0] + target, best[1]
 
 
 def _solve(a: list[list[float]], b: list[float]) -> list[float]:

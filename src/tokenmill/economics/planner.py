@@ -20,13 +20,16 @@ from decimal import Decimal
 from typing import Literal
 
 from tokenmill.economics import perf_model
+from tokenmill.economics.collectives import PCIE4_BYTES_PER_S, PCIE_LATENCY_S
 from tokenmill.economics.cost import (
     HOURS_PER_MONTH,
     as_decimal,
     cost_per_million_tokens,
     payback_months,
 )
+from tokenmill.economics.efficiency_data import efficiency_for
 from tokenmill.economics.facilities import FacilityBook, default_facilities
+from tokenmill.economics.model_layouts import with_layout
 from tokenmill.economics.models import FORMATS, ReferenceModel
 from tokenmill.economics.perf_model import (
     USABLE_MEMORY,
@@ -36,6 +39,8 @@ from tokenmill.economics.perf_model import (
     Prediction,
     Workload,
 )
+from tokenmill.economics.planner_band import Band
+from tokenmill.economics.planner_band import band as validation_band
 from tokenmill.economics.planner_site import Site, SiteError, hour_cost, rack_counts, site_for
 from tokenmill.fleet.catalog import Accelerator, catalog
 
@@ -94,8 +99,11 @@ class PlanOptions:
     years: int = 5  # owned: capital recovered over this many years...
     interest_rate: Decimal = Decimal("0.08")  # ...at this rate (an assumption; set your own)
     max_per_node: int = 8
-    efficiency: Efficiency = field(default_factory=Efficiency)
+    # None: `efficiency_data` for the engine (a name or family) and the part's vendor, else the
+    # data's default entry; an Efficiency given here applies to every part.
+    efficiency: Efficiency | None = None
     calibrated: Mapping[str, Efficiency] = field(default_factory=dict)  # by accelerator id
+    engine: str | None = None  # the serving engine planned for, e.g. "vllm", "sglang"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +131,7 @@ class Option:
     efficiency: str  # "default" or what it was calibrated on
     estimated: frozenset[str]  # outputs resting on a low-confidence catalog figure
     low_confidence: tuple[str, ...]  # those catalog figures
+    band: Band | None = None  # how far the held-out validation says such a figure may be off
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +201,7 @@ def plan(
                         owned=opts.acquire == "owned")  # fmt: skip
     except SiteError as exc:
         raise PlanError(str(exc)) from None
-    spec = model.spec(opts.precision, weight_bits=opts.weight_bits)
+    spec = with_layout(model.id, model.spec(opts.precision, weight_bits=opts.weight_bits))
     precision = opts.precision or model.default_precision
     scored: list[Option] = []
     excluded: list[Exclusion] = []
@@ -208,17 +217,27 @@ def plan(
 
 
 def device(acc: Accelerator, count: int, precision: str) -> Device:
-    """`count` accelerators working as one replica (tensor parallel), at `precision`."""
+    """`count` accelerators working as one replica (tensor parallel), at `precision`, talking
+    over the catalog's interconnect (PCIe 4.0 x16 where the catalog has no figure)."""
     tflops = acc.tflops(precision)
     if tflops is None:
         raise PlanError(f"{acc.id} has no TFLOPS figure at {precision}")
+    link = acc.interconnect_gbs * GB / 2 if acc.interconnect_gbs else PCIE4_BYTES_PER_S
+    latency = acc.collective_latency_us
     return Device(
         name=f"{count} x {acc.name}" if count > 1 else acc.name,
         flops=tflops * 1e12 * count,
         bandwidth=acc.memory_bandwidth_gbs * GB * count,
         memory_bytes=acc.memory_gb * GB * count,
         count=count,
+        link_bandwidth=link,
+        link_latency_s=latency * 1e-6 if latency is not None else PCIE_LATENCY_S,
     )
+
+
+def interconnect_assumed(acc: Accelerator) -> bool:
+    """The catalog lacks a link figure for `acc`: a group's collectives are PCIe-class guesses."""
+    return acc.interconnect_gbs is None or acc.collective_latency_us is None
 
 
 def _missing(acc: Accelerator, compute: tuple[str, ...], opts: PlanOptions) -> list[str]:
@@ -245,14 +264,16 @@ def _evaluate(
     spec = replace(spec, compute_precision=next(p for p in compute if acc.tflops(p)))
     degrees = [d for d in TP_DEGREES if d <= opts.max_per_node] or [opts.max_per_node]
     kv_request = spec.kv_bytes_per_token * demand.tokens_per_request
-    fitting = [d for d in degrees if _usable(acc, d) >= spec.weight_bytes + kv_request]
+    need = [(d, spec.weight_bytes + kv_request * _replicas(spec, d)) for d in degrees]
+    fitting = [d for d, bytes_needed in need if _usable(acc, d) >= bytes_needed]
     if not fitting:
-        return Exclusion(acc, "memory", _memory_reason(acc, spec, kv_request, demand, degrees[-1]))
-    eff = opts.calibrated.get(acc.id, opts.efficiency)
+        kv_last = kv_request * _replicas(spec, degrees[-1])
+        return Exclusion(acc, "memory", _memory_reason(acc, spec, kv_last, demand, degrees[-1]))
+    eff = opts.calibrated.get(acc.id) or opts.efficiency or efficiency_for(opts.engine, acc.vendor)
     scored: list[Option | Exclusion] = []
     for tp in fitting:
         dev = device(acc, tp, spec.compute_precision)
-        found = _best_concurrency(spec, dev, eff, demand, slo, kv_request)
+        found = _best_concurrency(spec, dev, eff, demand, slo, kv_request * _replicas(spec, tp))
         if found is not None:
             scored.append(_score(acc, spec, dev, eff, demand, opts, site, *found))
     options = [o for o in scored if isinstance(o, Option)]
@@ -262,6 +283,11 @@ def _evaluate(
         return scored[0]  # every group that meets the SLO makes too hot a node
     last = perf_model.predict(spec, dev, eff, _work(demand, 1))
     return Exclusion(acc, "slo", _slo_reason(acc, fitting[-1], last, slo))
+
+
+def _replicas(spec: ModelSpec, count: int) -> float:
+    """Copies of the KV cache a group of `count` keeps (`perf_model.kv_replication`)."""
+    return perf_model.kv_replication(spec, Device("group", 1.0, 1.0, 1.0, count=count))
 
 
 def _usable(acc: Accelerator, count: int) -> float:
@@ -349,7 +375,18 @@ def _score(
         efficiency=eff.source,
         estimated=_estimated(low, opts.acquire),
         low_confidence=tuple(sorted(low)),
+        band=_band(acc, spec, tp, concurrency),
     )
+
+
+def _band(acc: Accelerator, spec: ModelSpec, tp: int, concurrency: int) -> Band:
+    guesses = []
+    if tp > 1 and interconnect_assumed(acc):
+        guesses.append(f"{acc.id} interconnect taken as PCIe 4.0 (no catalog figure)")
+    if spec.active_params < spec.params and spec.moe is None:
+        guesses.append("the experts' shape is unknown (custom MoE)")
+    arch = "moe" if spec.active_params < spec.params else "dense"
+    return validation_band(arch, tp, acc.vendor, concurrency, assumptions=guesses)
 
 
 def _returns(

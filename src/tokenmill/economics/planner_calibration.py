@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from tokenmill.economics import perf_model
+from tokenmill.economics.model_layouts import with_layout
 from tokenmill.economics.models import FORMATS, ModelError, find_model
 from tokenmill.economics.perf_model import Efficiency, MeasuredRun, Workload
 from tokenmill.economics.planner import device
@@ -75,7 +76,7 @@ def calibrate_on(reports: Sequence[tuple[str, Mapping[str, Any]]], acc: Accelera
     compute = next((p for p in formats if acc.tflops(p)), None)
     if compute is None:
         raise CalibrationError(f"{acc.id} has no TFLOPS figure at {' or '.join(formats)}")
-    spec = replace(model.spec(), compute_precision=compute)
+    spec = with_layout(model.id, replace(model.spec(), compute_precision=compute))
     runs = [measured_run(report, where) for where, report in reports]
     eff = perf_model.calibrate(spec, device(acc, 1, compute), runs)
     source = f"calibrated on {acc.id} ({len(runs)} {model.id} runs)"

@@ -43,6 +43,23 @@ def _option(rank: int, o: Option) -> dict[str, Any]:
         "efficiency": o.efficiency,
         "estimated": sorted(o.estimated),
         "low_confidence_figures": list(o.low_confidence),
+        "uncertainty": _band(o),
+    }
+
+
+def _band(o: Option) -> dict[str, Any] | None:
+    b = o.band
+    if b is None:
+        return None
+    return {
+        "text": b.text(),
+        "published_speed_low": round(b.low, 3),  # published / predicted speed, held out
+        "published_speed_high": round(b.high, 3),
+        "plus_minus": round(b.plus_minus, 3),
+        "held_out_figures": b.figures,
+        "scope": b.scope,
+        "extrapolating": bool(b.extrapolating),
+        "extrapolating_because": list(b.extrapolating),
     }
 
 

@@ -39,7 +39,13 @@ PRECISIONS: frozenset[str] = frozenset(
     {"fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp6", "fp4"}
 )
 
-_NUMBER_FIELDS = ("memory_gb", "memory_bandwidth_gbs", "tdp_w", "interconnect_gbs")
+_NUMBER_FIELDS = (
+    "memory_gb",
+    "memory_bandwidth_gbs",
+    "tdp_w",
+    "interconnect_gbs",
+    "collective_latency_us",
+)
 _REQUIRED_NUMBERS = frozenset({"memory_gb", "memory_bandwidth_gbs"})
 _MONEY_FIELDS = ("purchase_price_usd", "rental_usd_per_hour")
 _TEXT_FIELDS = ("memory_type", "interconnect", "notes")
@@ -90,6 +96,7 @@ class Accelerator:
     tdp_w: float | None = None
     interconnect: str | None = None
     interconnect_gbs: float | None = None
+    collective_latency_us: float | None = None  # a small all-reduce over the node's links
     purchase_price_usd: PriceRange | None = None
     rental_usd_per_hour: PriceRange | None = None
     notes: str | None = None
@@ -220,6 +227,7 @@ def _entry(raw: object, index: int, sources: Mapping[str, sourced.Source]) -> Ac
         tdp_w=numbers["tdp_w"],
         interconnect=e.text("interconnect", required=False),
         interconnect_gbs=numbers["interconnect_gbs"],
+        collective_latency_us=numbers["collective_latency_us"],
         purchase_price_usd=e.money("purchase_price_usd"),
         rental_usd_per_hour=e.money("rental_usd_per_hour"),
         notes=e.text("notes", required=False),

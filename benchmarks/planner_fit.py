@@ -1,0 +1,425 @@
+"""Fit the performance model's efficiencies to the FIT half of the published figures (issue 17).
+
+    python benchmarks/planner_fit.py                       # writes economics/data/efficiencies.toml
+    python benchmarks/planner_fit.py --params layer_overhead_s --no-groups \\
+        --efficiencies default --out benchmarks/results/planner_fit-step1-overhead.toml
+
+Only figures the frozen split (`planner_figures.split`, tests/test_planner_figures.py) puts in
+FIT are read; the HELD-OUT half is never seen here. The loss is the sum over FIT figures of
+log(predicted / published)^2 for every judged metric (the metrics `planner_figures.py`
+judges), plus a ridge `RIDGE` x (log(value / prior))^2 per fitted parameter, so a parameter the
+figures cannot pin stays at its prior. Parameters move in log space within `BOUNDS`; the
+minimiser is Nelder-Mead from the prior (pure Python, a few seconds).
+
+First a DEFAULT entry ("*", "*") is fitted on every FIT figure, from `perf_model.Efficiency()`
+(its overheads from `--start` when those are zero: a log-space search cannot leave zero). Then
+one entry per engine family x accelerator vendor that has FIT figures, with the default entry
+as its prior. Each entry's source names the FIT ids it was fitted on and the commit the tree
+was at.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import planner_figures as pf
+from tokenmill.economics.efficiency_data import ANY, Entry, load, pick
+from tokenmill.economics.perf_model import Efficiency
+
+DATA = Path(__file__).parents[1] / "src" / "tokenmill" / "economics" / "data"
+RIDGE = 0.1  # per parameter, on log(value / prior)^2; fixed before any held-out comparison
+FREE_OVERHEADS = True  # the default entry's overheads move without a ridge (--ridge-overheads)
+PARAMS = ("compute", "bandwidth", "step_overhead_s", "request_overhead_s", "layer_overhead_s",
+          "expert_overhead_s", "expert_bandwidth", "expert_compute")  # fmt: skip
+RATE_BOUNDS = (0.005, 1.0)
+OVERHEAD_BOUNDS = (1e-7, 0.05)  # seconds: 0.1 us (nothing) to 50 ms
+# Where a zero overhead starts a log-space search (and what it is pulled toward).
+START = {"step_overhead_s": 1e-4, "request_overhead_s": 1e-3, "layer_overhead_s": 1e-5,
+         "expert_overhead_s": 1e-6}  # fmt: skip
+VENDOR_NAMES = {"NVIDIA": "NVIDIA", "AMD": "AMD", "Huawei": "Ascend"}
+ENGINE_NAMES = {"vllm": "vLLM", "tensorrt-llm": "TensorRT-LLM", "sglang": "SGLang",
+                "vllm-ascend": "vLLM-Ascend", "mindie": "MindIE"}  # fmt: skip
+
+
+def _bounds(name: str) -> tuple[float, float]:
+    return OVERHEAD_BOUNDS if name.endswith("_s") else RATE_BOUNDS
+
+
+def _value(eff: Efficiency, name: str) -> float:
+    value = getattr(eff, name)
+    if value is None:  # expert_* default to their dense counterparts
+        value = getattr(eff, {"expert_bandwidth": "bandwidth", "expert_compute": "compute"}[name])
+    return float(value) if value else START.get(name, 1e-6)
+
+
+# --------------------------------------------------------------------------- the loss
+
+
+def fit_figures(experts: bool) -> list[dict[str, Any]]:
+    """The FIT half, as figures (raw TOML tables) with their engine family and vendor."""
+    _, figures = pf.load()
+    parts = pf.split(figures)
+    out = []
+    for fig in figures:
+        if parts[fig["id"]] != "fit":
+            continue
+        mapped = pf.map_figure(fig, experts=experts)
+        if isinstance(mapped, pf.Mapped):
+            out.append(
+                {
+                    "fig": fig,
+                    "family": mapped.engine,
+                    "vendor": mapped.accelerator.vendor,
+                    "moe": fig["architecture"] == "moe",
+                }
+            )
+    return out
+
+
+def _concurrency(f: Mapping[str, Any], experts: bool) -> int:
+    mapped = pf.map_figure(f["fig"], experts=experts)
+    assert isinstance(mapped, pf.Mapped)
+    return mapped.work.concurrency
+
+
+_MAPPED: dict[tuple[str, bool], pf.Mapped] = {}
+
+
+def _log_misses(fig: Mapping[str, Any], eff: Efficiency, experts: bool) -> list[float]:
+    if isinstance(fig.get("request_rate"), int | float):  # its concurrency depends on eff
+        mapped = pf.map_figure(fig, experts=experts, efficiency=lambda engine, vendor: eff)
+    else:
+        key = (fig["id"], experts)
+        if key not in _MAPPED:
+            found = pf.map_figure(fig, experts=experts)
+            assert isinstance(found, pf.Mapped)
+            _MAPPED[key] = found
+        mapped = replace(_MAPPED[key], efficiency=eff)
+    assert isinstance(mapped, pf.Mapped)
+    row = pf.evaluate(mapped)
+    return [math.log(x["ratio"]) for x in row["metrics"].values() if x["judged"]]
+
+
+def loss(
+    figs: Sequence[Mapping[str, Any]], eff: Efficiency, prior: Efficiency,
+    names: Sequence[str], experts: bool,
+) -> float:  # fmt: skip
+    misses = sum(x * x for f in figs for x in _log_misses(f["fig"], eff, experts))
+    ridge = sum(math.log(_value(eff, n) / _value(prior, n)) ** 2 for n in names
+                if n not in FREE)  # fmt: skip
+    return misses + RIDGE * ridge
+
+
+# Parameters the default entry's fit does not pull toward its start (an overhead's START is a
+# place to begin a log-space search, not a belief); families are pulled toward the default.
+FREE: set[str] = set()
+
+
+def _nelder_mead(f: Callable[[list[float]], float], x0: list[float], step: float = 0.5,
+                 iterations: int = 600) -> list[float]:  # fmt: skip
+    """Minimise f from x0 (a plain Nelder-Mead: reflection, expansion, contraction, shrink)."""
+    simplex = [list(x0)] + [[x + (step if i == j else 0.0) for j, x in enumerate(x0)]
+                            for i in range(len(x0))]  # fmt: skip
+    scores = [f(x) for x in simplex]
+    for _ in range(iterations):
+        order = sorted(range(len(simplex)), key=scores.__getitem__)
+        simplex, scores = [simplex[i] for i in order], [scores[i] for i in order]
+        if scores[-1] - scores[0] < 1e-9:
+            break
+        centre = [sum(x[j] for x in simplex[:-1]) / (len(simplex) - 1) for j in range(len(x0))]
+        worst = simplex[-1]
+        reflected = [c + (c - w) for c, w in zip(centre, worst, strict=True)]
+        r = f(reflected)
+        if r < scores[0]:
+            expanded = [c + 2 * (c - w) for c, w in zip(centre, worst, strict=True)]
+            e = f(expanded)
+            simplex[-1], scores[-1] = (expanded, e) if e < r else (reflected, r)
+        elif r < scores[-2]:
+            simplex[-1], scores[-1] = reflected, r
+        else:
+            contracted = [c + 0.5 * (w - c) for c, w in zip(centre, worst, strict=True)]
+            k = f(contracted)
+            if k < scores[-1]:
+                simplex[-1], scores[-1] = contracted, k
+            else:  # shrink toward the best
+                best = simplex[0]
+                simplex = [best] + [[b + 0.5 * (x - b) for b, x in zip(best, p, strict=True)]
+                                    for p in simplex[1:]]  # fmt: skip
+                scores = [scores[0]] + [f(x) for x in simplex[1:]]
+    return simplex[min(range(len(simplex)), key=scores.__getitem__)]
+
+
+EXPERT_PARAMS = frozenset({"expert_overhead_s", "expert_bandwidth", "expert_compute"})
+
+
+def fit_staged(
+    figs: Sequence[Mapping[str, Any]],
+    prior: Efficiency,
+    names: Sequence[str],
+    experts: bool,
+    staged: bool = True,
+) -> tuple[Efficiency, float]:
+    """`fit`, in two stages when `staged`: the dense parameters on the dense figures alone,
+    then the experts' parameters on the MoE figures with the dense ones held. A MoE figure
+    cannot tell a slow expert kernel from a slow dense one; this keeps it from moving what
+    only dense figures can pin (and a family without dense figures keeps the prior's)."""
+    if not staged:
+        return fit(figs, prior, names, experts)
+    eff = prior
+    for moe, stage in ((False, [n for n in names if n not in EXPERT_PARAMS]),
+                       (True, [n for n in names if n in EXPERT_PARAMS])):  # fmt: skip
+        members = [f for f in figs if f["moe"] == moe]
+        if members and stage:
+            eff, _ = fit(members, eff, stage, experts)
+    return eff, loss(figs, eff, prior, names, experts)
+
+
+def _coordinates(
+    f: Callable[[list[float]], float],
+    x0: list[float],
+    bounds: Sequence[tuple[float, float]],
+    cycles: int = 8,
+) -> list[float]:
+    """Minimise f by cycling over the coordinates: a grid over each one's whole (log) range,
+    then a golden-section search around the best grid point. Robust where the loss is flat in
+    one parameter over a wide range (an overhead too small to matter until it is not)."""
+    x, best = list(x0), f(list(x0))
+    golden = (math.sqrt(5) - 1) / 2
+    for _ in range(cycles):
+        before = best
+        for i, (lo, hi) in enumerate(bounds):
+            grid = [lo + (hi - lo) * k / 24 for k in range(25)]
+            scores = [f([*x[:i], g, *x[i + 1 :]]) for g in grid]
+            k = min(range(len(grid)), key=scores.__getitem__)
+            a, b = grid[max(0, k - 1)], grid[min(len(grid) - 1, k + 1)]
+            for _ in range(16):
+                c, d = b - golden * (b - a), a + golden * (b - a)
+                fc, fd = f([*x[:i], c, *x[i + 1 :]]), f([*x[:i], d, *x[i + 1 :]])
+                a, b = (a, d) if fc < fd else (c, b)
+            candidates = [(scores[k], grid[k]), (f([*x[:i], (a + b) / 2, *x[i + 1:]]), (a + b) / 2),
+                          (best, x[i])]  # fmt: skip
+            best, x[i] = min(candidates)
+        if before - best < 1e-7:
+            break
+    return x
+
+
+def fit(
+    figs: Sequence[Mapping[str, Any]], prior: Efficiency, names: Sequence[str], experts: bool
+) -> tuple[Efficiency, float]:
+    """The efficiency minimising `loss` over `figs`, moving `names` from `prior`."""
+
+    def at(x: Sequence[float]) -> Efficiency:
+        values = {}
+        for name, z in zip(names, x, strict=True):
+            lo, hi = _bounds(name)
+            values[name] = min(hi, max(lo, math.exp(z)))
+        return replace(prior, **values)
+
+    def objective(x: list[float]) -> float:
+        return loss(figs, at(x), prior, names, experts)
+
+    x = [math.log(_value(prior, n)) for n in names]
+    bounds = [tuple(math.log(b) for b in _bounds(n)) for n in names]
+    x = _coordinates(objective, x, bounds)  # type: ignore[arg-type]
+    x = _nelder_mead(objective, x, step=0.1)  # a polish across coordinates
+    best = at(x)
+    return best, loss(figs, best, prior, names, experts)
+
+
+def _fit_all(figs: Sequence[Mapping[str, Any]], names: Sequence[str], experts: bool,
+             groups: bool, family_prior: str = "default", staged: bool = True,
+             ) -> tuple[Efficiency, dict[tuple[str, str], Efficiency]]:  # fmt: skip
+    start = replace(Efficiency(), **{n: START[n] for n in names if n in START})
+    FREE.update(n for n in names if n.endswith("_s") and FREE_OVERHEADS)
+    default, _ = fit_staged(figs, start, names, experts, staged)
+    FREE.clear()
+    prior = default if family_prior == "default" else start
+    by_group: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for f in figs:
+        if f["family"] is not None and groups:
+            by_group.setdefault((f["family"], f["vendor"]), []).append(f)
+    return default, {k: fit_staged(v, prior, names, experts, staged)[0]
+                     for k, v in by_group.items()}  # fmt: skip
+
+
+def leave_one_out(figs: Sequence[Mapping[str, Any]], names: Sequence[str], experts: bool,
+                  groups: bool, family_prior: str = "default", staged: bool = True,
+                  ) -> None:  # fmt: skip
+    """Each FIT figure predicted by a fit on the other FIT figures: how a design (the
+    parameter list) generalises, judged without the held-out half."""
+    misses: list[float] = []
+    within = 0
+    for i, f in enumerate(figs):
+        rest = [g for j, g in enumerate(figs) if j != i]
+        default, fitted = _fit_all(rest, names, experts, groups, family_prior, staged)
+        eff = fitted.get((f["family"], f["vendor"]), default)
+        logs = _log_misses(f["fig"], eff, experts)
+        misses += logs
+        ok = all(math.log(0.75) <= x <= math.log(1.25) for x in logs)
+        within += ok
+        print(f"  {f['fig']['id']}: " + ", ".join(f"{math.exp(x):.2f}" for x in logs)
+              + (" (within)" if ok else ""), flush=True)  # fmt: skip
+    rms = math.sqrt(sum(x * x for x in misses) / len(misses))
+    print(
+        f"LOO over {len(figs)} FIT figures, params {', '.join(names)}: {within} within 25%, "
+        f"rms log miss {rms:.3f}"
+    )
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _commit() -> str:
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True, cwd=Path(__file__).parent)  # fmt: skip
+        head = done.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head
+
+
+def _entry(ident: str, engine: str, vendor: str, eff: Efficiency, names: Sequence[str],
+           ids: Sequence[str], note: str) -> Entry:  # fmt: skip
+    what = ("every engine" if engine == ANY else ENGINE_NAMES.get(engine, engine)) + (
+        "" if vendor == ANY else f" on {VENDOR_NAMES.get(vendor, vendor)}"
+    )
+    label = "default" if engine == ANY and vendor == ANY else (
+        f"{what} (fitted on {len(ids)} published figure{'s' * (len(ids) != 1)})")  # fmt: skip
+    source = (f"fitted on FIT ids [{', '.join(sorted(ids))}] by benchmarks/planner_fit.py "
+              f"(ridge {RIDGE}) at commit {_commit()} with issue 17's second slice; "
+              f"{note}")  # fmt: skip
+    values = {n: getattr(eff, n) for n in names}
+    return Entry(ident, engine, vendor, label, source, values, tuple(sorted(ids)))
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, float):
+        text = f"{value:.6g}"
+        return text if "e" in text or "." in text else text + ".0"
+    return repr(value) if not isinstance(value, str) else '"' + value.replace('"', "'") + '"'
+
+
+def write(entries: Sequence[Entry], out: Path, header: str) -> None:
+    lines = [header, "schema_version = 1", f'updated = "{date.today().isoformat()}"', ""]
+    for e in entries:
+        lines += ["[[efficiency]]", f'id = "{e.id}"', f'engine = "{e.engine}"',
+                  f'vendor = "{e.vendor}"', f"label = {_toml_value(e.label)}",
+                  f"source = {_toml_value(e.source)}",
+                  "fitted_on = [" + ", ".join(f'"{i}"' for i in e.fitted_on) + "]",
+                  "values = {" + ", ".join(f"{k} = {_toml_value(float(v))}"
+                                           for k, v in e.values.items()) + "}", ""]  # fmt: skip
+    out.write_text("\n".join(lines))
+
+
+HEADER = """# Efficiencies per engine family x accelerator vendor (economics/efficiency_data.py).
+# Written by benchmarks/planner_fit.py: fitted ONLY on the FIT half of
+# benchmarks/data/published_figures.toml (the split frozen in tests/test_planner_figures.py);
+# the held-out half is reported by benchmarks/planner_figures.py. Each entry's `source` names
+# the figures it was fitted on. Values not listed are perf_model.Efficiency's defaults (e.g.
+# interconnect 0.82: NCCL's app-level 370 of NVLink 4's 450 GB/s each way, NVIDIA/nccl #1442).
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--params", default=",".join(PARAMS), help="comma-separated Efficiency fields")
+    ap.add_argument("--no-groups", action="store_true", help="fit the default entry only")
+    ap.add_argument("--no-moe-shapes", action="store_true")
+    ap.add_argument(
+        "--loo",
+        action="store_true",
+        help="leave-one-out within FIT: refit without each FIT figure and predict "
+        "it (to choose --params on FIT data alone); writes nothing",
+    )
+    ap.add_argument(
+        "--family-prior",
+        choices=("default", "start"),
+        default="default",
+        help="what a family's fit is pulled toward: the fitted default entry, or "
+        "Efficiency() with the START overheads",
+    )
+    ap.add_argument(
+        "--ridge-overheads",
+        action="store_true",
+        help="pull the default entry's overheads toward START too (the design "
+        "before leave-one-out chose free ones: rms 0.659 against 0.650)",
+    )
+    ap.add_argument(
+        "--joint",
+        action="store_true",
+        help="fit dense and expert parameters together on every figure (the first "
+        "design); default: in two stages, see fit_staged",
+    )
+    ap.add_argument(
+        "--batch-one",
+        action="store_true",
+        help="only FIT figures at one request in flight (what exposes fixed costs)",
+    )
+    ap.add_argument("--out", type=Path, default=DATA / "efficiencies.toml")
+    ap.add_argument(
+        "--prior",
+        type=Path,
+        help="start the default entry from this efficiencies file's default entry "
+        "(its values are kept, and fitted again only if listed in --params)",
+    )
+    args = ap.parse_args()
+    global FREE_OVERHEADS
+    FREE_OVERHEADS = not args.ridge_overheads
+    names = [n.strip() for n in args.params.split(",") if n.strip()]
+    unknown = set(names) - set(PARAMS)
+    if unknown:
+        ap.error(f"cannot fit {sorted(unknown)}; choose from {', '.join(PARAMS)}")
+    experts = not args.no_moe_shapes
+    figs = fit_figures(experts)
+    if args.batch_one:
+        figs = [f for f in figs if _concurrency(f, experts) == 1]
+    if not experts:  # without shapes nothing tells the expert terms apart: leave them
+        names = [n for n in names if not n.startswith(("expert_", "moe_"))]
+    if args.loo:
+        leave_one_out(figs, names, experts, not args.no_groups, args.family_prior, not args.joint)
+        return
+    base = Efficiency()
+    kept: dict[str, float] = {}
+    if args.prior is not None:
+        prior_entry = pick(load(args.prior.read_text("utf-8")), ANY, ANY)
+        base, kept = prior_entry.efficiency(), dict(prior_entry.values)
+    start = replace(base, **{n: START[n] for n in names
+                             if n in START and not getattr(base, n)})  # fmt: skip
+    FREE.update(n for n in names if n.endswith("_s") and FREE_OVERHEADS)
+    default, score = fit_staged(figs, start, names, experts, not args.joint)
+    FREE.clear()
+    listed = [*dict.fromkeys([*kept, *names])]  # what the entries list: kept values too
+    ids = [f["fig"]["id"] for f in figs]
+    print(f"default: loss {score:.3f} over {len(ids)} FIT figures: "
+          + ", ".join(f"{n} {getattr(default, n):.4g}" for n in listed))  # fmt: skip
+    entries = [_entry("default", ANY, ANY, default, listed, ids, "the prior for every engine "
+                      "family; used when the engine is not known")]  # fmt: skip
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for f in figs:
+        if f["family"] is not None:
+            groups.setdefault((f["family"], f["vendor"]), []).append(f)
+    family_prior = default if args.family_prior == "default" else start
+    for (family, vendor), members in [] if args.no_groups else sorted(groups.items()):
+        eff, score = fit_staged(members, family_prior, names, experts, not args.joint)
+        member_ids = [f["fig"]["id"] for f in members]
+        print(f"{family} on {vendor}: loss {score:.3f} over {len(members)}: "
+              + ", ".join(f"{n} {getattr(eff, n):.4g}" for n in names))  # fmt: skip
+        prior_text = ("the default entry" if args.family_prior == "default"
+                      else "Efficiency() with the START overheads")  # fmt: skip
+        entries.append(_entry(f"{family}-{vendor.lower()}", family, vendor, eff, listed,
+                              member_ids, f"prior: {prior_text}"))  # fmt: skip
+    write(entries, args.out, HEADER)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Efficiencies per serving engine and accelerator family, as data (`data/efficiencies.toml`).
+
+Engines reach very different shares of the same hardware's peaks: on the published figures,
+vLLM on AMD Instinct runs a TP8 decode step at batch 1 about twice as long as the bandwidth
+would allow, vLLM-Ascend 0.9 pays milliseconds per layer, TensorRT-LLM on Hopper is near the
+roofline. Each entry of the data file names an engine family and an accelerator vendor (or
+"*"), the `Efficiency` fields it sets, and its source: a citation, or which published figures
+it was fitted on (`benchmarks/planner_fit.py`, fitted on the FIT half of
+`benchmarks/data/published_figures.toml` only). :func:`efficiency_for` picks the most specific
+entry: engine and vendor, then engine alone, then the default ("*", "*").
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from importlib import resources
+from types import MappingProxyType
+
+from tokenmill.economics.perf_model import Efficiency, check_efficiency
+
+ANY = "*"
+# The Efficiency fields a data entry may set (what a fit can move).
+SETTABLE = frozenset(f.name for f in fields(Efficiency)) - {"source"}
+
+
+class EfficiencyDataError(ValueError):
+    """The efficiency data is malformed; the message names the entry and field."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    engine: str  # an engine family (see `engine_family`) or "*"
+    vendor: str  # an accelerator vendor as the catalog writes it, or "*"
+    label: str  # what a plan shows, e.g. "vLLM on AMD (fitted on 5 published figures)"
+    source: str  # the citation, or "fitted on FIT ids [...] at commit ..."
+    values: Mapping[str, float]
+    fitted_on: tuple[str, ...] = ()
+
+    def efficiency(self, base: Efficiency | None = None) -> Efficiency:
+        return replace(base or Efficiency(), **self.values, source=self.label)
+
+
+# Engine names as published figures and deployments write them -> family.
+_FAMILIES = (
+    (re.compile(r"tensorrt|trt-?llm|\bnim\b", re.I), "tensorrt-llm"),
+    (re.compile(r"sglang", re.I), "sglang"),
+    (re.compile(r"mindie", re.I), "mindie"),
+    (re.compile(r"vllm[- ]ascend", re.I), "vllm-ascend"),
+    (re.compile(r"vllm", re.I), "vllm"),
+    (re.compile(r"llama\.?cpp|llama-server", re.I), "llama.cpp"),
+)
+
+
+def engine_family(engine: str | None, vendor: str | None = None) -> str | None:
+    """'vLLM v0.11.0' -> 'vllm', 'TensorRT-LLM 0.16.0 (trtllm-bench)' -> 'tensorrt-llm'; vLLM
+    on a Huawei part is vLLM-Ascend. None when the engine is not known."""
+    if not engine:
+        return None
+    for pattern, family in _FAMILIES:
+        if pattern.search(engine):
+            if family == "vllm" and vendor == "Huawei":
+                return "vllm-ascend"
+            return family
+    return None
+
+
+def _entry(raw: object, index: int) -> Entry:
+    where = f"efficiencies: entry #{index + 1}"
+    if not isinstance(raw, dict):
+        raise EfficiencyDataError(f"{where}: must be a table")
+    known = {"id", "engine", "vendor", "label", "source", "values", "fitted_on"}
+    unknown = set(raw) - known
+    if unknown:
+        raise EfficiencyDataError(f"{where}: unknown field {sorted(unknown)[0]!r}")
+    text = {}
+    for key in ("id", "engine", "vendor", "label", "source"):
+        value = raw.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise EfficiencyDataError(f"{where}: field {key!r} must be a non-empty string")
+        text[key] = value
+    values = raw.get("values")
+    if not isinstance(values, dict):
+        raise EfficiencyDataError(f"{where}: field 'values' must be a table")
+    for name, value in values.items():
+        if name not in SETTABLE:
+            raise EfficiencyDataError(f"{where}: values.{name}: not an Efficiency field")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not (math.isfinite(value) and value >= 0)
+        ):
+            raise EfficiencyDataError(f"{where}: values.{name} must be a number >= 0")
+    fitted_on = raw.get("fitted_on", [])
+    if not isinstance(fitted_on, list) or not all(isinstance(i, str) for i in fitted_on):
+        raise EfficiencyDataError(f"{where}: fitted_on must be a list of figure ids")
+    entry = Entry(**text, values=MappingProxyType(dict(values)), fitted_on=tuple(fitted_on))
+    try:
+        check_efficiency(entry.efficiency())  # the values make a valid Efficiency
+    except (TypeError, ValueError) as exc:
+        raise EfficiencyDataError(f"{where}: {exc}") from None
+    return entry
+
+
+def load(text: str) -> tuple[Entry, ...]:
+    """Parse and validate efficiencies TOML: a default entry ("*", "*") is required."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise EfficiencyDataError(f"efficiencies: not valid TOML: {exc}") from None
+    if doc.get("schema_version") != 1:
+        raise EfficiencyDataError("efficiencies: schema_version must be 1")
+    raw = doc.get("efficiency")
+    if not isinstance(raw, list) or not raw:
+        raise EfficiencyDataError("efficiencies: no [[efficiency]] entries")
+    entries = tuple(_entry(r, i) for i, r in enumerate(raw))
+    keys = [(e.engine, e.vendor) for e in entries]
+    if len(set(keys)) != len(keys) or len({e.id for e in entries}) != len(entries):
+        raise EfficiencyDataError("efficiencies: duplicate id or (engine, vendor)")
+    if (ANY, ANY) not in keys:
+        raise EfficiencyDataError('efficiencies: a default entry (engine "*", vendor "*") '
+                                  "is required")  # fmt: skip
+    return entries
+
+
+@functools.cache
+def packaged() -> tuple[Entry, ...]:
+    text = resources.files("tokenmill.economics").joinpath("data/efficiencies.toml")
+    return load(text.read_text("utf-8"))
+
+
+def pick(entries: Sequence[Entry], engine: str | None, vendor: str | None) -> Entry:
+    """The most specific entry for an engine family and vendor."""
+    by_key = {(e.engine, e.vendor): e for e in entries}
+    for key in ((engine, vendor), (engine, ANY), (ANY, ANY)):
+        if key in by_key:
+            return by_key[key]
+    raise EfficiencyDataError("efficiencies: no default entry")  # load() refuses this
+
+
+def efficiency_for(
+    engine: str | None, vendor: str | None, entries: Sequence[Entry] | None = None
+) -> Efficiency:
+    """The efficiencies for `engine` (a name as written, or a family) on a `vendor`'s part."""
+    family = engine_family(engine, vendor) or engine
+    return pick(entries if entries is not None else packaged(), family, vendor).efficiency()

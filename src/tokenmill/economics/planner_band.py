@@ -1,0 +1,124 @@
+"""How far a planner figure may be off: the band the held-out validation supports for that kind
+of configuration, and whether the option lies outside anything validated.
+
+`data/validation_bands.toml` lists the held-out published figures (issue 17's validation,
+`benchmarks/planner_figures.py --write-bands`), each with its kind (dense or MoE, tensor-parallel
+degree, accelerator vendor) and its speed ratio: predicted / published speed on its worst judged
+metric (throughput as is, times inverted; > 1: the planner was too fast). An option's band is
+the range of published / predicted speed over the held-out figures of its kind: the same
+architecture, TP bucket and vendor when at least `MIN_FIGURES` exist, else the closest wider
+kind (architecture and vendor, architecture and TP, architecture, everything), and the option is
+flagged as extrapolating whenever its own kind has none, or it rests on a guess (an
+interconnect the catalog lacks, a MoE whose experts' shape is unknown, a batch beyond any
+validated one).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+
+MIN_FIGURES = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Validated:
+    """One held-out figure, as the bands read it."""
+
+    id: str
+    architecture: str  # "dense" | "moe"
+    tp: int
+    vendor: str
+    concurrency: int
+    speed_ratio: float  # predicted / published speed, worst judged metric
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    """Published speed relative to the planner's, over the held-out figures of a kind."""
+
+    low: float  # e.g. 0.6: the slowest published figure ran at 0.6x the predicted speed
+    high: float
+    figures: int
+    scope: str  # the kind the figures were taken from, e.g. "MoE, TP8, NVIDIA"
+    extrapolating: tuple[str, ...] = ()  # why the option lies outside the validated kinds
+
+    @property
+    def plus_minus(self) -> float:
+        """The band's half-width as one number: the largest relative miss."""
+        return max(1 - self.low, self.high - 1, 0.0)
+
+    def text(self) -> str:
+        lo, hi = round((self.low - 1) * 100), round((self.high - 1) * 100)
+        width = f"{lo:+d}%/{hi:+d}%" if self.figures else "no held-out figure"
+        where = f" ({self.scope}: {self.figures} held-out figure{'s' * (self.figures != 1)})"
+        flag = "; extrapolating: " + "; ".join(self.extrapolating) if self.extrapolating else ""
+        return width + (where if self.figures else "") + flag
+
+
+def tp_bucket(tp: int) -> str:
+    return "TP1" if tp == 1 else "TP2-4" if tp <= 4 else "TP8"
+
+
+def load(text: str) -> tuple[str, tuple[Validated, ...]]:
+    """(source, figures) from a validation-bands TOML."""
+    doc = tomllib.loads(text)
+    if doc.get("schema_version") != 1 or not isinstance(doc.get("source"), str):
+        raise ValueError("validation bands: schema_version 1 and a source are required")
+    figures = tuple(
+        Validated(f["id"], f["architecture"], int(f["tp"]), f["vendor"], int(f["concurrency"]),
+                  float(f["speed_ratio"]))
+        for f in doc.get("figure", [])
+    )  # fmt: skip
+    if any(not (math.isfinite(f.speed_ratio) and f.speed_ratio > 0) for f in figures):
+        raise ValueError("validation bands: every speed_ratio must be > 0")
+    return doc["source"], figures
+
+
+@functools.cache
+def packaged() -> tuple[str, tuple[Validated, ...]]:
+    data = resources.files("tokenmill.economics").joinpath("data/validation_bands.toml")
+    return load(data.read_text("utf-8"))
+
+
+def band(
+    architecture: str, tp: int, vendor: str, concurrency: int, *,
+    assumptions: Sequence[str] = (), figures: Sequence[Validated] | None = None,
+) -> Band:  # fmt: skip
+    """The band for an option of this kind; `assumptions` are guesses it rests on."""
+    known = packaged()[1] if figures is None else figures
+    arch = "MoE" if architecture == "moe" else "dense"
+    bucket = tp_bucket(tp)
+
+    def kind(same_tp: bool, same_vendor: bool) -> Callable[[Validated], bool]:
+        def match(f: Validated) -> bool:
+            return (f.architecture == architecture
+                    and (not same_tp or tp_bucket(f.tp) == bucket)
+                    and (not same_vendor or f.vendor == vendor))  # fmt: skip
+
+        return match
+
+    kinds = (
+        (f"{arch}, {bucket}, {vendor}", kind(True, True)),
+        (f"{arch}, {vendor}", kind(False, True)),
+        (f"{arch}, {bucket}", kind(True, False)),
+        (arch, kind(False, False)),
+        ("all", lambda f: True),
+    )
+    reasons = list(assumptions)
+    own = [f for f in known if kinds[0][1](f)]
+    if not own:
+        reasons.insert(0, f"no held-out figure for {kinds[0][0]}")
+    elif max(f.concurrency for f in own) * 2 < concurrency:
+        reasons.append(f"{concurrency} requests in flight, the most validated for "
+                       f"{kinds[0][0]} is {max(f.concurrency for f in own)}")  # fmt: skip
+    for scope, match in kinds:
+        chosen = [f for f in known if match(f)]
+        if len(chosen) >= MIN_FIGURES or (scope == "all" and chosen):
+            speeds = [1 / f.speed_ratio for f in chosen]
+            return Band(min(speeds), max(speeds), len(chosen), scope, tuple(reasons))
+    return Band(1.0, 1.0, 0, "none", tuple(reasons) or ("no validation data",))

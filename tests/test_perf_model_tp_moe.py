@@ -1,0 +1,315 @@
+"""Tensor parallelism and mixtures of experts in the performance model (issue 17): the
+collectives, per-layer and per-expert overheads, KV replication, the experts a batch touches,
+and the data behind them (model layouts, engine efficiencies, validation bands)."""
+
+import dataclasses
+import importlib.util
+import math
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tokenmill.economics import efficiency_data, model_layouts, planner_band
+from tokenmill.economics.collectives import ring_all_reduce_s
+from tokenmill.economics.models import find_model
+from tokenmill.economics.moe import (
+    MoeShape,
+    expert_matmul_efficiency,
+    tokens_per_expert,
+    touched_experts,
+)
+from tokenmill.economics.perf_model import (
+    Device,
+    Efficiency,
+    MeasuredRun,
+    Workload,
+    calibrate,
+    kv_replication,
+    predict,
+)
+from tokenmill.economics.planner import device, interconnect_assumed
+from tokenmill.fleet.catalog import catalog
+
+CAT = catalog()
+DEFAULT = Efficiency()
+LLAMA_70B = model_layouts.with_layout("llama-3.1-70b", find_model("llama-3.1-70b").spec("fp8"))
+DSV3 = model_layouts.with_layout("deepseek-v3", find_model("deepseek-v3").spec())
+
+
+def _split() -> ModuleType:
+    """tests/test_planner_figures.py, where the held-out split is frozen."""
+    path = Path(__file__).parent / "test_planner_figures.py"
+    spec = importlib.util.spec_from_file_location("frozen_split", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _no_link(dev: Device) -> Device:
+    return dataclasses.replace(dev, link_bandwidth=0.0, link_latency_s=0.0)
+
+
+# ------------------------------------------------------------------------------ collectives
+
+
+def test_ring_all_reduce_cost() -> None:
+    # 8 devices, 1 MB at 450 GB/s each way: 2 x 7/8 x 1e6 / 450e9 = 3.89 us, plus 8 us
+    assert ring_all_reduce_s(1e6, 8, 450e9, 8e-6) == pytest.approx(3.889e-6 + 8e-6, rel=1e-3)
+    assert ring_all_reduce_s(1e6, 1, 450e9, 8e-6) == 0.0
+
+
+def test_a_tp8_decode_step_pays_two_all_reduces_per_layer() -> None:
+    h100x8 = device(CAT["h100"], 8, "fp8")
+    assert h100x8.link_bandwidth == pytest.approx(450e9)  # 900 GB/s both ways
+    assert h100x8.link_latency_s == pytest.approx(8e-6)
+    work = Workload(128, 64, 1)
+    with_link = predict(LLAMA_70B, h100x8, DEFAULT, work).tpot_s
+    without = predict(LLAMA_70B, _no_link(h100x8), DEFAULT, work).tpot_s
+    # one token: 8192 x 2 bytes per all-reduce at 82% of 450 GB/s, 160 of them, plus latency
+    per = 2 * 7 / 8 * 8192 * 2 / (450e9 * 0.82) + 8e-6
+    assert with_link - without == pytest.approx(160 * per, rel=1e-6)
+
+
+def test_one_device_pays_no_collectives() -> None:
+    one = device(CAT["h100"], 1, "bf16")
+    llama8 = model_layouts.with_layout("llama-3.1-8b", find_model("llama-3.1-8b").spec())
+    work = Workload(512, 64, 4)
+    assert predict(llama8, one, DEFAULT, work) == predict(llama8, _no_link(one), DEFAULT, work)
+
+
+def test_interconnect_is_assumed_pcie_where_the_catalog_has_none() -> None:
+    k100 = CAT["k100-ai"]
+    assert k100.interconnect_gbs is None and interconnect_assumed(k100)
+    assert device(k100, 2, "bf16").link_bandwidth == pytest.approx(31.5e9)
+    assert not interconnect_assumed(CAT["h200"])
+
+
+def test_layer_overhead_is_paid_per_layer_and_iteration() -> None:
+    dev = device(CAT["h100"], 8, "fp8")
+    work = Workload(128, 64, 2)
+    base = predict(LLAMA_70B, dev, DEFAULT, work)
+    slow = predict(LLAMA_70B, dev, dataclasses.replace(DEFAULT, layer_overhead_s=50e-6), work)
+    assert slow.tpot_s - base.tpot_s == pytest.approx(80 * 50e-6)
+
+
+# ------------------------------------------------------------------------------ KV copies
+
+
+def test_kv_heads_are_replicated_over_a_wider_group() -> None:
+    assert kv_replication(LLAMA_70B, device(CAT["h100"], 8, "fp8")) == 1  # 8 KV heads
+    assert kv_replication(DSV3, device(CAT["h200"], 8, "fp8")) == 8  # one latent per device
+    qwen235 = find_model("qwen3-235b-a22b").spec()
+    assert kv_replication(qwen235, device(CAT["h100"], 8, "bf16")) == 2  # 4 KV heads
+    work = Workload(1000, 100, 10)
+    p = predict(DSV3, device(CAT["h200"], 8, "fp8"), DEFAULT, work)
+    assert p.kv_bytes == pytest.approx(10 * 1100 * DSV3.kv_bytes_per_token * 8)
+
+
+# ------------------------------------------------------------------------------ experts
+
+
+def test_touched_experts() -> None:
+    assert touched_experts(1, 256, 8) == pytest.approx(8)
+    assert touched_experts(4, 256, 8) == pytest.approx(256 * (1 - (1 - 8 / 256) ** 4))
+    assert touched_experts(10_000, 256, 8) == pytest.approx(256)
+    assert touched_experts(0, 256, 8) == 0
+    shape = DSV3.moe
+    assert shape is not None
+    assert tokens_per_expert(1, shape) == pytest.approx(1)
+    assert tokens_per_expert(4096, shape) == pytest.approx(4096 * 8 / 256, rel=1e-6)
+
+
+def test_expert_matmuls_turn_compute_bound_with_tokens_per_expert() -> None:
+    shape = DSV3.moe
+    assert shape is not None
+    args = (1979e12, 3.35e12, 8, 0.5, 0.7)
+    effs = [expert_matmul_efficiency(t, shape, *args) for t in (1, 64, 1024, 65536)]
+    assert effs == sorted(effs) and effs[0] < 0.01 and effs[-1] > 0.4
+
+
+def test_a_small_moe_batch_reads_the_dense_part_and_the_touched_experts() -> None:
+    shape = DSV3.moe
+    assert shape is not None
+    dev = _no_link(device(CAT["h200"], 8, "fp8"))
+    one = predict(DSV3, dev, DEFAULT, Workload(1, 2)).tpot_s
+    dense = DSV3.params - shape.routed_params
+    read = (dense + 8 * shape.moe_layers * shape.expert_params) / (dev.bandwidth * 0.7)
+    matmuls = 2 * DSV3.active_params / (dev.flops * 0.5)
+    kv = 2 * DSV3.kv_bytes_per_token * 8 / (dev.bandwidth * 0.7)  # mean context 1 + 2 / 2
+    attention = 2 * DSV3.attention_flops_per_pair / (dev.flops * 0.5)
+    assert one == pytest.approx(read + matmuls + kv + attention, rel=1e-6)
+
+
+def test_expert_overhead_is_paid_per_touched_expert() -> None:
+    dev = device(CAT["h200"], 8, "fp8")
+    work = Workload(200, 100, 4)
+    base = predict(DSV3, dev, DEFAULT, work).tpot_s
+    eff = dataclasses.replace(DEFAULT, expert_overhead_s=5e-6)
+    touched = touched_experts(4, 256, 8) * 58
+    assert predict(DSV3, dev, eff, work).tpot_s - base == pytest.approx(touched * 5e-6)
+
+
+def test_expert_efficiencies_apply_to_the_experts_only() -> None:
+    shape = DSV3.moe
+    assert shape is not None
+    dev = _no_link(device(CAT["h200"], 8, "fp8"))
+    work = Workload(1, 2)
+    base = predict(DSV3, dev, DEFAULT, work).tpot_s
+    slow = predict(DSV3, dev, dataclasses.replace(DEFAULT, expert_bandwidth=0.35), work).tpot_s
+    routed = 8 * shape.moe_layers * shape.expert_params
+    assert slow - base == pytest.approx(routed / dev.bandwidth * (1 / 0.35 - 1 / 0.7), rel=1e-6)
+
+
+def test_a_moe_shape_must_fit_its_model() -> None:
+    bad = dataclasses.replace(DSV3, moe=MoeShape(256, 8, 58, 50e9))
+    with pytest.raises(ValueError, match="exceed"):
+        predict(bad, device(CAT["h200"], 8, "fp8"), DEFAULT, Workload(10, 10))
+
+
+def test_every_moe_layout_matches_its_model_card() -> None:
+    for ident, layout in model_layouts.layouts().items():
+        spec = find_model(ident).spec()
+        assert layout.hidden_size > 0 and layout.sources, ident
+        if layout.moe is None:
+            assert spec.active_params == spec.params, ident
+            continue
+        layout.moe.check(spec.params, spec.active_params)
+        dense = spec.params - layout.moe.routed_params
+        assert 0 < dense < 0.1 * spec.params, ident  # routed experts hold most of a MoE
+
+
+# ------------------------------------------------------------------------------ calibration
+
+
+def test_calibrate_at_tp2_holds_the_collectives_and_fits_the_rest() -> None:
+    llama8 = model_layouts.with_layout("llama-3.1-8b", find_model("llama-3.1-8b").spec())
+    dev = device(CAT["h100"], 2, "bf16")
+    true = Efficiency(compute=0.35, bandwidth=0.8, step_overhead_s=0.001, request_overhead_s=0.02)
+    runs = []
+    for n in (256, 2048, 4096):
+        for c in (1, 16):
+            p = predict(llama8, dev, true, Workload(n, 256, c))
+            runs.append(MeasuredRun(Workload(n, 256, c), p.ttft_s, p.tpot_s,
+                                    p.output_tokens_per_s))  # fmt: skip
+    fitted = calibrate(llama8, dev, runs)
+    assert fitted.compute == pytest.approx(0.35, rel=0.02)
+    held = Workload(1024, 128, 8)
+    want, got = predict(llama8, dev, true, held), predict(llama8, dev, fitted, held)
+    assert got.tpot_s == pytest.approx(want.tpot_s, rel=0.02)
+
+
+# ------------------------------------------------------------------------------ data
+
+
+@pytest.mark.parametrize(
+    ("engine", "vendor", "family"),
+    [
+        ("vLLM v0.11.0", "NVIDIA", "vllm"),
+        ("vLLM-Ascend v0.9.1", "Huawei", "vllm-ascend"),
+        ("vllm", "Huawei", "vllm-ascend"),
+        ("TensorRT-LLM 0.16.0 (trtllm-bench)", "NVIDIA", "tensorrt-llm"),
+        ("SGLang v0.5.3", "NVIDIA", "sglang"),
+        ("vLLM (rocm/vllm-dev:20250112 image)", "AMD", "vllm"),
+        (None, "NVIDIA", None),
+        ("something else", "AMD", None),
+    ],
+)
+def test_engine_families(engine: str | None, vendor: str, family: str | None) -> None:
+    assert efficiency_data.engine_family(engine, vendor) == family
+
+
+def test_efficiencies_pick_the_most_specific_entry() -> None:
+    entries = efficiency_data.load("""
+schema_version = 1
+[[efficiency]]
+id = "default"
+engine = "*"
+vendor = "*"
+label = "default"
+source = "test"
+values = {bandwidth = 0.6}
+[[efficiency]]
+id = "vllm-amd"
+engine = "vllm"
+vendor = "AMD"
+label = "vLLM on AMD"
+source = "test"
+values = {bandwidth = 0.4, layer_overhead_s = 5e-5}
+""")
+    amd = efficiency_data.efficiency_for("vLLM 0.6", "AMD", entries)
+    assert amd.bandwidth == 0.4 and amd.layer_overhead_s == 5e-5 and amd.source == "vLLM on AMD"
+    assert efficiency_data.efficiency_for("vllm", "NVIDIA", entries).bandwidth == 0.6
+    assert efficiency_data.efficiency_for(None, "AMD", entries).source == "default"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("schema_version = 2", "schema_version"),
+        ("schema_version = 1", "no \\[\\[efficiency\\]\\]"),
+        (
+            'schema_version = 1\n[[efficiency]]\nid = "a"\nengine = "vllm"\nvendor = "AMD"\n'
+            'label = "x"\nsource = "y"\nvalues = {}',
+            "default entry",
+        ),
+        (
+            'schema_version = 1\n[[efficiency]]\nid = "a"\nengine = "*"\nvendor = "*"\n'
+            'label = "x"\nsource = "y"\nvalues = {speed = 2}',
+            "not an Efficiency field",
+        ),
+        (
+            'schema_version = 1\n[[efficiency]]\nid = "a"\nengine = "*"\nvendor = "*"\n'
+            'label = "x"\nsource = "y"\nvalues = {compute = 0}',
+            "efficiencies must be",
+        ),
+    ],
+)
+def test_bad_efficiency_data_is_refused(text: str, message: str) -> None:
+    with pytest.raises(efficiency_data.EfficiencyDataError, match=message):
+        efficiency_data.load(text)
+
+
+def test_packaged_efficiencies_are_fitted_on_the_fit_half_only() -> None:
+    split = _split()
+    ids, held_out = {f["id"] for f in split.FIGURES}, split.HELD_OUT
+    for entry in efficiency_data.packaged():
+        assert entry.source.strip() and entry.label.strip()
+        assert entry.fitted_on, entry.id
+        assert set(entry.fitted_on) <= ids - held_out, entry.id
+        assert "fitted on FIT ids" in entry.source
+        entry.efficiency()  # valid values
+
+
+def test_validation_bands_are_the_held_out_figures() -> None:
+    source, figures = planner_band.packaged()
+    assert "held-out" in source
+    assert {f.id for f in figures} <= _split().HELD_OUT
+    assert len(figures) >= 19
+
+
+def test_a_band_narrows_to_the_kind_and_says_when_it_extrapolates() -> None:
+    figs = [planner_band.Validated(f"d{i}", "dense", 8, "AMD", 64, r)
+            for i, r in enumerate((0.8, 1.0, 1.25))]  # fmt: skip
+    figs.append(planner_band.Validated("m", "moe", 8, "NVIDIA", 1000, 2.0))
+    amd = planner_band.band("dense", 8, "AMD", 64, figures=figs)
+    assert amd.low == pytest.approx(0.8) and amd.high == pytest.approx(1.25)
+    assert amd.figures == 3
+    assert not amd.extrapolating and "dense, TP8, AMD: 3 held-out figures" in amd.text()
+    assert amd.plus_minus == pytest.approx(0.25)
+    # no MoE figure on AMD: the band comes from all MoE-less kinds, flagged
+    moe_amd = planner_band.band("moe", 8, "AMD", 64, figures=figs)
+    assert moe_amd.extrapolating and "no held-out figure for MoE, TP8, AMD" in moe_amd.text()
+    # far beyond any validated batch, or resting on a guess
+    assert planner_band.band("dense", 8, "AMD", 4096, figures=figs).extrapolating
+    guess = planner_band.band("dense", 8, "AMD", 64, figures=figs, assumptions=("PCIe",))
+    assert guess.extrapolating == ("PCIe",)
+
+
+def test_efficiency_data_values_are_physical() -> None:
+    for entry in efficiency_data.packaged():
+        eff = entry.efficiency()
+        for name in ("compute", "bandwidth", "interconnect"):
+            assert 0 < getattr(eff, name) <= 1, (entry.id, name)
+        assert all(math.isfinite(v) and v >= 0 for v in entry.values.values())

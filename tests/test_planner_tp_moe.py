@@ -1,0 +1,75 @@
+"""The planner with issue 17's second slice: MoE layouts, efficiencies by engine, the band."""
+
+import json
+from dataclasses import replace
+from decimal import Decimal
+
+from typer.testing import CliRunner
+
+from tokenmill.cli.main import app
+from tokenmill.economics.models import custom_model, find_model
+from tokenmill.economics.perf_model import Efficiency
+from tokenmill.economics.planner import Demand, PlanOptions, Slo, plan
+from tokenmill.economics.planner_view import view
+from tokenmill.fleet.catalog import PriceRange, catalog
+
+CAT = catalog()
+DSR1 = find_model("deepseek-r1")
+SLO = Slo(ttft_s=2.0, tpot_s=0.1)
+
+
+def test_a_moe_plan_carries_its_layout_and_a_band() -> None:
+    result = plan(DSR1, Demand(2000, 500, requests_per_s=2), SLO,
+                  accelerators={k: CAT[k] for k in ("h200", "mi300x")})  # fmt: skip
+    assert result.spec.moe is not None and result.spec.hidden == 7168
+    by_id = {o.accelerator.id: o for o in result.options}
+    h200 = by_id["h200"]
+    assert h200.tensor_parallel == 8 and h200.band is not None
+    assert h200.band.scope == "MoE, TP8, NVIDIA" and not h200.band.extrapolating
+    # no MoE figure on AMD was held out: the option says it is extrapolating
+    amd = by_id["mi300x"].band
+    assert amd is not None and amd.extrapolating
+    assert any("no held-out figure for MoE" in r for r in amd.extrapolating)
+    row = view(result)["options"][0]
+    assert {"text", "plus_minus", "held_out_figures", "extrapolating"} <= set(row["uncertainty"])
+
+
+def test_the_engine_picks_its_efficiencies_and_an_explicit_one_wins() -> None:
+    demand = Demand(1000, 200, requests_per_s=1)
+    parts = {"mi300x": CAT["mi300x"]}
+    default = plan(find_model("llama-3.1-70b"), demand, SLO, accelerators=parts)
+    vllm = plan(find_model("llama-3.1-70b"), demand, SLO, PlanOptions(engine="vLLM 0.6"),
+                accelerators=parts)  # fmt: skip
+    assert default.options[0].efficiency == "default"
+    assert vllm.options[0].efficiency.startswith("vLLM on AMD (fitted on")
+    explicit = PlanOptions(engine="vllm", efficiency=Efficiency())
+    given = plan(find_model("llama-3.1-70b"), demand, SLO, explicit, accelerators=parts)
+    assert given.options[0].efficiency == "default"
+    assert given.options[0].prediction != vllm.options[0].prediction
+
+
+def test_a_guessed_interconnect_and_an_unknown_expert_shape_are_flagged() -> None:
+    moe = custom_model(params=100e9, active_params=10e9, layers=40, attention_heads=64,
+                       kv_heads=8, head_dim=128, precision="bf16")  # fmt: skip
+    # the K100 has no price, TDP or link figure in the catalog: a quote and a TDP to rank it
+    k100 = replace(CAT["k100-ai"], rental_usd_per_hour=PriceRange(Decimal(1), Decimal(1)),
+                   tdp_w=300.0)  # fmt: skip
+    result = plan(moe, Demand(500, 100, requests_per_s=0.2), Slo(20.0, 2.0),
+                  accelerators={"k100-ai": k100})  # fmt: skip
+    (option,) = result.options
+    assert option.tensor_parallel > 1 and option.band is not None
+    reasons = option.band.extrapolating
+    assert any("interconnect taken as PCIe" in r for r in reasons)
+    assert any("custom MoE" in r for r in reasons)
+
+
+def test_the_plan_command_shows_the_band() -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["plan", "--model", "deepseek-r1", "--rate", "2",
+                                 "--input-tokens", "2000", "--output-tokens", "500",
+                                 "--engine", "vllm", "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    options = json.loads(result.output)["options"]
+    assert options and all(o["uncertainty"]["held_out_figures"] >= 2 for o in options)
+    table = runner.invoke(app, ["plan", "--model", "deepseek-r1", "--rate", "2"])
+    assert table.exit_code == 0 and "band" in table.output and "extrapolating" in table.output
