@@ -147,7 +147,12 @@ def test_expert_overhead_is_paid_per_touched_expert() -> None:
     work = Workload(200, 100, 4)
     base = predict(DSV3, dev, DEFAULT, work).tpot_s
     eff = dataclasses.replace(DEFAULT, expert_overhead_s=5e-6)
-    touched = touched_experts(4, 256, 8) * 58
+    # Decode iterations touch the experts of their 4 tokens; the 3 / 101 of an iteration that
+    # prefills another request instead touch those of its 200 prompt tokens and 3 decode
+    # tokens (the same iteration the fleet simulator runs, `perf_model.iteration_cost`).
+    share = 3 / 101
+    touched = ((1 - share) * touched_experts(4, 256, 8)
+               + share * touched_experts(203, 256, 8)) * 58  # fmt: skip
     assert predict(DSV3, dev, eff, work).tpot_s - base == pytest.approx(touched * 5e-6)
 
 

@@ -8,19 +8,22 @@ weights (for a mixture of experts, the experts the batch touches) and every sequ
 to make one token per sequence, plus each sequence's matmul and attention FLOPs and a fixed
 step overhead. All terms add up: the kernels of a step run one after another.
 
-Concurrency, `c` requests in flight on an engine with continuous batching (a closed loop: a
-new request arrives as another ends): a request's prefill runs in one iteration with the others'
+Concurrency, `c` requests in flight on an engine with continuous batching (a closed loop: a new
+request arrives as another ends): a request's prefill runs in one iteration with the others'
 decode tokens, and every decode iteration carries on average (c - 1) / (output + 1) other
-prefills, which is what concurrency does to TPOT. What a request waits for before its prefill
-depends on when it arrives. At a random moment (open traffic, or an engine that spreads a
-prefill over several iterations) it finds a decode iteration running and the prefills of
-requests that arrived just before it: a queue in front of the engine's prefill work, solved by
-mean value analysis of the closed loop. Between iterations (a closed loop on an engine that
-prefills a prompt in one iteration, such as llama.cpp below its batch size: a request is sent
-as another ends) it waits only for the decode iteration just begun and prefills together with
-those that arrived in the same iteration. `random_arrival_share` mixes the two. TTFT and TPOT
-are means; a request's latency is R = TTFT + (output - 1) x TPOT, and a replica delivers
-c x output / R tokens per second.
+prefills, which is what concurrency does to TPOT. Both are engine iterations with a token budget
+(`iteration_cost`: prefill chunks and decode tokens in one batch, the weights read once), the
+same iterations the fleet simulator runs one by one (`ReplicaIterations`), so a closed loop
+simulated on them delivers the tokens/s `predict` says (tests/test_simulator.py, within 5%).
+What a request waits for before its prefill depends on when it arrives. At a random moment (open
+traffic, or an engine that spreads a prefill over several iterations) it finds a decode
+iteration running and the prefills of requests that arrived just before it: a queue in front of
+the engine's prefill work, solved by mean value analysis of the closed loop. Between iterations
+(a closed loop on an engine that prefills a prompt in one iteration, such as llama.cpp below its
+batch size: a request is sent as another ends) it waits only for the decode iteration just begun
+and prefills together with those that arrived in the same iteration. `random_arrival_share`
+mixes the two. TTFT and TPOT are means; a request's latency is R = TTFT + (output - 1) x TPOT,
+and a replica delivers c x output / R tokens per second.
 
 Peaks come from the hardware catalog; `Efficiency` says how much of each peak an engine really
 reaches. With the prefill's binding roof and the queue length held fixed, every predicted time
@@ -251,6 +254,83 @@ def _per_iteration(model: ModelSpec, device: Device, eff: Efficiency) -> tuple[f
     return kernels + collectives * device.link_latency_s, collectives * per_token
 
 
+def _prefill_work(model: ModelSpec, device: Device, eff: Efficiency, new: float, pairs: float,
+                  per_token: float) -> _Cost:  # fmt: skip
+    """Prefilling `new` prompt tokens whose queries attend over `pairs` (query, earlier token)
+    pairs: the matmuls, the attention and the all-reduces of their activations."""
+    return (
+        new * _matmuls(model, device.flops, "compute", eff)
+        + _term("prefill_attention", model.attention_flops_per_pair * pairs / device.flops)
+        + _fixed(per_token * new)
+    )
+
+
+def _kv_and_attention(model: ModelSpec, device: Device, context: float) -> _Cost:
+    """Decode tokens over `context` cached tokens in all: reading their KV cache (every copy a
+    tensor-parallel group keeps) and the attention over it."""
+    kv_read = context * model.kv_bytes_per_token * kv_replication(model, device)
+    return _term("bandwidth", kv_read / device.bandwidth) + _term(
+        "decode_attention", context * model.attention_flops_per_pair / device.flops
+    )
+
+
+def iteration_cost(
+    model: ModelSpec, device: Device, eff: Efficiency, prefills: Sequence[tuple[float, float]],
+    decode_contexts: Sequence[float], values: Sequence[float] | None = None,
+) -> _Cost:  # fmt: skip
+    """One engine iteration with a token budget, as a cost linear in the fitted values: it
+    prefills `prefills`, each (new tokens, earlier tokens of its sequence already in the KV
+    cache: a cached prefix or the chunks before this one), and decodes one token for each
+    sequence in `decode_contexts` (each its context length). A prefill is never faster than
+    reading the weights once (the roof binding at `values`, default `eff`'s); a decode token
+    riding in a prefill's batch is one more row of the prefill's matmuls. `predict` builds its
+    steady state from these iterations; the fleet simulator runs them one by one."""
+    values = _values(eff) if values is None else values
+    fixed, per_token = _per_iteration(model, device, eff)
+    flops, bandwidth = device.flops, device.bandwidth
+    overhead = _term("step_overhead_s", 1.0) + _fixed(fixed)
+    batch = len(decode_contexts)
+    kv_and_attention = _kv_and_attention(model, device, float(sum(decode_contexts)))
+    new = float(sum(n for n, _ in prefills))
+    if not new:
+        experts = _fixed(_experts_touched(model, batch) * eff.expert_overhead_s)
+        per_sequence = _matmuls(model, flops, "decode_compute", eff) + _fixed(per_token)
+        return (
+            overhead + _weights(model, batch, bandwidth, eff) + experts + batch * per_sequence
+            + kv_and_attention
+        )  # fmt: skip
+    pairs = sum(n * (n + 1) / 2 + n * earlier for n, earlier in prefills)
+    prefill = _prefill_work(model, device, eff, new, pairs, per_token)
+    floor = _weights(model, new, bandwidth, eff) + _fixed(per_token * new)
+    roof = floor if floor.at(values) > prefill.at(values) else prefill
+    experts = _fixed(_experts_touched(model, new + batch) * eff.expert_overhead_s)
+    rider = _matmuls(model, flops, "compute", eff) + _fixed(per_token)
+    return overhead + roof + experts + batch * rider + kv_and_attention
+
+
+def iteration_seconds(
+    model: ModelSpec, device: Device, eff: Efficiency, prefills: Sequence[tuple[float, float]],
+    decode_contexts: Sequence[float],
+) -> float:  # fmt: skip
+    """Seconds of one engine iteration (`iteration_cost` at `eff`)."""
+    return iteration_cost(model, device, eff, prefills, decode_contexts).at(_values(eff))
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaIterations:
+    """One replica's iteration times, as the fleet simulator asks for them
+    (`scheduling.simulator.IterationTime`): the planner's model on `device` at `eff`."""
+
+    model: ModelSpec
+    device: Device
+    eff: Efficiency
+
+    def __call__(
+        self, prefills: Sequence[tuple[int, int]], decode_contexts: Sequence[int]
+    ) -> float:
+        return iteration_seconds(self.model, self.device, self.eff, prefills, decode_contexts)
+
+
 def _costs(
     model: ModelSpec, device: Device, eff: Efficiency, work: Workload, values: Sequence[float],
     share: float,
@@ -259,37 +339,33 @@ def _costs(
     prefill queue; `share` of requests arrive at random moments, the rest on iteration ends;
     `eff` gives the terms `values` does not fit (collectives, per-layer overheads, MoE)."""
     n, m, c = work.input_tokens, work.output_tokens, work.concurrency
-    flops, bandwidth = device.flops, device.bandwidth
     fixed, per_token = _per_iteration(model, device, eff)
-    pair = model.attention_flops_per_pair
-    prefill = (
-        n * _matmuls(model, flops, "compute", eff)
-        + _term("prefill_attention", pair * n * (n + 1) / 2 / flops)
-        + _fixed(per_token * n)
-    )
-    floor = _weights(model, n, bandwidth, eff) + _fixed(per_token * n)
-    prefill_iteration = floor if floor.at(values) > prefill.at(values) else prefill
-    experts_fixed = _fixed(_experts_touched(model, n + c - 1) * eff.expert_overhead_s)
+    prefill = _prefill_work(model, device, eff, n, n * (n + 1) / 2, per_token)
     ctx = n + m / 2  # mean context while decoding
-    kv_read = ctx * model.kv_bytes_per_token * kv_replication(model, device)
-    kv_and_attention = _term("bandwidth", kv_read / bandwidth) + _term(
-        "decode_attention", ctx * pair / flops
-    )
-    per_sequence = (
-        _matmuls(model, flops, "decode_compute", eff) + kv_and_attention + _fixed(per_token)
-    )
-    # a decode token riding in a prefill's batch is one more row of the prefill's matmuls
-    rider = _matmuls(model, flops, "compute", eff) + kv_and_attention + _fixed(per_token)
     overhead = _term("step_overhead_s", 1.0) + _fixed(fixed)
+    # a decode token riding in a prefill's batch (as in `iteration_cost`)
+    rider = (
+        _matmuls(model, device.flops, "compute", eff)
+        + _kv_and_attention(model, device, ctx)
+        + _fixed(per_token)
+    )
 
     def step(batch: int) -> _Cost:
-        experts = _fixed(_experts_touched(model, batch) * eff.expert_overhead_s)
-        return overhead + _weights(model, batch, bandwidth, eff) + experts + batch * per_sequence
+        return iteration_cost(model, device, eff, [], [ctx] * batch, values)
 
-    others = ((c - 1) / (m + 1)) * prefill  # other requests' prefills, per iteration
-    tpot = step(c) + others
-    # the iteration with our prefill
-    first = overhead + prefill_iteration + experts_fixed + (c - 1) * rider
+    first = iteration_cost(model, device, eff, [(n, 0)], [ctx] * (c - 1), values)  # our prefill
+
+    # Other requests' prefills, (c - 1) / (m + 1) per iteration on average: an iteration with
+    # k of them prefills them in place of k decode tokens (what `iteration_cost` says that
+    # costs; the average k taken between the two whole numbers around it).
+    def mixed(k: int) -> _Cost:
+        return iteration_cost(model, device, eff, [(n, 0)] * k, [ctx] * (c - k), values)
+
+    per_iteration = (c - 1) / (m + 1)
+    k = math.floor(per_iteration)
+    f = per_iteration - k
+    tpot = (1 - f) * mixed(k) + f * mixed(k + 1) if f else mixed(k)
+    others = tpot - step(c)
     request = _term("request_overhead_s", 1.0)
     if c == 1:
         return request + first, tpot

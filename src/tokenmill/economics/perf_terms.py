@@ -32,6 +32,9 @@ class Cost:
         coef = tuple(a + b for a, b in zip(self.coef, other.coef, strict=True))
         return Cost(coef, self.fixed + other.fixed)
 
+    def __sub__(self, other: Cost) -> Cost:
+        return self + -1.0 * other
+
     def __rmul__(self, k: float) -> Cost:
         return Cost(tuple(k * a for a in self.coef), k * self.fixed)
 

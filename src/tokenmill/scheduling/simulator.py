@@ -3,19 +3,23 @@ with a model of each replica instead of a real engine, to compare policies at fl
 
 Replica model (continuous batching): every iteration prefills the prompts admitted since the
 last one (the part not in the replica's prefix cache) and decodes one token for each running
-sequence; it takes `a + b x prefill tokens + c x decoding sequences + e x (new tokens x cached
-tokens, summed over the prompts prefilled)` seconds, the last term being the new tokens'
-attention over a cached prefix. A request's first token comes at the end of its prefill
-iteration. Each replica keeps a prompt cache: block-LRU (vLLM, SGLang) or one prompt per slot
-(llama.cpp), see `kv_cache`.
+sequence. How long it takes is an injected `IterationTime`, asked with the iteration's prefills
+(new tokens, cached tokens before them) and its decoding sequences' context lengths: the
+planner's performance model (`economics.perf_model.ReplicaIterations`, wired in by whoever
+builds the simulator: scheduling does not import economics), or `IterationModel`, a fitted
+`a + b x prefill tokens + c x decoding sequences + e x (new x cached tokens)` for the CPU
+llama.cpp calibration (`benchmarks/calibrate_simulator.py`). A request's first token comes at
+the end of its prefill iteration. Each replica keeps a prompt cache: block-LRU (vLLM, SGLang)
+or one prompt per slot (llama.cpp), see `kv_cache`. `run` can close the loop: a callback
+given a finished job returns the jobs it sends next.
 """
 
 import heapq
 import itertools
 import statistics
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from tokenmill.scheduling.core import Dispatch, Limits, Rejected, SchedulerCore
 from tokenmill.scheduling.job import Job
@@ -23,10 +27,21 @@ from tokenmill.scheduling.kv_cache import BlockCache, PromptCache, SlotCache
 from tokenmill.scheduling.router import Picker, ReplicaSlot
 
 
+class IterationTime(Protocol):
+    """Seconds of one engine iteration that prefills `prefills`, each (new tokens, tokens of
+    its sequence already cached before them), and decodes one token for each sequence in
+    `decode_contexts` (each its context length)."""
+
+    def __call__(
+        self, prefills: Sequence[tuple[int, int]], decode_contexts: Sequence[int]
+    ) -> float: ...
+
+
 @dataclass(frozen=True)
 class IterationModel:
-    """Seconds per engine iteration. Defaults are placeholders for a mid-size GPU replica;
-    calibrate them from `tokenmill bench` runs on the engine you want to model."""
+    """Seconds per engine iteration as a fitted line, an `IterationTime`: what
+    `benchmarks/calibrate_simulator.py` measures on a CPU llama.cpp replica. Defaults are
+    placeholders; for a GPU replica use the planner's model (`perf_model.ReplicaIterations`)."""
 
     a: float = 0.010  # fixed cost of an iteration
     b: float = 1 / 10_000  # per prompt token prefilled
@@ -36,6 +51,13 @@ class IterationModel:
     def seconds(self, prefill_tokens: int, decoding: int, attention: int = 0) -> float:
         return self.a + self.b * prefill_tokens + self.c * decoding + self.e * attention
 
+    def __call__(
+        self, prefills: Sequence[tuple[int, int]], decode_contexts: Sequence[int]
+    ) -> float:
+        new = sum(n for n, _ in prefills)
+        attention = sum(n * cached for n, cached in prefills)
+        return self.seconds(new, len(decode_contexts), attention)
+
 
 @dataclass(frozen=True)
 class FleetSpec:
@@ -44,7 +66,7 @@ class FleetSpec:
     cache_blocks: int = 1000  # prefix blocks a replica's KV cache holds (block cache)
     cache: Literal["blocks", "slots"] = "blocks"
     block_tokens: int = 512
-    model: IterationModel = IterationModel()
+    model: IterationTime = IterationModel()
 
 
 @dataclass
@@ -111,8 +133,14 @@ class FleetSimulator:
         self._events: list[tuple[float, int, str, object]] = []
         self._order = itertools.count()
         self.result = SimResult()
+        self._then: Callable[[Job, float], Iterable[Job]] | None = None
 
-    def run(self, jobs: Iterable[Job]) -> SimResult:
+    def run(
+        self, jobs: Iterable[Job], then: Callable[[Job, float], Iterable[Job]] | None = None
+    ) -> SimResult:
+        """Runs `jobs` to the end; `then(job, now)`, when given, is told of every job that
+        finishes and returns the jobs sent because of it (a closed loop: the next request)."""
+        self._then = then
         for job in jobs:
             self._at(job.arrived, "arrive", job)
         now = 0.0
@@ -164,13 +192,14 @@ class FleetSimulator:
             self._start_iteration(replica, now)
 
     def _start_iteration(self, replica: _Replica, now: float) -> None:
-        prefill = sum(s.prefill for s in replica.waiting)
-        attention = sum(s.prefill * s.cached for s in replica.waiting)
+        prefills = [(s.prefill, s.cached) for s in replica.waiting]
+        # a decoding sequence attends over its prompt and the tokens it has made so far
+        contexts = [s.job.input_tokens + s.job.max_output_tokens - s.decode
+                    for s in replica.running]  # fmt: skip
         replica.running += replica.waiting
         replica.waiting = []
-        decoding = sum(1 for s in replica.running if s.prefill == 0)
         replica.busy = True
-        seconds = self.spec.model.seconds(prefill, decoding, attention)
+        seconds = self.spec.model(prefills, contexts)
         self._at(now + seconds, "iteration", replica)
 
     def _iteration_done(self, replica: _Replica, now: float) -> None:
@@ -189,6 +218,8 @@ class FleetSimulator:
                 self.result.e2e_s.append(now - seq.job.arrived)
                 replica.cache.release(seq.handle)
                 self.core.finish(seq.job, now)
+                for job in self._then(seq.job, now) if self._then is not None else ():
+                    self._at(max(now, job.arrived), "arrive", job)
         replica.running = still
         replica.busy = False
         self._dispatch(now)
