@@ -105,9 +105,15 @@ def test_no_timing_difference_between_an_unknown_prefix_and_a_wrong_secret(ring)
     unknown = [generate_secret() for _ in range(N)]
     wrong_secret = [known[i % len(known)][:11] + generate_secret()[11:] for i in range(N)]
     reqs = {s: _request(s) for s in unknown + wrong_secret}
-    gap = _median_gap(lambda s: authenticate(reqs[s], keyring, throttle), unknown, wrong_secret)
-    print(f"unknown key vs wrong secret, {N} samples each: medians differ by {gap:.2%}")
-    assert gap < 0.05, f"medians differ by {gap:.1%}"
+    # Three rounds, and their middle gap: a leak shows in every round; a burst of machine noise
+    # (one CI round once read 6.2% where this VM reads 3-4%) in one.
+    gaps = sorted(
+        _median_gap(lambda s: authenticate(reqs[s], keyring, throttle), unknown, wrong_secret)
+        for _ in range(3)
+    )
+    gap = gaps[1]
+    print(f"unknown key vs wrong secret, {N} samples each, 3 rounds: medians differ by {gaps}")
+    assert gap < 0.05, f"medians differ by {gap:.1%} (middle of {gaps})"
 
 
 def test_the_timing_probe_would_see_a_leaky_check(ring):
