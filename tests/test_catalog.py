@@ -80,7 +80,7 @@ def test_every_number_has_provenance() -> None:
 
 def test_provenance_of_unknown_field_lists_known_ones() -> None:
     with pytest.raises(KeyError, match="memory_gb"):
-        catalog()["k100-ai"].provenance("tdp_w")
+        catalog()["k100-ai"].provenance("interconnect_gbs")  # not published for it
 
 
 def test_types_and_positive_values() -> None:

@@ -133,8 +133,9 @@ def test_70b_bf16_does_not_fit_one_80gb_h100() -> None:
 
 
 def test_missing_catalog_figures_are_named() -> None:
-    result = plan(LLAMA_8B, Demand(500, 100, requests_per_s=1), EASY,
-                  accelerators=only("ascend-910b", "ascend-910c"))  # fmt: skip
+    parts = {"ascend-910b": replace(CAT["ascend-910b"], rental_usd_per_hour=None),
+             "ascend-910c": replace(CAT["ascend-910c"], tdp_w=None)}  # fmt: skip
+    result = plan(LLAMA_8B, Demand(500, 100, requests_per_s=1), EASY, accelerators=parts)
     reasons = {e.accelerator.id: e.reason for e in result.excluded}
     # bf16 falls back to the catalog's fp16 figure: the price is what is missing.
     assert reasons["ascend-910b"] == "no catalog figure for rental price per hour"
@@ -333,12 +334,12 @@ def test_cli_json_parses_and_ranks_by_cost() -> None:
 def test_cli_quotes_replace_and_fill_catalog_prices() -> None:
     base = ["--model", "llama-3.1-8b", "--rate", "2", "--json"]
     plain = json.loads(invoke(*base).output)
-    assert "l40s" in {e["accelerator"] for e in plain["excluded"]}  # no rental price in it
-    quoted = json.loads(invoke(*base, "--quote", "l40s=0.90", "--quote", "H100=1.00").output)
+    quoted = json.loads(invoke(*base, "--quote", "l40s=0.50", "--quote", "H100=1.00").output)
     by_id = {o["accelerator"]: o for o in quoted["options"]}
-    assert "l40s" in by_id
-    h100 = next(o for o in plain["options"] if o["accelerator"] == "h100")
-    assert D(by_id["h100"]["usd_per_hour"]) < D(h100["usd_per_hour"])  # 1.00 vs mid 2.50
+    before = {o["accelerator"]: o for o in plain["options"]}
+    # the quotes replace the catalog's ranges (L40S 0.79-1.29, H100 2.00-3.00 an hour)
+    assert D(by_id["h100"]["usd_per_hour"]) < D(before["h100"]["usd_per_hour"])
+    assert D(by_id["l40s"]["usd_per_hour"]) < D(before["l40s"]["usd_per_hour"])
     bad = invoke(*base, "--quote", "abacus=1")
     assert bad.exit_code == 2 and "no accelerator in the catalog matches" in bad.output
 
