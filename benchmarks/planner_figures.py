@@ -21,12 +21,19 @@ Workload conventions (each mapped figure lists the ones it used under `conventio
 - `offline`, `request_rate = "inf"` (every prompt sent at once), or a maximum-throughput point
   with no batch stated: the engine runs as full as it can, so the concurrency is the smallest
   of the prompts per replica (when stated), the engine's batch cap (`engine_batch_cap`) and
-  the requests whose full-length KV cache (with the copies a TP group keeps of each KV head,
-  `perf_model.kv_replication`) fits beside the weights in 90% of the memory (the planner's own
-  memory rule). TTFT there is mostly waiting for a slot: shown, not judged.
+  the requests whose paged KV blocks (`perf_model.max_concurrency`: prompt and half the
+  output, with the copies a TP group keeps of each KV head) fit beside the weights in 90% of
+  the memory (the planner's own memory rule). TTFT there is mostly waiting for a slot: shown,
+  not judged.
+- A burst (`request_rate = "inf"` with `num_prompts` stated: `vllm bench serve` sending every
+  prompt at once) is run on the fleet simulator with the planner's iterations
+  (`planner_burst.py`): all prompts at t = 0, at most that concurrency running, prompts
+  chunked into the engine's tokens per iteration (`engine_token_budget`); throughput is
+  output tokens over the run's length, TPOT the requests' mean, as the benchmark reports.
 - A finite `request_rate` (open loop): the smallest concurrency whose predicted request rate
   reaches the offered rate per replica (Little's law inside the model), capped as above.
-- Mean prompt and output lengths (ShareGPT runs) are used as if every request had them.
+- Mean prompt and output lengths (ShareGPT runs) are used as if every request had them
+  (`BURST_SPREAD` 0: the FIT bursts fit worse with any spread of lengths tried).
 - `dp` independent replicas of `tp` GPUs: one replica is predicted, throughput x `dp`.
 - Weight-only formats: `mxfp4` is the model's published 4-bit artifact (`served_bits`) and
   `int8` is 8-bit weights; where the catalog has no matmul peak at that precision the matmuls
@@ -48,17 +55,17 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+import planner_burst
 from tokenmill.economics import efficiency_data
 from tokenmill.economics.model_layouts import with_layout
 from tokenmill.economics.models import FORMATS, ModelError, ReferenceModel, find_model
 from tokenmill.economics.perf_model import (
-    USABLE_MEMORY,
     Device,
     Efficiency,
     ModelSpec,
     Prediction,
     Workload,
-    kv_replication,
+    max_concurrency,
     predict,
 )
 from tokenmill.economics.planner import MAX_CONCURRENCY, device
@@ -71,6 +78,9 @@ METRICS = ("output_tokens_per_s", "ttft_ms", "tpot_ms", "latency_ms")
 BAND = 0.25  # "within +-25%": 0.75 <= predicted / published <= 1.25
 MOE_LIMIT = 1.5  # issue 17: no MoE figure off by more than 1.5x
 MAX_GROUP = 8  # the planner's largest tensor-parallel group: one node
+# Bursts' lengths: log-spread 0 (every request the stated means), chosen on the FIT bursts
+# before the held-out ones were predicted this way (docs/benchmarks.md, issue 17 third slice).
+BURST_SPREAD = 0.0
 Part = Literal["fit", "held_out"]
 
 
@@ -122,6 +132,8 @@ class Mapped:
     conventions: tuple[str, ...]
     engine: str | None = None  # the engine family, when the figure names one
     efficiency: Efficiency = field(default_factory=Efficiency)
+    # every prompt sent at once: (prompts per replica, the engine's tokens per iteration)
+    burst: tuple[int, int | None] | None = None
 
 
 class EfficiencyFor(Protocol):
@@ -187,8 +199,14 @@ def map_figure(
     c, kind = _concurrency(fig, spec, dev, acc, (n, m), replicas, eff)
     conventions.append(kind)
     judged = tuple(k for k in published if not (k == "ttft_ms" and _saturated(fig)))
+    burst = None
+    if fig.get("request_rate") == "inf" and "num_prompts" in fig:
+        budget, why = engine_token_budget(fig.get("engine", ""), acc)
+        burst = (-(-int(fig["num_prompts"]) // replicas), budget)
+        conventions.append(f"a burst of {burst[0]} prompts simulated, at most {c} running, "
+                           f"{why}")  # fmt: skip
     return Mapped(ident, ref.id, spec, acc, tp, replicas, Workload(n, m, c), published, judged,
-                  tuple(conventions), engine, eff)  # fmt: skip
+                  tuple(conventions), engine, eff, burst)  # fmt: skip
 
 
 def _spec(
@@ -223,20 +241,43 @@ def engine_batch_cap(engine: str, acc: Accelerator) -> tuple[int, str]:
     and the undated ROCm builds of 2024 to January 2025): max_num_seqs 256. SGLang sizes its
     running batch from the KV pool, TensorRT-LLM's benchmark from memory: no cap but the
     planner's bound."""
+    if _vllm_v1(engine):
+        big = _big(acc)
+        return (1024, "vLLM >= 0.9 default max_num_seqs 1024") if big else (
+            256, "vLLM >= 0.9 default max_num_seqs 256 (device < 70 GiB)")  # fmt: skip
     if "vllm" in engine.lower():
-        version = re.search(r"v?(\d+)\.(\d+)", engine)
-        if version and (int(version[1]), int(version[2])) >= (0, 9):
-            big = acc.memory_gb * 1e9 >= 70 * 2**30 and acc.id != "a100"
-            return (1024, "vLLM >= 0.9 default max_num_seqs 1024") if big else (
-                256, "vLLM >= 0.9 default max_num_seqs 256 (device < 70 GiB)")  # fmt: skip
         return 256, "vLLM V0 default max_num_seqs 256"
     return MAX_CONCURRENCY, f"no engine batch cap stated: bounded at {MAX_CONCURRENCY}"
 
 
+def engine_token_budget(engine: str, acc: Accelerator) -> tuple[int | None, str]:
+    """Tokens an engine puts in one iteration by default (chunked prefill), and why.
+
+    vLLM >= 0.9 serving (the same PR #17885): max_num_batched_tokens 8192 on a device of >= 70
+    GiB that is not an A100, else 2048. SGLang: chunked_prefill_size 8192 (server_args.py, for
+    80 GB-class GPUs). TensorRT-LLM: max_num_tokens 8192 (its build default). vLLM V0 without
+    chunked prefill: whole prompts (None)."""
+    if _vllm_v1(engine):
+        return (8192, "vLLM >= 0.9 max_num_batched_tokens 8192") if _big(acc) else (
+            2048, "vLLM >= 0.9 max_num_batched_tokens 2048 (device < 70 GiB)")  # fmt: skip
+    lowered = engine.lower()
+    if "sglang" in lowered or "tensorrt" in lowered:
+        return 8192, "8192 tokens per iteration (SGLang, TensorRT-LLM defaults)"
+    return None, "whole prompts per iteration (vLLM V0 without chunked prefill)"
+
+
+def _vllm_v1(engine: str) -> bool:
+    version = re.search(r"v?(\d+)\.(\d+)", engine)
+    return ("vllm" in engine.lower() and version is not None
+            and (int(version[1]), int(version[2])) >= (0, 9))  # fmt: skip
+
+
+def _big(acc: Accelerator) -> bool:
+    return acc.memory_gb * 1e9 >= 70 * 2**30 and acc.id != "a100"
+
+
 def _kv_cap(spec: ModelSpec, dev: Device, n: int, m: int) -> int:
-    room = dev.memory_bytes * USABLE_MEMORY - spec.weight_bytes
-    per_request = spec.kv_bytes_per_token * (n + m) * kv_replication(spec, dev)
-    return max(1, int(room // per_request))
+    return max(1, max_concurrency(spec, dev, Workload(n, m, 1)))
 
 
 def _concurrency(
@@ -253,7 +294,7 @@ def _concurrency(
     prompts = -(-int(fig["num_prompts"]) // replicas) if "num_prompts" in fig else None
     limits = [x for x in (prompts, cap, kv) if x is not None]
     top = min(limits)
-    where = f"{why}; full-length KV fits {kv}" + (f"; {prompts} prompts" if prompts else "")
+    where = f"{why}; paged KV fits {kv}" + (f"; {prompts} prompts" if prompts else "")
     rate = fig.get("request_rate")
     if isinstance(rate, int | float):
         wanted, lo, hi = rate / replicas, 1, top  # request rate grows with concurrency
@@ -289,6 +330,14 @@ def evaluate(fig: Mapped) -> dict[str, Any]:
     predicted = {"output_tokens_per_s": p.output_tokens_per_s * fig.replicas,
                  "ttft_ms": p.ttft_s * 1000, "tpot_ms": p.tpot_s * 1000,
                  "latency_ms": latency * 1000}  # fmt: skip
+    if fig.burst is not None:
+        prompts, budget = fig.burst
+        w = fig.work
+        requests = planner_burst.lengths(w.input_tokens, w.output_tokens, prompts, BURST_SPREAD)
+        b = planner_burst.simulate(fig.model, dev, fig.efficiency, requests, w.concurrency,
+                                   budget)  # fmt: skip
+        predicted |= {"output_tokens_per_s": b.output_tokens_per_s * fig.replicas,
+                      "ttft_ms": b.ttft_s * 1000, "tpot_ms": b.tpot_s * 1000}  # fmt: skip
     metrics = {
         k: {"predicted": predicted[k], "published": v, "ratio": predicted[k] / v,
             "judged": k in fig.judged}

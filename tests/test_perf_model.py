@@ -13,6 +13,8 @@ from tokenmill.economics.perf_model import (
     ModelSpec,
     Workload,
     calibrate,
+    kv_per_request,
+    max_concurrency,
     predict,
 )
 
@@ -101,10 +103,21 @@ def test_prefills_queue_when_the_rest_of_a_request_is_short() -> None:
     assert 5 * one < eight < 8 * one
 
 
+def test_a_paged_cache_holds_blocks_in_use_not_full_length_reservations() -> None:
+    # 100-token prompts making 4,000 tokens: 2,100 tokens held on average, not 4,100
+    work = Workload(100, 4000, 1)
+    assert kv_per_request(LLAMA_8B, H100, work) == 132 * 16 * 131072
+    room = 80e9 * 0.9 - LLAMA_8B.weight_bytes
+    assert max_concurrency(LLAMA_8B, H100, work) == int(room // (132 * 16 * 131072))
+    full_length = int(room // (4100 * 131072))
+    assert max_concurrency(LLAMA_8B, H100, work) > 1.9 * full_length
+
+
 def test_kv_memory_and_fit() -> None:
     p = predict(LLAMA_8B, H100, DEFAULT, Workload(2000, 48, 100))
-    assert p.kv_bytes == 100 * 2048 * 131072  # 26.8 GB
-    assert p.fits_memory  # 16.06 + 26.8 GB <= 72 GB usable
+    # paged: the prompt and half the output, 2024 tokens, in 127 blocks of 16
+    assert p.kv_bytes == 100 * 127 * 16 * 131072  # 26.6 GB
+    assert p.fits_memory  # 16.06 + 26.6 GB <= 72 GB usable
     assert not predict(LLAMA_8B, H100, DEFAULT, Workload(2000, 48, 250)).fits_memory  # 67 GB KV
     llama_70b = ModelSpec("Llama-3.1-70B", 70.6e9, 70.6e9, 80, 64, 8, 128, weight_bits=16)
     assert not predict(llama_70b, H100, DEFAULT, Workload(100, 10)).fits_memory  # 141 GB

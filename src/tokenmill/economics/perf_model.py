@@ -73,6 +73,9 @@ from tokenmill.economics.perf_terms import term as _term
 # Share of device memory for weights and KV cache; the rest holds activations, the runtime and
 # fragmentation (vLLM's default gpu_memory_utilization is 0.9).
 USABLE_MEMORY = 0.9
+# Paged KV: engines allocate the cache in blocks as a sequence grows (vLLM's default block is
+# 16 tokens; SGLang's pages are 1 token, TensorRT-LLM's 32 or 64: 16 is the middle of them).
+KV_BLOCK_TOKENS = 16
 _RIDGE = 1e-3  # pull toward the defaults, relative to each parameter's own weight in the data
 
 
@@ -171,7 +174,7 @@ class Prediction:
     tpot_s: float  # mean time per output token, after the first
     output_tokens_per_s: float  # one replica, all concurrent sequences together
     requests_per_s: float
-    kv_bytes: float  # KV cache the workload holds at its peak
+    kv_bytes: float  # KV cache the workload's blocks hold (`kv_per_request` x concurrency)
     fits_memory: bool
 
 
@@ -209,6 +212,22 @@ def kv_replication(model: ModelSpec, device: Device) -> float:
     least one head, so a group wider than the model's KV heads replicates them (a latent
     cache, one "head", is whole on every device)."""
     return max(1.0, device.count / model.kv_heads)
+
+
+def kv_per_request(model: ModelSpec, device: Device, work: Workload) -> float:
+    """KV bytes a running request holds on average in a paged cache: its prompt and half its
+    output (a request of a closed loop, seen at a random moment), in whole blocks, every copy
+    a tensor-parallel group keeps. With requests at staggered points of their lives, their
+    blocks add up to about `concurrency` times this, not to full-length reservations."""
+    tokens = work.input_tokens + work.output_tokens / 2
+    blocks = math.ceil(tokens / KV_BLOCK_TOKENS)
+    return blocks * KV_BLOCK_TOKENS * model.kv_bytes_per_token * kv_replication(model, device)
+
+
+def max_concurrency(model: ModelSpec, device: Device, work: Workload) -> int:
+    """Requests whose KV blocks fit beside the weights (0: the weights alone do not fit)."""
+    room = device.memory_bytes * USABLE_MEMORY - model.weight_bytes
+    return max(0, int(room // kv_per_request(model, device, work)))
 
 
 def _weights(model: ModelSpec, tokens: float, bandwidth: float, eff: Efficiency) -> _Cost:
@@ -443,8 +462,7 @@ def predict(model: ModelSpec, device: Device, eff: Efficiency, work: Workload) -
     ttft_cost, tpot_cost = _costs(model, device, eff, work, values, eff.random_arrival_share)
     ttft, tpot = ttft_cost.at(values), tpot_cost.at(values)
     latency = ttft + (work.output_tokens - 1) * tpot
-    kv = (work.concurrency * (work.input_tokens + work.output_tokens) * model.kv_bytes_per_token
-          * kv_replication(model, device))  # fmt: skip
+    kv = work.concurrency * kv_per_request(model, device, work)
     return Prediction(
         ttft_s=ttft,
         tpot_s=tpot,

@@ -273,7 +273,7 @@ def _evaluate(
     scored: list[Option | Exclusion] = []
     for tp in fitting:
         dev = device(acc, tp, spec.compute_precision)
-        found = _best_concurrency(spec, dev, eff, demand, slo, kv_request * _replicas(spec, tp))
+        found = _best_concurrency(spec, dev, eff, demand, slo)
         if found is not None:
             scored.append(_score(acc, spec, dev, eff, demand, opts, site, *found))
     options = [o for o in scored if isinstance(o, Option)]
@@ -299,12 +299,12 @@ def _work(demand: Demand, concurrency: int) -> Workload:
 
 
 def _best_concurrency(
-    spec: ModelSpec, dev: Device, eff: Efficiency, demand: Demand, slo: Slo, kv_request: float
+    spec: ModelSpec, dev: Device, eff: Efficiency, demand: Demand, slo: Slo
 ) -> tuple[int, Prediction] | None:
-    """The highest concurrency within memory and the SLO, by bisection: latency grows with
-    the batch, so feasibility is monotone. None when even one request misses."""
-    room = dev.memory_bytes * USABLE_MEMORY - spec.weight_bytes
-    top = max(1, min(MAX_CONCURRENCY, int(room // kv_request) if kv_request else MAX_CONCURRENCY))
+    """The highest concurrency within memory (the KV blocks in use, `perf_model.kv_per_request`)
+    and the SLO, by bisection: latency grows with the batch, so feasibility is monotone. None
+    when even one request misses."""
+    top = max(1, min(MAX_CONCURRENCY, perf_model.max_concurrency(spec, dev, _work(demand, 1))))
 
     def ok(c: int) -> Prediction | None:
         p = perf_model.predict(spec, dev, eff, _work(demand, c))

@@ -3,20 +3,24 @@ with a model of each replica instead of a real engine, to compare policies at fl
 
 Replica model (continuous batching): every iteration prefills the prompts admitted since the
 last one (the part not in the replica's prefix cache) and decodes one token for each running
-sequence. How long it takes is an injected `IterationTime`, asked with the iteration's prefills
-(new tokens, cached tokens before them) and its decoding sequences' context lengths: the
-planner's performance model (`economics.perf_model.ReplicaIterations`, wired in by whoever
-builds the simulator: scheduling does not import economics), or `IterationModel`, a fitted
-`a + b x prefill tokens + c x decoding sequences + e x (new x cached tokens)` for the CPU
-llama.cpp calibration (`benchmarks/calibrate_simulator.py`). A request's first token comes at
-the end of its prefill iteration. Each replica keeps a prompt cache: block-LRU (vLLM, SGLang)
-or one prompt per slot (llama.cpp), see `kv_cache`. `run` can close the loop: a callback
-given a finished job returns the jobs it sends next.
+sequence; with a `token_budget` (vLLM's max_num_batched_tokens), decoding sequences come first
+and prompts are prefilled in chunks of what the budget leaves, oldest first, so a long prompt
+spreads over several iterations. How long one takes is an injected `IterationTime`, asked
+with the iteration's prefills (new tokens, tokens of the sequence cached or prefilled before
+them) and its decoding sequences' context lengths: the planner's performance model
+(`economics.perf_model.ReplicaIterations`, wired in by whoever builds the simulator:
+scheduling does not import economics), or `IterationModel`, a fitted `a + b x prefill tokens
++ c x decoding sequences + e x (new x cached tokens)` for the CPU llama.cpp calibration
+(`benchmarks/calibrate_simulator.py`). A request's first token comes at the end of its last
+prefill chunk. Each replica keeps a prompt cache: block-LRU (vLLM, SGLang) or one prompt per
+slot (llama.cpp), see `kv_cache`. `run` can close the loop: a callback given a finished job
+returns the jobs it sends next.
 """
 
 import heapq
 import itertools
 import statistics
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -67,6 +71,7 @@ class FleetSpec:
     cache: Literal["blocks", "slots"] = "blocks"
     block_tokens: int = 512
     model: IterationTime = IterationModel()
+    token_budget: int | None = None  # tokens per iteration; None: whole prompts at once
 
 
 @dataclass
@@ -76,6 +81,9 @@ class _Seq:
     decode: int  # tokens still to generate after the first
     cached: int = 0  # prompt tokens found in the prefix cache
     handle: int = 0  # its place in the replica's cache, released when it finishes
+    done: int = 0  # prompt tokens prefilled by earlier chunks
+    chunk: int = 0  # prompt tokens the running iteration prefills
+    first_at: float = 0.0  # when its first token came
 
 
 @dataclass
@@ -95,6 +103,7 @@ class SimResult:
     hit_blocks: int = 0
     total_blocks: int = 0
     makespan_s: float = 0.0
+    finished: list[tuple[Job, float, float]] = field(default_factory=list)  # job, TTFT, e2e
 
     @property
     def hit_rate(self) -> float:
@@ -192,12 +201,22 @@ class FleetSimulator:
             self._start_iteration(replica, now)
 
     def _start_iteration(self, replica: _Replica, now: float) -> None:
-        prefills = [(s.prefill, s.cached) for s in replica.waiting]
+        decoding = [s for s in replica.running if not s.prefill]
         # a decoding sequence attends over its prompt and the tokens it has made so far
-        contexts = [s.job.input_tokens + s.job.max_output_tokens - s.decode
-                    for s in replica.running]  # fmt: skip
-        replica.running += replica.waiting
-        replica.waiting = []
+        contexts = [s.job.input_tokens + s.job.max_output_tokens - s.decode for s in decoding]
+        budget = self.spec.token_budget
+        left = sys.maxsize if budget is None else budget - len(contexts)
+        partial = [s for s in replica.running if s.prefill]  # chunked prompts go on first
+        prefills = []
+        for seq in partial + replica.waiting:
+            if left <= 0:
+                break
+            seq.chunk = min(seq.prefill, left)
+            left -= seq.chunk
+            prefills.append((seq.chunk, seq.cached + seq.done))
+        started = max(0, len(prefills) - len(partial))
+        replica.running += replica.waiting[:started]
+        replica.waiting = replica.waiting[started:]
         replica.busy = True
         seconds = self.spec.model(prefills, contexts)
         self._at(now + seconds, "iteration", replica)
@@ -205,17 +224,23 @@ class FleetSimulator:
     def _iteration_done(self, replica: _Replica, now: float) -> None:
         still: list[_Seq] = []
         for seq in replica.running:
-            if seq.prefill:
-                seq.prefill = 0
-                self.result.ttft_s.append(now - seq.job.arrived)
-                self.core.on_first_token(seq.job, now)
-                self.core.on_prompt_counted(seq.job, seq.job.input_tokens, seq.cached)
-            else:
+            if seq.chunk:
+                seq.prefill -= seq.chunk
+                seq.done += seq.chunk
+                seq.chunk = 0
+                if not seq.prefill:
+                    seq.first_at = now
+                    self.result.ttft_s.append(now - seq.job.arrived)
+                    self.core.on_first_token(seq.job, now)
+                    self.core.on_prompt_counted(seq.job, seq.job.input_tokens, seq.cached)
+            elif not seq.prefill:
                 seq.decode -= 1
-            if seq.decode > 0:
+            if seq.decode > 0 or seq.prefill:
                 still.append(seq)
             else:
                 self.result.e2e_s.append(now - seq.job.arrived)
+                ttft = seq.first_at - seq.job.arrived
+                self.result.finished.append((seq.job, ttft, now - seq.job.arrived))
                 replica.cache.release(seq.handle)
                 self.core.finish(seq.job, now)
                 for job in self._then(seq.job, now) if self._then is not None else ():
