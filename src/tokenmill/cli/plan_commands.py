@@ -244,7 +244,7 @@ def _row(rank: int, o: Option, acquire: str, calibrated: bool) -> dict[str, str]
     row = {
         "#": str(rank),
         "device": o.accelerator.id,
-        "TP x repl.": f"{o.tensor_parallel} x {o.replicas} = {o.accelerators}",
+        "layout x repl.": f"{o.layout} x {o.replicas} = {o.accelerators}",
         "conc.": est("concurrency", str(o.concurrency)),
         "out tok/s": est("tokens/s", f"{o.output_tokens_per_s:,.0f}"),
         "TTFT ms": f"{p.ttft_s * 1000:,.0f}",

@@ -63,6 +63,11 @@ from dataclasses import dataclass
 
 from tokenmill.economics.collectives import ALL_REDUCES_PER_LAYER, all_reduce_per_token_s
 from tokenmill.economics.moe import MoeShape, touched_experts
+from tokenmill.economics.parallel import (
+    all_to_all_per_token_s,
+    attention_imbalance,
+    expert_imbalance,
+)
 from tokenmill.economics.perf_terms import PARAMS as _PARAMS
 from tokenmill.economics.perf_terms import RATES as _RATES
 from tokenmill.economics.perf_terms import Cost as _Cost
@@ -130,6 +135,19 @@ class Device:
     # fixed time of a small collective. 0: collectives not modelled (a single device).
     link_bandwidth: float = 0.0
     link_latency_s: float = 0.0
+    # Mixture-of-experts layouts beyond tensor parallelism (`parallel.py`): each device runs
+    # the attention of its own sequences; whole experts spread over the devices.
+    attention_dp: bool = False
+    expert_parallel: bool = False
+
+    @property
+    def layout(self) -> str:
+        """How the group shares the model, as engines name it."""
+        n = self.count
+        attention = f"DP{n} attention" if self.attention_dp else f"TP{n}"
+        if not (self.attention_dp or self.expert_parallel):
+            return attention
+        return f"{attention} + {'EP' if self.expert_parallel else 'TP'}{n} experts"
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +229,35 @@ def kv_replication(model: ModelSpec, device: Device) -> float:
     """How many copies of each KV head a tensor-parallel group keeps: every device holds at
     least one head, so a group wider than the model's KV heads replicates them (a latent
     cache, one "head", is whole on every device)."""
+    if device.attention_dp:  # each sequence's cache lives on its own device, once
+        return 1.0
     return max(1.0, device.count / model.kv_heads)
+
+
+def _dense_bytes(model: ModelSpec) -> float:
+    """Weights outside the routed experts (all of a dense model)."""
+    routed = model.moe.routed_params if model.moe is not None else 0.0
+    return (model.params - routed) * model.weight_bits / 8
+
+
+def _dense_copies(device: Device) -> int:
+    """Copies of the dense weights a group keeps: one per device with data-parallel
+    attention, else one split over the group."""
+    return device.count if device.attention_dp else 1
+
+
+def resident_weight_bytes(model: ModelSpec, device: Device) -> float:
+    """The weights as the group holds them (dense weights whole on every device with
+    data-parallel attention)."""
+    return model.weight_bytes + (_dense_copies(device) - 1) * _dense_bytes(model)
+
+
+def _expert_imbalance(model: ModelSpec, device: Device, tokens: float) -> float:
+    """The busiest device's routed work over the mean: 1 unless the experts are spread whole
+    over the group (`parallel.expert_imbalance`)."""
+    if not device.expert_parallel or model.moe is None:
+        return 1.0
+    return expert_imbalance(tokens, model.moe.top_k, device.count)
 
 
 def kv_per_request(model: ModelSpec, device: Device, work: Workload) -> float:
@@ -226,21 +272,26 @@ def kv_per_request(model: ModelSpec, device: Device, work: Workload) -> float:
 
 def max_concurrency(model: ModelSpec, device: Device, work: Workload) -> int:
     """Requests whose KV blocks fit beside the weights (0: the weights alone do not fit)."""
-    room = device.memory_bytes * USABLE_MEMORY - model.weight_bytes
+    room = device.memory_bytes * USABLE_MEMORY - resident_weight_bytes(model, device)
     return max(0, int(room // kv_per_request(model, device, work)))
 
 
-def _weights(model: ModelSpec, tokens: float, bandwidth: float, eff: Efficiency) -> _Cost:
-    """Reading the weights a batch of `tokens` uses: the dense part once, and every routed
-    expert the batch touches once (`moe.touched_experts`), at `expert_bandwidth`."""
+def _weights(
+    model: ModelSpec, device: Device, tokens: float, bandwidth: float, eff: Efficiency
+) -> _Cost:  # fmt: skip
+    """Reading the weights a batch of `tokens` uses: the dense part once (on every device that
+    holds a copy), and every routed expert the batch touches once (`moe.touched_experts`), at
+    `expert_bandwidth`; spread whole over the devices, the busiest device's experts set the
+    pace (at most all of them)."""
     shape = model.moe
     if shape is None:
-        return _term("bandwidth", _weights_read(model, tokens) / bandwidth)
-    per_param = model.weight_bits / 8
-    dense = (model.params - shape.routed_params) * per_param
-    routed = _experts_touched(model, tokens) * shape.expert_params * per_param
+        copies = _dense_copies(device)
+        return _term("bandwidth", copies * _weights_read(model, tokens) / bandwidth)
+    dense = _dense_bytes(model) * _dense_copies(device)
+    touched = _experts_touched(model, tokens) * _expert_imbalance(model, device, tokens)
+    routed = min(touched, shape.experts * shape.moe_layers) * shape.expert_params
     return _term("bandwidth", dense / bandwidth) + _at_rate(
-        "bandwidth", routed / bandwidth, eff.expert_bandwidth
+        "bandwidth", routed * model.weight_bits / 8 / bandwidth, eff.expert_bandwidth
     )
 
 
@@ -252,45 +303,77 @@ def _experts_touched(model: ModelSpec, tokens: float) -> float:
     return touched_experts(tokens, shape.experts, shape.top_k) * shape.moe_layers
 
 
-def _matmuls(model: ModelSpec, flops: float, param: str, eff: Efficiency) -> _Cost:
+def _matmuls(
+    model: ModelSpec, flops: float, param: str, eff: Efficiency, imbalance: float = 1.0
+) -> _Cost:  # fmt: skip
     """One token's matmul FLOPs (2 x active parameters): the dense part at `param`'s
-    efficiency, the routed experts' at `expert_compute` (None: `param`'s)."""
+    efficiency, the routed experts' at `expert_compute` (None: `param`'s), `imbalance` times
+    the mean (the busiest device's share, with experts spread whole over the group)."""
     routed = model.moe.active_routed_params if model.moe is not None else 0.0
     dense = _term(param, 2 * (model.active_params - routed) / flops)
-    return dense + _at_rate(param, 2 * routed / flops, eff.expert_compute) if routed else dense
+    if not routed:
+        return dense
+    return dense + _at_rate(param, 2 * routed * imbalance / flops, eff.expert_compute)
+
+
+def _expert_overheads(model: ModelSpec, device: Device, tokens: float, eff: Efficiency) -> _Cost:
+    """The grouped GEMMs' cost per touched expert: every device pays it for every touched
+    expert when each expert is sliced over the group, only for its own (the busiest device's
+    share) when whole experts are spread over it."""
+    touched = _experts_touched(model, tokens)
+    if device.expert_parallel:
+        touched *= _expert_imbalance(model, device, tokens) / device.count
+    return _fixed(touched * eff.expert_overhead_s)
 
 
 def _per_iteration(model: ModelSpec, device: Device, eff: Efficiency) -> tuple[float, float]:
-    """Fixed seconds every iteration pays (kernel overheads per layer, the all-reduces'
-    latencies) and seconds per token of the iteration (the all-reduces' bandwidth)."""
+    """Fixed seconds every iteration pays (kernel overheads per layer, the collectives'
+    latencies) and seconds per token of the iteration (the collectives' bandwidth): two
+    all-reduces per layer with tensor-parallel attention; with data-parallel attention, per
+    MoE layer a gather and a scatter of the tokens (an all-reduce's traffic) to experts sliced
+    over the group, or a dispatch and a combine (`parallel.all_to_all_per_token_s`) to whole
+    experts spread over it."""
     kernels = model.layers * eff.layer_overhead_s
-    if device.count <= 1 or device.link_bandwidth <= 0:
+    n = device.count
+    if n <= 1 or device.link_bandwidth <= 0:
         return kernels, 0.0
-    collectives = model.layers * ALL_REDUCES_PER_LAYER
-    per_token = all_reduce_per_token_s(
-        model.hidden, device.count, device.link_bandwidth * eff.interconnect
-    )
-    return kernels + collectives * device.link_latency_s, collectives * per_token
+    link = device.link_bandwidth * eff.interconnect
+    all_reduce = all_reduce_per_token_s(model.hidden, n, link)
+    if not device.attention_dp or model.moe is None:
+        collectives = model.layers * ALL_REDUCES_PER_LAYER
+        return kernels + collectives * device.link_latency_s, collectives * all_reduce
+    moe = model.moe
+    if device.expert_parallel:
+        per_layer = all_to_all_per_token_s(model.hidden, moe.top_k, n, link)
+    else:
+        per_layer = all_reduce
+    return kernels + 2 * moe.moe_layers * device.link_latency_s, moe.moe_layers * per_layer
 
 
 def _prefill_work(model: ModelSpec, device: Device, eff: Efficiency, new: float, pairs: float,
-                  per_token: float) -> _Cost:  # fmt: skip
+                  per_token: float, imbalance: float = 1.0) -> _Cost:  # fmt: skip
     """Prefilling `new` prompt tokens whose queries attend over `pairs` (query, earlier token)
-    pairs: the matmuls, the attention and the all-reduces of their activations."""
+    pairs: the matmuls, the attention and the collectives of their activations."""
     return (
-        new * _matmuls(model, device.flops, "compute", eff)
+        new * _matmuls(model, device.flops, "compute", eff, imbalance)
         + _term("prefill_attention", model.attention_flops_per_pair * pairs / device.flops)
         + _fixed(per_token * new)
     )
 
 
-def _kv_and_attention(model: ModelSpec, device: Device, context: float) -> _Cost:
+def _kv_and_attention(
+    model: ModelSpec, device: Device, context: float, batch: int | None = None
+) -> _Cost:  # fmt: skip
     """Decode tokens over `context` cached tokens in all: reading their KV cache (every copy a
-    tensor-parallel group keeps) and the attention over it."""
+    tensor-parallel group keeps) and the attention over it. With data-parallel attention the
+    device with the most of the `batch` sequences sets the pace (None: a marginal sequence)."""
     kv_read = context * model.kv_bytes_per_token * kv_replication(model, device)
-    return _term("bandwidth", kv_read / device.bandwidth) + _term(
+    cost = _term("bandwidth", kv_read / device.bandwidth) + _term(
         "decode_attention", context * model.attention_flops_per_pair / device.flops
     )
+    if device.attention_dp and batch:
+        return attention_imbalance(batch, device.count) * cost
+    return cost
 
 
 def iteration_cost(
@@ -309,21 +392,22 @@ def iteration_cost(
     flops, bandwidth = device.flops, device.bandwidth
     overhead = _term("step_overhead_s", 1.0) + _fixed(fixed)
     batch = len(decode_contexts)
-    kv_and_attention = _kv_and_attention(model, device, float(sum(decode_contexts)))
+    kv_and_attention = _kv_and_attention(model, device, float(sum(decode_contexts)), batch)
     new = float(sum(n for n, _ in prefills))
+    tokens = new + batch
+    imbalance = _expert_imbalance(model, device, tokens)
+    experts = _expert_overheads(model, device, tokens, eff)
     if not new:
-        experts = _fixed(_experts_touched(model, batch) * eff.expert_overhead_s)
-        per_sequence = _matmuls(model, flops, "decode_compute", eff) + _fixed(per_token)
+        per_sequence = _matmuls(model, flops, "decode_compute", eff, imbalance) + _fixed(per_token)
         return (
-            overhead + _weights(model, batch, bandwidth, eff) + experts + batch * per_sequence
-            + kv_and_attention
+            overhead + _weights(model, device, batch, bandwidth, eff) + experts
+            + batch * per_sequence + kv_and_attention
         )  # fmt: skip
     pairs = sum(n * (n + 1) / 2 + n * earlier for n, earlier in prefills)
-    prefill = _prefill_work(model, device, eff, new, pairs, per_token)
-    floor = _weights(model, new, bandwidth, eff) + _fixed(per_token * new)
+    prefill = _prefill_work(model, device, eff, new, pairs, per_token, imbalance)
+    floor = _weights(model, device, new, bandwidth, eff) + _fixed(per_token * new)
     roof = floor if floor.at(values) > prefill.at(values) else prefill
-    experts = _fixed(_experts_touched(model, new + batch) * eff.expert_overhead_s)
-    rider = _matmuls(model, flops, "compute", eff) + _fixed(per_token)
+    rider = _matmuls(model, flops, "compute", eff, imbalance) + _fixed(per_token)
     return overhead + roof + experts + batch * rider + kv_and_attention
 
 
@@ -431,6 +515,8 @@ def _check(model: ModelSpec, device: Device, work: Workload) -> None:
         raise ValueError(f"{device.name}: link_bandwidth and link_latency_s must be >= 0")
     if model.moe is not None:
         model.moe.check(model.params, model.active_params)
+    elif device.attention_dp or device.expert_parallel:
+        raise ValueError(f"{device.layout} needs {model.name}'s experts' shape (model_layouts)")
     if min(work.input_tokens, work.output_tokens, work.concurrency) < 1:
         raise ValueError(f"input, output tokens and concurrency must be >= 1, got {work}")
     if work.input_tokens + work.output_tokens > model.max_context:
@@ -463,13 +549,14 @@ def predict(model: ModelSpec, device: Device, eff: Efficiency, work: Workload) -
     ttft, tpot = ttft_cost.at(values), tpot_cost.at(values)
     latency = ttft + (work.output_tokens - 1) * tpot
     kv = work.concurrency * kv_per_request(model, device, work)
+    memory = resident_weight_bytes(model, device) + kv
     return Prediction(
         ttft_s=ttft,
         tpot_s=tpot,
         output_tokens_per_s=work.concurrency * work.output_tokens / latency,
         requests_per_s=work.concurrency / latency,
         kv_bytes=kv,
-        fits_memory=model.weight_bytes + kv <= device.memory_bytes * USABLE_MEMORY,
+        fits_memory=memory <= device.memory_bytes * USABLE_MEMORY,
     )
 
 

@@ -112,7 +112,7 @@ class Option:
 
     accelerator: Accelerator
     compute_precision: str
-    tensor_parallel: int
+    tensor_parallel: int  # accelerators per replica
     concurrency: int  # most requests in flight per replica within the SLO
     replicas: int
     accelerators: int
@@ -132,6 +132,7 @@ class Option:
     estimated: frozenset[str]  # outputs resting on a low-confidence catalog figure
     low_confidence: tuple[str, ...]  # those catalog figures
     band: Band | None = None  # how far the held-out validation says such a figure may be off
+    layout: str = ""  # how a replica's accelerators share the model (`Device.layout`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,17 +273,27 @@ def _evaluate(
     eff = opts.calibrated.get(acc.id) or opts.efficiency or efficiency_for(opts.engine, acc.vendor)
     scored: list[Option | Exclusion] = []
     for tp in fitting:
-        dev = device(acc, tp, spec.compute_precision)
-        found = _best_concurrency(spec, dev, eff, demand, slo)
-        if found is not None:
-            scored.append(_score(acc, spec, dev, eff, demand, opts, site, *found))
+        for dev in layouts(spec, device(acc, tp, spec.compute_precision)):
+            found = _best_concurrency(spec, dev, eff, demand, slo)
+            if found is not None:
+                scored.append(_score(acc, spec, dev, eff, demand, opts, site, *found))
     options = [o for o in scored if isinstance(o, Option)]
-    if options:  # the cheapest group; on a tie the fewer accelerators, then the smaller group
+    if options:  # the cheapest group; on a tie the fewer accelerators, the smaller group, TP
         return min(options, key=lambda o: (o.usd_per_million, o.accelerators, o.tensor_parallel))
     if scored:
         return scored[0]  # every group that meets the SLO makes too hot a node
     last = perf_model.predict(spec, dev, eff, _work(demand, 1))
     return Exclusion(acc, "slo", _slo_reason(acc, fitting[-1], last, slo))
+
+
+def layouts(spec: ModelSpec, group: Device) -> list[Device]:
+    """The ways a group may share the model: tensor parallelism, and for a mixture of experts
+    with a known shape also whole experts spread over the group and data-parallel attention
+    (`parallel.py`), tensor parallelism first."""
+    if spec.moe is None or group.count == 1:
+        return [group]
+    return [replace(group, attention_dp=dp, expert_parallel=ep)
+            for dp in (False, True) for ep in (False, True)]  # fmt: skip
 
 
 def _replicas(spec: ModelSpec, count: int) -> float:
@@ -375,12 +386,16 @@ def _score(
         efficiency=eff.source,
         estimated=_estimated(low, opts.acquire),
         low_confidence=tuple(sorted(low)),
-        band=_band(acc, spec, tp, concurrency),
+        band=_band(acc, spec, dev, concurrency),
+        layout=dev.layout,
     )
 
 
-def _band(acc: Accelerator, spec: ModelSpec, tp: int, concurrency: int) -> Band:
+def _band(acc: Accelerator, spec: ModelSpec, dev: Device, concurrency: int) -> Band:
+    tp = dev.count
     guesses = []
+    if dev.attention_dp or dev.expert_parallel:
+        guesses.append(f"{dev.layout}: every held-out figure of the band ran tensor parallel")
     if tp > 1 and interconnect_assumed(acc):
         guesses.append(f"{acc.id} interconnect taken as PCIe 4.0 (no catalog figure)")
     if spec.active_params < spec.params and spec.moe is None:

@@ -23,6 +23,7 @@ def _option(rank: int, o: Option) -> dict[str, Any]:
         "name": o.accelerator.name,
         "compute_precision": o.compute_precision,
         "tensor_parallel": o.tensor_parallel,
+        "layout": o.layout,
         "concurrency_per_replica": o.concurrency,
         "replicas": o.replicas,
         "accelerators": o.accelerators,
