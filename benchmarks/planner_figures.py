@@ -142,6 +142,7 @@ class Mapped:
     efficiency: Efficiency = field(default_factory=Efficiency)
     # every prompt sent at once: (prompts per replica, the engine's tokens per iteration)
     burst: tuple[int, int | None] | None = None
+    sharegpt: bool = False  # a burst of ShareGPT prompts (the id says so): BURST_SPREAD
     attention_dp: bool = False  # the layout the figure states (perf_model.Device)
     expert_parallel: bool = False
 
@@ -227,7 +228,8 @@ def map_figure(
         conventions.append(f"a burst of {burst[0]} prompts simulated, at most {c} running, "
                            f"{why}")  # fmt: skip
     return Mapped(ident, ref.id, spec, acc, tp, replicas, Workload(n, m, c), published, judged,
-                  tuple(conventions), engine, eff, burst, attention_dp, bool(ep))  # fmt: skip
+                  tuple(conventions), engine, eff, burst, "sharegpt" in ident.lower(),
+                  attention_dp, bool(ep))  # fmt: skip
 
 
 def _spec(
@@ -358,7 +360,8 @@ def evaluate(fig: Mapped) -> dict[str, Any]:
     total_per_output = (w.input_tokens + w.output_tokens) / w.output_tokens
     if fig.burst is not None:
         prompts, budget = fig.burst
-        requests = planner_burst.lengths(w.input_tokens, w.output_tokens, prompts, BURST_SPREAD)
+        spread = BURST_SPREAD if fig.sharegpt else 0.0  # random datasets: fixed lengths
+        requests = planner_burst.lengths(w.input_tokens, w.output_tokens, prompts, spread)
         b = planner_burst.simulate(fig.model, dev, fig.efficiency, requests, w.concurrency,
                                    budget)  # fmt: skip
         predicted |= {"output_tokens_per_s": b.output_tokens_per_s * fig.replicas,
