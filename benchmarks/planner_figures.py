@@ -625,8 +625,12 @@ def main() -> None:
     results = (
         {"run_info": run_info(), "step": args.step, "burst_spread": BURST_SPREAD}
         | described
-        | run(args.figures.resolve(), experts=not args.no_moe_shapes, efficiency=pick,
-              all_held_out=args.all_held_out)
+        | run(
+            args.figures.resolve(),
+            experts=not args.no_moe_shapes,
+            efficiency=pick,
+            all_held_out=args.all_held_out,
+        )
     )
     _print(results)
     out = args.out or RESULTS / f"planner_figures-{args.step}.json"

@@ -58,6 +58,20 @@ def test_a_tenant_mode_can_be_changed_live(server: ServerProcess):
     assert _prompt_tokens(server, key, PERSONAL).status_code == 400
 
 
+def test_a_tenants_kinds_are_set_through_the_api_and_apply_live(server: ServerProcess):
+    body = {"name": "pii-kinds", "pii_mode": "block", "pii_kinds": ["email"]}
+    server.admin("POST", "/admin/tenants", json=body)
+    key = server.new_key("pii-kinds")
+    assert _prompt_tokens(server, key, "call 13800138000").status_code == 200  # not its kind
+    assert _prompt_tokens(server, key, "write to li.wei@example.com").status_code == 400
+    with pytest.raises(httpx.HTTPStatusError) as bad:
+        server.admin("PATCH", "/admin/tenants/pii-kinds", json={"pii_kinds": ["phone"]})
+    assert bad.value.response.status_code == 400
+    assert "unknown PII kinds ['phone']" in bad.value.response.json()["error"]["message"]
+    server.admin("PATCH", "/admin/tenants/pii-kinds", json={"pii_kinds": None})  # the server's
+    assert _prompt_tokens(server, key, "call 13800138000").status_code == 400
+
+
 def _chunks(texts: list[str]) -> list[dict]:
     out = [{"choices": [{"index": 0, "delta": {"content": t}, "finish_reason": None}]}
            for t in texts]  # fmt: skip

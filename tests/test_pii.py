@@ -1,6 +1,10 @@
-"""PII guard: validators, recognizers, overlaps, masking, streaming, and quality on a labelled
-set (tests/data/pii_labelled.jsonl, generated once by a seeded script: IDs and cards carry
-computed check digits, emails and IPs are documentation ones)."""
+# ruff: noqa: RUF001  (full-width forms are what these tests are about)
+"""PII guard: check characters, recognizers, folding, contexts, overlaps, masking, Presidio, and
+quality on the development set (tests/data/pii_labelled.jsonl: the first 234 lines generated
+once by a seeded script for round 1; the rest, for issue 18, by another seeded script before the
+new recognizers were written: new kinds, evasions, hard negatives; check characters computed,
+emails and IPs documentation ones). Masking and streaming properties: tests/test_pii_properties.py.
+"""
 
 import datetime
 import json
@@ -9,36 +13,43 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
+from tokenmill.config import Settings
 from tokenmill.security.pii import (
-    RECOGNIZERS,
     Finding,
     Kind,
     PiiMode,
     card_valid,
     cn_id_valid,
     detect,
+    fold,
     guard,
     luhn_valid,
     mask,
+    parse_kinds,
     presidio_findings,
     resolve,
     score,
     score_table,
 )
-from tokenmill.security.pii_stream import StreamMasker
+from tokenmill.security.pii.checksums import (
+    hk_id_valid,
+    iban_valid,
+    ssn_valid,
+    tw_id_valid,
+    uscc_valid,
+)
 
 LABELLED: list[dict[str, Any]] = [
     json.loads(line)
     for line in (Path(__file__).parent / "data" / "pii_labelled.jsonl").read_text().splitlines()
 ]
 ID = "11010519491231002X"  # GB 11643-1999's own worked example
+CHECKSUM_KINDS = ("cn_id", "bank_card", "hk_id", "tw_id", "uscc", "iban")
 
 
-def found(text: str) -> list[tuple[str, str]]:
-    return [(f.kind, text[f.start : f.end]) for f in detect(text)]
+def found(text: str, kinds: list[str] | None = None) -> list[tuple[str, str]]:
+    return [(f.kind, text[f.start : f.end]) for f in detect(text, kinds)]
 
 
 def with_check(s17: str) -> str:
@@ -80,7 +91,27 @@ def test_luhn_and_card_brands() -> None:
     assert not card_valid("4111111111111112")  # Luhn off by one
     assert luhn_valid("1234567812345670") and not card_valid("1234567812345670")  # no brand
     assert luhn_valid("378282246310005") and not card_valid("3782822463100050")  # Amex is 15
-    assert card_valid("4111-1111-1111-1111") and card_valid("4111 1111 1111 1111")
+
+
+def test_other_check_characters() -> None:
+    # the registries' and standards' own examples, then one character off
+    assert hk_id_valid("A1234563") and hk_id_valid("AB9876543") is not hk_id_valid("AB9876544")
+    assert not hk_id_valid("A1234564")
+    assert tw_id_valid("A123456789") and not tw_id_valid("A123456788")
+    assert uscc_valid("91350100M000100Y43") and not uscc_valid("91350100M000100Y44")
+    assert uscc_valid("914403001922038216")  # all digits: a real company's
+    assert iban_valid("DE89370400440532013000") and iban_valid("GB82WEST12345698765432")
+    assert not iban_valid("DE88370400440532013000")
+    assert not iban_valid("DE8937040044053201300")  # a German IBAN has 22 characters
+    assert ssn_valid("123456789") and ssn_valid("078051120")
+    for never_issued in ("000123456", "666123456", "912345678", "123004567", "123450000"):
+        assert not ssn_valid(never_issued), never_issued
+
+
+def test_an_id_with_a_typo_is_neither_a_card_nor_a_company() -> None:
+    typo = "650102197705235391"  # Xinjiang ID, check character off; passes Luhn with a 65 prefix
+    assert not cn_id_valid(typo) and not card_valid(typo) and not uscc_valid(typo)
+    assert found(f"身份证号{typo}校验位不对") == []
 
 
 @pytest.mark.parametrize(
@@ -116,6 +147,7 @@ def test_luhn_and_card_brands() -> None:
             [("ip", "192.0.2.1"), ("ip", "198.51.100.255")],
         ),
         ("v1.2.3.4.5 10.0.19041.1 256.1.1.1 192.168.01.1 3.11.7", []),
+        ("Release 10.2.3.4 ships today.", [("ip", "10.2.3.4")]),  # a dotted quad, by design
         (
             "[2001:db8::1]:443, ::1, 2001:db8::. ::ffff:192.0.2.1",
             [
@@ -135,12 +167,117 @@ def test_recognizers(text: str, expected: list[tuple[str, str]]) -> None:
     assert found(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # an ID in groups, with any one separator; a mobile in full-width digits
+        ("身份证 110101 19900307 7758 的持有人", [("cn_id", "110101 19900307 7758")]),
+        ("ID 110101-19900307-7758.", [("cn_id", "110101-19900307-7758")]),
+        ("ID 110101 19900307-7758", []),  # two separators: not one number
+        ("手机：１３８００１３８０００", [("cn_mobile", "１３８００１３８０００")]),
+        ("手机 １３８－００１３－８０００。", [("cn_mobile", "１３８－００１３－８０００")]),
+        (
+            "mobile 138.0013.8000 or 1 3 8 0 0 1 3 8 0 0 0",
+            [("cn_mobile", "138.0013.8000"), ("cn_mobile", "1 3 8 0 0 1 3 8 0 0 0")],
+        ),
+        ("读数 13 80 01 38 00 0", []),  # a stray single digit: readings, not a number
+        ("card 4111.1111.1111.1111", [("bank_card", "4111.1111.1111.1111")]),
+        ("电话 138–0013–8000", [("cn_mobile", "138–0013–8000")]),  # en dashes
+    ],
+)
+def test_evasions(text: str, expected: list[tuple[str, str]]) -> None:
+    assert found(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "座机 010-62345678，传真 (021) 6234 5678",
+            [("cn_landline", "010-62345678"), ("cn_landline", "(021) 6234 5678")],
+        ),
+        ("Tel +86 10 6234 5678 ext. 8001", [("cn_landline", "+86 10 6234 5678")]),
+        (
+            "总机 0755-88886666-806，转 0991-6543210",
+            [("cn_landline", "0755-88886666"), ("cn_landline", "0991-6543210")],
+        ),
+        ("010-12345678 400-800-8888 95588 0123-4567890", []),  # local 1...; no area code
+        ("卡号4167 0885 9355 5476有误", []),  # inside a grouped number, not a landline
+        (
+            "护照号码：E12345678，旧护照 G12345678",
+            [("passport", "E12345678"), ("passport", "G12345678")],
+        ),
+        ("Passport No. 123456789; order 987654321", [("passport", "123456789")]),
+        ("Reisepass-Nr. C01X00T47", [("passport", "C01X00T47")]),
+        ("PASSPORT NUMBER: 123456789", [("passport", "123456789")]),  # not "NUMBER"
+        (
+            "香港身份证 A123456(3)，HKID A1234563，A123456(4)",
+            [("hk_id", "A123456(3)"), ("hk_id", "A1234563")],
+        ),
+        ("A1234563 without a keyword", []),
+        ("澳门身份证号码：1234567(8)；脚注 1234567(8)", [("mo_id", "1234567(8)")]),
+        ("身分證 A123456789，A123456788", [("tw_id", "A123456789")]),
+        (
+            "港澳通行证 C12345678 CA1234567 L12345678 H1234567801",
+            [
+                ("cn_travel_permit", "C12345678"),
+                ("cn_travel_permit", "CA1234567"),
+                ("cn_travel_permit", "L12345678"),
+                ("cn_travel_permit", "H1234567801"),
+            ],
+        ),
+        ("台胞证号码：12345678；批次 12345678", [("cn_travel_permit", "12345678")]),
+        ("统一社会信用代码：91350100M000100Y43", [("uscc", "91350100M000100Y43")]),
+        (
+            "SSN 123-45-6789, SSN: 078051120, ref 078051120",
+            [("us_ssn", "123-45-6789"), ("us_ssn", "078051120")],
+        ),
+        ("SSN 000-12-3456 666-12-3456 912-34-5678 123-00-4567 123-45-0000", []),
+        (
+            "IBAN DE89 3704 0044 0532 0130 00; GB82WEST12345698765432.",
+            [("iban", "DE89 3704 0044 0532 0130 00"), ("iban", "GB82WEST12345698765432")],
+        ),
+        ("IBAN DE88 3704 0044 0532 0130 00", []),
+    ],
+)
+def test_new_kinds(text: str, expected: list[tuple[str, str]]) -> None:
+    assert found(text) == expected
+
+
+def test_folding_keeps_offsets() -> None:
+    text = "电话：（０２１）６２３４　５６７８，邮箱 ｌｉ＠ｅｘａｍｐｌｅ．ｏｒｇ。"
+    assert len(fold(text)) == len(text)
+    assert found(text) == [
+        ("cn_landline", "（０２１）６２３４　５６７８"),
+        ("email", "ｌｉ＠ｅｘａｍｐｌｅ．ｏｒｇ"),
+    ]
+    assert mask(text)[0] == "电话：[CN_LANDLINE]，邮箱 [EMAIL]。"
+
+
+def test_a_context_is_broken_by_what_stands_between() -> None:
+    assert found("passport 123456789") == [("passport", "123456789")]
+    assert found("passport [EMAIL] 123456789") == []  # a placeholder: masking made no context
+    assert found("passport 2030-01-01 123456789") == []  # another number
+    assert found("passport\n123456789") == []  # another line
+    assert found("bypassport 123456789") == []  # not a word of its own
+    assert found("passport " + " " * 33 + "123456789") == []  # too far
+
+
 def test_kinds_filter() -> None:
     text = f"{ID} a@example.com"
     assert found(text) == [("cn_id", ID), ("email", "a@example.com")]
     assert [f.kind for f in detect(text, kinds=["email"])] == ["email"]
+    assert found("version 10.2.3.4", kinds=[k for k in Kind if k != Kind.IP]) == []
     with pytest.raises(ValueError, match="unknown"):
         detect(text, kinds=["ssn"])
+
+
+def test_parse_kinds_names_the_unknown_and_the_known() -> None:
+    assert parse_kinds(["cn_id", " IP "]) == {"cn_id", "ip"}
+    with pytest.raises(ValueError, match=r"unknown PII kinds \['ssn'\]; known: .*us_ssn"):
+        parse_kinds(["cn_id", "ssn"])
+    with pytest.raises(ValueError, match="no PII kinds"):
+        parse_kinds([])
 
 
 def test_id_that_passes_luhn_is_only_an_id() -> None:
@@ -148,7 +285,9 @@ def test_id_that_passes_luhn_is_only_an_id() -> None:
     both = next(
         n
         for seq in range(1000)
-        if cn_id_valid(n := with_check(f"62010219900307{seq:03d}")) and card_valid(n)
+        if cn_id_valid(n := with_check(f"62010219900307{seq:03d}"))
+        and n.isdigit()
+        and luhn_valid(n)
     )
     assert found(f"号码{both}") == [("cn_id", both)]
     x_id = next(
@@ -181,6 +320,7 @@ def test_mask_placeholders_and_no_leftover_pii() -> None:
         "13191056935+8613155714873",
         "2001:db8::6228303411711942031",
         "a@example.com.13800138000",
+        "4111 1111 1111 1111 0755 8888 6666",
     ]
     for text in neighbours + [s["text"] for s in LABELLED]:
         assert detect(mask(text)[0]) == [], text
@@ -195,94 +335,37 @@ def test_guard_modes() -> None:
     assert guard(text, PiiMode.BLOCK).blocked and not guard("hello", PiiMode.BLOCK).blocked
 
 
-def test_stream_masks_pii_split_across_chunks() -> None:
-    m = StreamMasker()
-    out = m.feed("please call 138")
-    assert out == "please call" and m.held == 4  # " 138" could still become a number
-    out += m.feed(" 0013 8000 thanks") + m.flush()
-    assert out == "please call [CN_MOBILE] thanks"
-
-
-def test_stream_lets_ordinary_text_through() -> None:
-    m = StreamMasker()
-    emitted = m.feed("The quick brown fox jumps over the lazy dog. 这是一段普通的中文。 And")
-    assert emitted.startswith("The quick brown fox jumps over the lazy dog. 这是一段普通的中文。")
-    assert m.held <= len(" And")
-    longest = max(r.reach for r in RECOGNIZERS)
-    for run in ("x" * 5000, "1:" * 2000, "1 " * 2000, "1." * 2000):  # as long as you like
-        m.feed(run)
-        assert m.held <= longest
-
-
-def test_stream_char_by_char_on_labelled_set() -> None:
-    for sample in LABELLED:
-        m = StreamMasker()
-        out = "".join(m.feed(c) for c in sample["text"]) + m.flush()
-        assert out == mask(sample["text"])[0]
-
-
-PIECES = [
-    *sorted({p["value"] for s in LABELLED for p in s["pii"]}),
-    ID,
-    "x" * 70 + "@example.com",
-    "a" * 480,
-    "1 " * 20,
-    "::",
-    "2001:db8:",
-    "+86",
-    "0086-",
-    "4111 1111",
-    "1111 1111",
-    "192.0.2.",
-    ".1.",
-    "@",
-    "example.com",
-    "6228303411711942031",
-    "1:2:3:4:5:6:7:8:9",
-    ".",
-    ":",
-]
-NOISE = st.text(alphabet="0123456789 -+.:@_%xXabcdef\n\uff0c\u3002号gh", max_size=6)
-TEXTS = st.lists(st.one_of(st.sampled_from(PIECES), NOISE), max_size=10).map("".join)
-
-
-@settings(max_examples=400, deadline=None)
-@given(text=TEXTS, data=st.data())
-def test_stream_equals_mask_for_any_chunking(text: str, data: st.DataObject) -> None:
-    cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=8)))
-    m = StreamMasker()
-    out = []
-    for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True):
-        out.append(m.feed(text[a:b]))
-        assert m.held <= 2 * max(r.reach for r in RECOGNIZERS)  # a match may straddle
-    out.append(m.flush())
-    assert "".join(out) == mask(text)[0]
-
-
-@settings(max_examples=300, deadline=None)
-@given(text=TEXTS)
-def test_masked_text_has_no_pii(text: str) -> None:
-    assert detect(mask(text)[0]) == []
-
-
 def test_presidio_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tokenmill.security import pii
+    from tokenmill.security.pii import presidio
 
-    pii._presidio.cache_clear()
+    presidio._analyzer.cache_clear()
     monkeypatch.setitem(sys.modules, "presidio_analyzer", None)  # import now fails
     with pytest.raises(RuntimeError, match=r"tokenmill\[pii\]"):
         presidio_findings("a@example.com")
-    pii._presidio.cache_clear()
+    presidio._analyzer.cache_clear()
 
 
 def test_presidio_findings() -> None:
     pytest.importorskip("presidio_analyzer", reason="the `pii` extra is not installed")
-    assert "email_address" in {f.kind for f in presidio_findings("write to a@example.com")}
+    spacy = pytest.importorskip("spacy")
+    model = Settings().pii_ner_model  # TOKENMILL_PII_NER_MODEL, else Presidio's default
+    if not spacy.util.is_package(model):
+        with pytest.raises(RuntimeError, match=f"spaCy model '{model}' is not installed"):
+            presidio_findings("John Smith", ["person"], model)  # and no download is tried
+        pytest.skip(f"the spaCy model {model} is not installed")
+    everything = presidio_findings("write to a@example.com", model=model)
+    assert "email_address" in {f.kind for f in everything}
+    text = "John Smith flew to London. 张伟住在北京市朝阳区。"
+    found = [(f.kind, text[f.start : f.end]) for f in presidio_findings(text, ["person"], model)]
+    assert found == [("person", "John Smith")]  # no Chinese name: Presidio reads English only
 
 
-def test_precision_and_recall_on_labelled_set() -> None:
-    assert len(LABELLED) >= 150
+def test_precision_and_recall_on_the_development_set() -> None:
+    assert len(LABELLED) >= 400
     scores = score(LABELLED)
     print("\n" + score_table(scores))
+    assert {k for k in Kind} <= set(scores)  # every kind has labelled values
+    for kind in CHECKSUM_KINDS:
+        assert scores[kind].precision >= 0.95 and scores[kind].recall >= 0.95, kind
     assert scores["all"].precision >= 0.95
     assert scores["all"].recall >= 0.95

@@ -214,8 +214,8 @@ def test_the_simulator_runs_the_planners_model_in_expert_layouts(
     """The same agreement with data-parallel attention and whole experts spread over 2 x H100
     (imbalance and all-to-alls are terms of the iteration both use)."""
     spec = with_layout(model_id, find_model(model_id).spec("bf16"))
-    dev = dataclasses.replace(device(catalog()["h100"], 2, spec.compute_precision),
-                              attention_dp=attention_dp, expert_parallel=expert_parallel)  # fmt: skip
+    group = device(catalog()["h100"], 2, spec.compute_precision)
+    dev = dataclasses.replace(group, attention_dp=attention_dp, expert_parallel=expert_parallel)
     eff = dataclasses.replace(efficiency_for("vllm", "nvidia"), random_arrival_share=0.0)
     predicted = predict(spec, dev, eff, work).output_tokens_per_s
     assert _closed_loop(spec, dev, eff, work) == pytest.approx(predicted, rel=0.05)

@@ -48,7 +48,7 @@ from tokenmill.economics.live import logged_or_estimated
 from tokenmill.economics.nodes import NodeConfigError
 from tokenmill.engines.base import ReplicaSpec
 from tokenmill.fleet.watch import NodeWatch, device_samples, fleet_nodes
-from tokenmill.gateway.content_guard import ContentGuard
+from tokenmill.gateway.content_guard import ContentGuard, PiiKinds
 from tokenmill.gateway.proxy import InferenceProxy
 from tokenmill.gateway.response_store import ResponseStore
 from tokenmill.metering.cloudevents import CloudEventsExporter
@@ -67,14 +67,13 @@ from tokenmill.scheduling.core import SchedulerCore
 from tokenmill.scheduling.dispatcher import Dispatcher
 from tokenmill.scheduling.fair_queue import FairQueue, FcfsQueue
 from tokenmill.scheduling.router import ReplicaPicker, RoundRobinPicker
-from tokenmill.security.accounts import Accounts
+from tokenmill.security.accounts import Accounts, TenantPii
 from tokenmill.security.agents import Agents
 from tokenmill.security.audit import AuditLog, load_or_create_key, who
 from tokenmill.security.budgets import SpentLoader, TokenBudgets
 from tokenmill.security.integrity import Integrity
 from tokenmill.security.keys import KeyRing, Principal
 from tokenmill.security.limits import KeyLimiter
-from tokenmill.security.pii import PiiMode
 from tokenmill.security.policy import DenialSink, RequestPolicy
 from tokenmill.security.profiles import Profile
 from tokenmill.security.refusals import RefusalTally
@@ -160,13 +159,19 @@ def create_app(settings: Settings) -> FastAPI:
         picker = RoundRobinPicker() if settings.router == "round-robin" else ReplicaPicker()
         queue_type = FcfsQueue if settings.fairness == "fcfs" else FairQueue
         core = SchedulerCore(picker=picker, queue_type=queue_type, weights=accounts.weights())
-        guard = ContentGuard(settings.pii_mode, accounts.pii_modes(), metrics.pii_found)
+        guard = ContentGuard(
+            settings.pii_mode,
+            accounts.pii_modes(),
+            metrics.pii_found,
+            PiiKinds(settings.pii_kinds, accounts.pii_kinds(), settings.pii_ner_model),
+        )
         # Admin routes change tenants from the threadpool; scheduler and guard live on the loop.
         loop = asyncio.get_running_loop()
 
-        def apply(tenant: str, weight: int, pii_mode: PiiMode | None) -> None:
+        def apply(tenant: str, weight: int, pii: TenantPii) -> None:
             loop.call_soon_threadsafe(core.set_weight, tenant, weight)
-            loop.call_soon_threadsafe(guard.set_mode, tenant, pii_mode)
+            loop.call_soon_threadsafe(guard.set_mode, tenant, pii.mode)
+            loop.call_soon_threadsafe(guard.kinds.set, tenant, pii.kinds)
 
         accounts.on_tenant_change(apply)
         dispatcher = Dispatcher(core)

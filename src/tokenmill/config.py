@@ -2,13 +2,13 @@
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tokenmill.scheduling.job import Band
-from tokenmill.security.pii import PiiMode
+from tokenmill.security.pii import PiiMode, check_available, parse_kinds
 from tokenmill.security.profiles import DEFAULTS, Profile
 
 DEFAULT_PORT = 8400
@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     # The PII guard's default mode for tenants without their own: off | log | mask | block
     # (default: the profile's).
     pii_mode: PiiMode = PiiMode.OFF
+    # The kinds it looks for, for tenants without their own list: comma-separated names
+    # (security/pii/kinds.py, e.g. "cn_id,cn_mobile,bank_card"); default every pattern kind.
+    # person, location and address need the `pii` extra (Presidio) and a spaCy model:
+    pii_kinds: Annotated[frozenset[str] | None, NoDecode] = None
+    pii_ner_model: str = "en_core_web_lg"
     # A budgeted request that sets no output limit gets this one, so its reservation holds.
     budget_max_tokens: int = Field(default=1024, ge=1)
     # Billing: how long after a period ends usage may still arrive before it can be invoiced,
@@ -116,6 +121,13 @@ class Settings(BaseSettings):
     # TLS termination in the gateway: both files (PEM) or neither.
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
+
+    @field_validator("pii_kinds", mode="before")
+    @classmethod
+    def _pii_kinds(cls, value: Any) -> frozenset[str] | None:
+        if value is None or value == "":
+            return None
+        return check_available(parse_kinds(value.split(",") if isinstance(value, str) else value))
 
     @model_validator(mode="after")
     def _profile_defaults(self) -> "Settings":

@@ -19,17 +19,20 @@ class TenantIn(Body):
     display_name: str | None = Field(default=None, max_length=200)
     weight: int = Field(default=1, ge=MIN_WEIGHT, le=MAX_WEIGHT)
     pii_mode: Literal["off", "log", "mask", "block"] | None = None
+    pii_kinds: list[str] | None = Field(default=None, max_length=32)
 
 
 class TenantPatch(Body):
     weight: int | None = Field(default=None, ge=MIN_WEIGHT, le=MAX_WEIGHT)
     # off | log | mask | block; null: back to the server's default
     pii_mode: Literal["off", "log", "mask", "block"] | None = None
+    # the kinds the PII guard looks for (security/pii/kinds.py); null: the server's
+    pii_kinds: list[str] | None = Field(default=None, max_length=32)
 
     @model_validator(mode="after")
     def _changes_something(self) -> "TenantPatch":
         if not self.model_fields_set:
-            raise ValueError("nothing to change: give weight and/or pii_mode")
+            raise ValueError("nothing to change: give weight, pii_mode and/or pii_kinds")
         return self
 
 

@@ -76,7 +76,9 @@ def _note(request: Request, resource: str, **detail: object) -> None:
 @requires(P.TENANTS_WRITE)
 def create_tenant(body: TenantIn, svc: Svc) -> dict[str, Any]:
     mode = PiiMode(body.pii_mode) if body.pii_mode else None
-    return svc.accounts.create_tenant(body.name, body.display_name, body.weight, mode)
+    return svc.accounts.create_tenant(
+        body.name, body.display_name, body.weight, mode, body.pii_kinds
+    )
 
 
 @router.get("/tenants")
@@ -88,10 +90,14 @@ def list_tenants(svc: Svc) -> dict[str, Any]:
 @router.patch("/tenants/{name}")
 @requires(P.TENANTS_WRITE)
 def update_tenant(name: str, body: TenantPatch, svc: Svc) -> dict[str, Any]:
-    """Change a tenant's weight or PII mode; the live scheduler and guard apply it at once."""
+    """Change a tenant's weight or PII mode or kinds; the live scheduler and guard apply it at
+    once."""
     given = body.model_fields_set
     mode = PiiMode(body.pii_mode) if body.pii_mode else None
-    return svc.accounts.update_tenant(name, body.weight, mode if "pii_mode" in given else UNSET)
+    kinds = body.pii_kinds if "pii_kinds" in given else UNSET
+    return svc.accounts.update_tenant(
+        name, body.weight, mode if "pii_mode" in given else UNSET, kinds
+    )
 
 
 def _issued(issued: IssuedKey) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from tokenmill.cli.client import AdminClient, resolve_url, save_login
 from tokenmill.cli.output import console, emit
 from tokenmill.cli.placement_output import print_placement
 from tokenmill.security.accounts import MAX_WEIGHT, MIN_WEIGHT
+from tokenmill.security.pii import Kind, NerKind
 
 Url = Annotated[str | None, typer.Option("--url", help="Server URL (default: saved or local)")]
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
@@ -23,6 +24,17 @@ _WEIGHT_HELP = (
     f"Share of a busy model relative to other tenants ({MIN_WEIGHT}-{MAX_WEIGHT}; "
     "weight 3 gets 3x the tokens of weight 1)"
 )
+
+
+_KINDS_HELP = (
+    f"Comma-separated PII kinds to look for: {', '.join(Kind)}; "
+    f"{', '.join(NerKind)} need the `pii` extra"
+)
+
+
+def _kinds(text: str) -> list[str]:
+    """A comma-separated list; the server checks the names."""
+    return [k.strip() for k in text.split(",") if k.strip()]
 
 
 _OPTION_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -164,10 +176,12 @@ def tenants_create(
     pii_mode: Annotated[
         str | None, typer.Option(help="off | log | mask | block (default: the server's)")
     ] = None,
+    pii_kinds: Annotated[str | None, typer.Option(help=_KINDS_HELP)] = None,
     url: Url = None,
     json_out: Json = False,
 ) -> None:
-    body = {"name": name, "display_name": display_name, "weight": weight, "pii_mode": pii_mode}
+    body = {"name": name, "display_name": display_name, "weight": weight, "pii_mode": pii_mode,
+            "pii_kinds": _kinds(pii_kinds) if pii_kinds else None}  # fmt: skip
     data = AdminClient(url).call("POST", "/admin/tenants", json=body)
     emit(data, True) if json_out else console.print(f"created tenant [bold]{name}[/]")
 
@@ -197,6 +211,20 @@ def tenants_set_pii(
     data = AdminClient(url).call("PATCH", f"/admin/tenants/{name}", json=body)
     msg = f"tenant [bold]{name}[/]: PII mode {data['pii_mode'] or 'default'}"
     emit(data, True) if json_out else console.print(msg)
+
+
+@tenants.command("set-pii-kinds")
+def tenants_set_pii_kinds(
+    name: str,
+    kinds: Annotated[str, typer.Argument(help=_KINDS_HELP + "; 'default': the server's")],
+    url: Url = None,
+    json_out: Json = False,
+) -> None:
+    """Set which kinds of personal data the PII guard looks for in a tenant's traffic."""
+    body = {"pii_kinds": None if kinds == "default" else _kinds(kinds)}
+    data = AdminClient(url).call("PATCH", f"/admin/tenants/{name}", json=body)
+    shown = ", ".join(data["pii_kinds"]) if data["pii_kinds"] else "default"
+    emit(data, True) if json_out else console.print(f"tenant [bold]{name}[/]: PII kinds {shown}")
 
 
 @tenants.command("list")

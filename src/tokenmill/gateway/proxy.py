@@ -398,7 +398,7 @@ class InferenceProxy:
             CompletionLogprobs().convert(data)
         tracker.take_usage(data.get("usage"))
         tracker.mark_first_token((data.get("timings") or {}).get("predicted_ms"))
-        self._guard.answer(tracker.tenant, pii, data)
+        await self._guard.check_answer(tracker.tenant, pii, data)
         choices = data.get("choices") or [{}]
         if tracker.endpoint == "chat":
             _openai_nulls(choices)

@@ -2,7 +2,7 @@
 
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +20,7 @@ from tokenmill.security.keys import (
     hash_secret,
     visible_prefix,
 )
-from tokenmill.security.pii import PiiMode
+from tokenmill.security.pii import PiiMode, check_available, parse_kinds
 from tokenmill.security.roles import ALLOWED_SCOPES, PLATFORM_ROLES, Role, Scope, listed
 from tokenmill.store.tables import ApiKey, Tenant
 
@@ -38,8 +38,17 @@ class Unset:
 
 UNSET = Unset()
 
-# (tenant, weight, pii mode or None for the default), once a change is committed
-TenantListener = Callable[[str, int, PiiMode | None], object]
+
+@dataclass(frozen=True)
+class TenantPii:
+    """A tenant's own PII guard settings; None: the server's."""
+
+    mode: PiiMode | None = None
+    kinds: frozenset[str] | None = None
+
+
+# (tenant, weight, its PII settings), once a change is committed
+TenantListener = Callable[[str, int, TenantPii], object]
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,7 @@ def _tenant_view(row: Tenant) -> dict[str, object]:
         "display_name": row.display_name,
         "weight": row.weight,
         "pii_mode": row.pii_mode,
+        "pii_kinds": row.pii_kinds,
         "created_at": row.created_at,
     }
 
@@ -107,6 +117,21 @@ def _check_weight(weight: int) -> None:
         raise InvalidRequest(
             f"weight must be an integer from {MIN_WEIGHT} to {MAX_WEIGHT}", param="weight"
         )
+
+
+def _check_kinds(kinds: Iterable[str] | None) -> list[str] | None:
+    """A tenant's kinds, known and usable here, sorted; None stays None (the server's)."""
+    if kinds is None:
+        return None
+    try:
+        return sorted(check_available(parse_kinds(kinds)))
+    except ValueError as e:
+        raise InvalidRequest(str(e), param="pii_kinds") from None
+
+
+def _pii(row: Tenant) -> TenantPii:
+    kinds = frozenset(row.pii_kinds) if row.pii_kinds is not None else None
+    return TenantPii(PiiMode(row.pii_mode) if row.pii_mode else None, kinds)
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -150,9 +175,8 @@ class Accounts:
         self._listeners.append(listener)
 
     def _changed(self, row: Tenant) -> None:
-        mode = PiiMode(row.pii_mode) if row.pii_mode else None
         for listener in self._listeners:
-            listener(row.name, row.weight, mode)
+            listener(row.name, row.weight, _pii(row))
 
     def load_keyring(self) -> None:
         with Session(self._engine) as s:
@@ -165,6 +189,7 @@ class Accounts:
         display_name: str | None = None,
         weight: int = 1,
         pii_mode: PiiMode | None = None,
+        pii_kinds: Iterable[str] | None = None,
     ) -> dict[str, object]:
         if not NAME_PATTERN.match(name):
             raise InvalidRequest(
@@ -172,21 +197,27 @@ class Accounts:
                 param="name",
             )
         _check_weight(weight)
+        kinds = _check_kinds(pii_kinds)
         with Session(self._engine, expire_on_commit=False) as s, s.begin():
             if s.get(Tenant, name) is not None:
                 raise Conflict(f"tenant '{name}' already exists", param="name")
             row = Tenant(name=name, display_name=display_name or name, weight=weight,
-                         pii_mode=pii_mode, created_at=_now())  # fmt: skip
+                         pii_mode=pii_mode, pii_kinds=kinds, created_at=_now())  # fmt: skip
             s.add(row)
         self._changed(row)
         return _tenant_view(row)
 
     def update_tenant(
-        self, name: str, weight: int | None = None, pii_mode: PiiMode | Unset | None = UNSET
+        self,
+        name: str,
+        weight: int | None = None,
+        pii_mode: PiiMode | Unset | None = UNSET,
+        pii_kinds: Iterable[str] | Unset | None = UNSET,
     ) -> dict[str, object]:
-        """Change a tenant's weight and/or PII mode (None: back to the server's default)."""
+        """Change a tenant's weight, PII mode and/or PII kinds (None: back to the server's)."""
         if weight is not None:
             _check_weight(weight)
+        kinds = pii_kinds if isinstance(pii_kinds, Unset) else _check_kinds(pii_kinds)
         with Session(self._engine, expire_on_commit=False) as s, s.begin():
             row = s.get(Tenant, name)
             if row is None:
@@ -195,6 +226,8 @@ class Accounts:
                 row.weight = weight
             if not isinstance(pii_mode, Unset):
                 row.pii_mode = pii_mode.value if pii_mode else None
+            if not isinstance(kinds, Unset):
+                row.pii_kinds = kinds
         self._changed(row)
         return _tenant_view(row)
 
@@ -208,6 +241,12 @@ class Accounts:
         with Session(self._engine) as s:
             q = select(Tenant.name, Tenant.pii_mode).where(Tenant.pii_mode.is_not(None))
             return {name: PiiMode(mode) for name, mode in s.execute(q) if mode}
+
+    def pii_kinds(self) -> dict[str, frozenset[str]]:
+        """The tenants with PII kinds of their own, for the guard at startup."""
+        with Session(self._engine) as s:
+            q = select(Tenant.name, Tenant.pii_kinds).where(Tenant.pii_kinds.is_not(None))
+            return {name: frozenset(kinds) for name, kinds in s.execute(q) if kinds is not None}
 
     def ensure_tenant(self, name: str) -> None:
         with Session(self._engine, expire_on_commit=False) as s, s.begin():

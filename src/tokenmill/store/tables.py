@@ -32,6 +32,8 @@ class Tenant(Base):
     weight: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # off | log | mask | block for its traffic; None: the server's default (its profile's).
     pii_mode: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    # The kinds of personal data the guard looks for (security/pii/kinds.py); None: the server's.
+    pii_kinds: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
 
 
 class ApiKey(Base):
