@@ -1,7 +1,9 @@
 """A burst: every prompt sent at once (`vllm bench serve` with no request rate), run on the
 fleet simulator with the planner's own iterations (`perf_model.ReplicaIterations`).
 
-A burst is not a steady state: the engine admits as many requests as it may run, they end at
+A static batch (TensorRT-LLM's and vLLM's latency benchmarks: `batch` prompts prefilled
+together, then decoded together) is the same run with every prompt admitted at once. A burst
+is not a steady state: the engine admits as many requests as it may run, they end at
 different times, and the run's tail decodes the longest answers in ever smaller batches. What
 such a benchmark publishes (total tokens over the run's length, the mean TPOT of its
 requests) depends on how the lengths are spread, so the prompts are given lengths:
@@ -38,6 +40,7 @@ class Burst:
     output_tokens_per_s: float  # all output tokens over the run's length
     ttft_s: float  # means over requests
     tpot_s: float
+    latency_s: float
     makespan_s: float
 
 
@@ -90,5 +93,6 @@ def simulate(
         output_tokens_per_s=sum(m for _, m in requests) / result.makespan_s,
         ttft_s=statistics.fmean(ttft for _, ttft, _ in result.finished),
         tpot_s=statistics.fmean(tpots) if tpots else 0.0,
+        latency_s=statistics.fmean(e2e for _, _, e2e in result.finished),
         makespan_s=result.makespan_s,
     )

@@ -153,3 +153,33 @@ def test_round_two_is_all_held_out_and_every_figure_maps_or_says_why() -> None:
             assert result.published and set(result.judged) <= set(result.published)
     results = pf.run(pf.ROUND2, all_held_out=True)
     assert {r["part"] for r in results["rows"]} == {"held_out"}
+
+
+def test_burst_lengths_keep_the_stated_means() -> None:
+    import planner_burst as pb  # benchmarks/, on the path since _load
+
+    assert pb.lengths(219.2, 200.8, 3, 0.0) == [(219, 201)] * 3
+    spread = pb.lengths(219.2, 200.8, 1000, 1.0)
+    prompts, outputs = zip(*spread, strict=True)
+    assert sum(prompts) / 1000 == pytest.approx(219.2, rel=0.01)
+    assert sum(outputs) / 1000 == pytest.approx(200.8, rel=0.01)
+    assert min(prompts) >= pb.MIN_TOKENS and max(prompts) <= pb.MAX_PROMPT
+    assert max(n + m for n, m in spread) <= pb.MAX_TOTAL
+
+
+def test_a_static_batch_prefills_together_then_decodes_together() -> None:
+    import planner_burst as pb
+    from tokenmill.economics.models import find_model
+    from tokenmill.economics.perf_model import Efficiency, iteration_seconds
+    from tokenmill.economics.planner import device
+    from tokenmill.fleet.catalog import catalog
+
+    spec = find_model("llama-3.1-8b").spec("bf16")
+    dev = device(catalog()["h100"], 1, "bf16")
+    eff = Efficiency()
+    b = pb.simulate(spec, dev, eff, [(128, 4)] * 8, max_running=8, token_budget=None)
+    prefill = iteration_seconds(spec, dev, eff, [(128, 0)] * 8, [])
+    steps = [iteration_seconds(spec, dev, eff, [], [128 + i] * 8) for i in range(1, 4)]
+    assert b.ttft_s == pytest.approx(prefill)
+    assert b.latency_s == pytest.approx(b.makespan_s) == pytest.approx(prefill + sum(steps))
+    assert b.output_tokens_per_s == pytest.approx(32 / b.makespan_s)

@@ -93,6 +93,7 @@ class _Replica:
     waiting: list[_Seq] = field(default_factory=list)  # admitted, not yet in an iteration
     running: list[_Seq] = field(default_factory=list)
     busy: bool = False
+    starting: bool = False  # an iteration starts once every arrival of this instant is in
 
 
 @dataclass
@@ -160,6 +161,11 @@ class FleetSimulator:
                 self._arrive(what, now)
             elif kind == "wake":
                 self._dispatch(now)
+            elif kind == "start":
+                assert isinstance(what, _Replica)
+                what.starting = False
+                if not what.busy:
+                    self._start_iteration(what, now)
             else:
                 assert isinstance(what, _Replica)
                 self._iteration_done(what, now)
@@ -197,8 +203,9 @@ class FleetSimulator:
         replica.waiting.append(
             _Seq(job, prefill, job.max_output_tokens - 1, job.input_tokens - prefill, handle)
         )
-        if not replica.busy:
-            self._start_iteration(replica, now)
+        if not (replica.busy or replica.starting):  # after the other arrivals of this instant
+            replica.starting = True
+            self._at(now, "start", replica)
 
     def _start_iteration(self, replica: _Replica, now: float) -> None:
         decoding = [s for s in replica.running if not s.prefill]

@@ -52,13 +52,13 @@ function planView(plan) {
   const best = (plan.options || [])[0];
   const head = best
     ? notice("ok", `Best: ${best.accelerators}× ${best.name} — ${money(best.usd_per_million_tokens, "USD")} per 1M tokens`,
-        `${int(best.replicas)} replica(s) at tensor parallel ${best.tensor_parallel}, ${dec(best.output_tokens_per_s, 0)} output tokens/s, TTFT ${dec(best.ttft_ms, 0)} ms, ${dec(best.all_in_kw, 2)} kW all-in${best.monthly_margin_usd ? `, ${money(best.monthly_margin_usd, "USD", { cents: true })} margin a month` : ""}.`)
+        `${int(best.replicas)} replica(s) of ${best.layout || `TP${best.tensor_parallel}`}, ${dec(best.output_tokens_per_s, 0)} output tokens/s, TTFT ${dec(best.ttft_ms, 0)} ms, ${dec(best.all_in_kw, 2)} kW all-in${best.monthly_margin_usd ? `, ${money(best.monthly_margin_usd, "USD", { cents: true })} margin a month` : ""}.`)
     : notice("warn", "Nothing in the catalog meets these targets", "Relax the latency targets, lower the demand, or choose a smaller model.");
   const d = plan.demand || {};
   const options = dataTable([
     { key: "rank", label: "#", num: true },
     { key: "name", label: "Accelerator", render: (o) => h("div", null, h("div", { class: "cell-main" }, o.name), h("div", { class: "cell-sub" }, `${o.compute_precision}${o.estimated && o.estimated.length ? " · estimated: " + o.estimated.join(", ") : ""}`)) },
-    { key: "accelerators", label: "Accelerators", num: true, render: (o) => h("div", null, `${o.accelerators}`, h("div", { class: "cell-sub" }, `TP ${o.tensor_parallel} × ${o.replicas} · ${o.nodes} node${o.nodes === 1 ? "" : "s"}`)) },
+    { key: "accelerators", label: "Accelerators", num: true, render: (o) => h("div", null, `${o.accelerators}`, h("div", { class: "cell-sub" }, `${o.layout || `TP${o.tensor_parallel}`} × ${o.replicas} · ${o.nodes} node${o.nodes === 1 ? "" : "s"}`)) },
     { key: "output_tokens_per_s", label: "Output", unit: "tok/s", num: true, render: (o) => int(o.output_tokens_per_s) },
     { key: "ttft_ms", label: "TTFT · per token", unit: "ms", num: true, render: (o) => `${int(o.ttft_ms)} · ${dec(o.tpot_ms, 1)}` },
     { key: "usd_per_hour", label: "Cost", unit: "per hour", num: true, value: (o) => Number(o.usd_per_hour), render: (o) => money(o.usd_per_hour, "USD", { cents: true }) },
