@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 import trustme
+from sqlalchemy.engine import Engine
 
 from tokenmill.bootstrap import default_model_path
 from tokenmill.engines.llamacpp import find_llama_server
+from tokenmill.store.db import make_engine, migrate, sqlite_url
 from tokenmill.testing import ServerProcess, TlsFiles
 
 # The web console's browser fixtures (page, page_errors, browser): headless Chromium.
@@ -84,3 +86,12 @@ def model_path() -> Path:
     path = default_model_path()
     assert path is not None
     return path
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    """A migrated SQLite database of its own for one test."""
+    db = make_engine(sqlite_url(tmp_path))
+    migrate(db)
+    yield db
+    db.dispose()

@@ -3,8 +3,6 @@
 the guard using it, Presidio's kinds in a worker thread."""
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,17 +19,8 @@ from tokenmill.security.accounts import Accounts, TenantPii
 from tokenmill.security.keys import KeyRing
 from tokenmill.security.pii import Finding, PiiMode
 from tokenmill.security.pii import presidio as presidio_module
-from tokenmill.store.db import make_engine, migrate, sqlite_url
 
 TEXT = "Li Wei: li.wei@example.com, 13800138000, release 10.2.3.4"
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(sqlite_url(tmp_path))
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 def test_the_servers_default_kinds_come_from_the_environment(

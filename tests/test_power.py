@@ -39,7 +39,6 @@ from tokenmill.observe.power_tools import (
     parse_rocm_smi,
     tool_meters,
 )
-from tokenmill.store.db import make_engine, migrate, sqlite_url
 from tokenmill.store.tables import PowerSample
 
 DATA = Path(__file__).parent / "data" / "power"
@@ -320,13 +319,6 @@ def test_detect_on_this_machine_says_why_for_each_missing_meter() -> None:
 
 
 # --- the log ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    db = make_engine(sqlite_url(tmp_path))
-    migrate(db)
-    return db
 
 
 def test_log_average_is_time_weighted_and_carries_the_estimate_flag(engine: Engine) -> None:

@@ -87,14 +87,6 @@ def test_set_weight_reaches_queues_made_later_and_must_be_positive():
 # --- the store ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(sqlite_url(tmp_path))
-    migrate(engine)
-    yield engine
-    engine.dispose()
-
-
 def test_accounts_store_weights_and_tell_listeners(engine: Engine):
     accounts = Accounts(engine, KeyRing())
     heard: list[tuple[str, int]] = []
