@@ -49,10 +49,16 @@ DeepSeek-R1 at TP8 cost 19 ms, not the 3 ms its weight read takes). These terms 
 by `calibrate` (it holds them at `Efficiency()`'s values); `efficiency_data.py` has them per
 engine and accelerator family, fitted on published figures.
 
-Not modelled: chunked-prefill limits, queueing beyond the engine's batch, speculative decoding,
-expert parallelism. Embedding and LM-head weights count as ordinary matmul weights, which
-overstates prefill FLOPs by their share (13% for Llama-3.1-8B); calibration absorbs it for the
-model it was fitted on.
+Layouts beyond tensor parallelism (`Device.attention_dp`, `expert_parallel`; `parallel.py`):
+data-parallel attention keeps each sequence's KV cache once and the dense weights on every
+device; whole experts spread over the group pay the grouped GEMMs' cost per expert once, at
+the pace of the busiest device, with all-to-alls when attention is data parallel. KV memory
+is paged (`kv_per_request`: prompt and half the output in 16-token blocks).
+
+Not modelled: pipeline parallelism and replicas over several nodes, preemption when the
+paged cache runs out, speculative decoding. Embedding and LM-head weights count as ordinary
+matmul weights, which overstates prefill FLOPs by their share (13% for Llama-3.1-8B);
+calibration absorbs it for the model it was fitted on.
 """
 
 from __future__ import annotations
@@ -284,9 +290,8 @@ def _weights(
     `expert_bandwidth`; spread whole over the devices, the busiest device's experts set the
     pace (at most all of them)."""
     shape = model.moe
-    if shape is None:
-        copies = _dense_copies(device)
-        return _term("bandwidth", copies * _weights_read(model, tokens) / bandwidth)
+    if shape is None:  # no layout but tensor parallelism without the experts' shape (_check)
+        return _term("bandwidth", _weights_read(model, tokens) / bandwidth)
     dense = _dense_bytes(model) * _dense_copies(device)
     touched = _experts_touched(model, tokens) * _expert_imbalance(model, device, tokens)
     routed = min(touched, shape.experts * shape.moe_layers) * shape.expert_params
