@@ -8,7 +8,7 @@ import math
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, Self, TypeVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +78,24 @@ class Entry:
     def __init__(self, raw: Mapping[str, Any], label: str, sources: Mapping[str, Source]):
         self.raw, self.label, self.known = raw, label, sources
         self.sources: dict[str, Source] = {}  # figure name -> its source
+
+    @classmethod
+    def of(
+        cls, raw: object, index: int, kind: str, keys: frozenset[str],
+        sources: Mapping[str, Source],
+    ) -> Self:  # fmt: skip
+        """The context for the `index`-th `kind` of the file, once `raw` is known to be a table
+        with no field outside `keys` (named by its `id` where it has one)."""
+        if not isinstance(raw, dict):
+            raise cls.error(f"{cls.file}: {kind} #{index + 1}: must be a table")
+        ident = raw.get("id")
+        label = f"{kind} {ident!r}" if isinstance(ident, str) else f"{kind} #{index + 1}"
+        entry = cls(raw, label, sources)
+        unknown = set(raw) - keys
+        if unknown:
+            known = ", ".join(sorted(keys))
+            raise entry.fail(sorted(unknown)[0], f"unknown field (known: {known})")
+        return entry
 
     def fail(self, name: str, problem: str) -> ValueError:
         return self.error(f"{self.file}: {self.label}: field {name!r}: {problem}")

@@ -39,13 +39,8 @@ class _Entry(sourced.Entry):
 
 
 def _layout(raw: object, index: int, sources: Mapping[str, Source]) -> Layout:
-    if not isinstance(raw, dict):
-        raise LayoutError(f"model layouts: layout #{index + 1}: must be a table")
-    label = f"layout {raw['id']!r}" if isinstance(raw.get("id"), str) else f"layout #{index + 1}"
-    e = _Entry(raw, label, sources)
-    unknown = set(raw) - _KEYS
-    if unknown:
-        raise e.fail(sorted(unknown)[0], f"unknown field (known: {', '.join(sorted(_KEYS))})")
+    e = _Entry.of(raw, index, "layout", _KEYS, sources)
+    raw = e.raw
     ident = e.text("id") or ""
     hidden = int(e.number("hidden_size", integer=True) or 0)
     given = [k for k in _MOE if k in raw]

@@ -150,13 +150,8 @@ class _Entry(sourced.Entry):
 
 
 def _model(raw: object, index: int, sources: Mapping[str, Source]) -> ReferenceModel:
-    if not isinstance(raw, dict):
-        raise ModelError(f"models: model #{index + 1}: must be a table")
-    label = f"model {raw['id']!r}" if isinstance(raw.get("id"), str) else f"model #{index + 1}"
-    e = _Entry(raw, label, sources)
-    unknown = set(raw) - _KEYS
-    if unknown:
-        raise e.fail(sorted(unknown)[0], f"unknown field (known: {', '.join(sorted(_KEYS))})")
+    e = _Entry.of(raw, index, "model", _KEYS, sources)
+    raw = e.raw
     ident = e.text("id") or ""
     if not _ID_RE.match(ident):
         raise e.fail("id", "must be lowercase letters, digits, '.' and '-'")
