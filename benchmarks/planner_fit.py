@@ -1,15 +1,18 @@
-"""Fit the performance model's efficiencies to the FIT half of the published figures (issue 17).
+"""Fit the performance model's efficiencies to the FIT halves of the published figures (issue 17).
 
     python benchmarks/planner_fit.py                       # writes economics/data/efficiencies.toml
     python benchmarks/planner_fit.py --params layer_overhead_s --no-groups \\
         --efficiencies default --out benchmarks/results/planner_fit-step1-overhead.toml
 
 Only figures the frozen split (`planner_figures.split`, tests/test_planner_figures.py) puts in
-FIT are read; the HELD-OUT half is never seen here. The loss is the sum over FIT figures of
+FIT are read, from the files `planner_figures.DEV` names (rounds 1 and 2); the HELD-OUT halves
+and round 3 are never seen here. The loss is the sum over FIT figures of
 log(predicted / published)^2 for every judged metric (the metrics `planner_figures.py`
 judges), plus a ridge `RIDGE` x (log(value / prior))^2 per fitted parameter, so a parameter the
-figures cannot pin stays at its prior. Parameters move in log space within `BOUNDS`; the
-minimiser is Nelder-Mead from the prior (pure Python, a few seconds).
+figures cannot pin stays at its prior. Parameters move in log space within their bounds; the
+minimiser cycles over the coordinates (a grid, then a golden-section search), then polishes
+with Nelder-Mead. Every loss simulates the FIT bursts, so a fit takes tens of minutes; the
+figures are spread over `--jobs` processes.
 
 First a DEFAULT entry ("*", "*") is fitted on every FIT figure, from `perf_model.Efficiency()`
 (its overheads from `--start` when those are zero: a log-space search cannot leave zero). Then
@@ -22,6 +25,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
+import multiprocessing.pool
+import os
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -37,12 +43,13 @@ DATA = Path(__file__).parents[1] / "src" / "tokenmill" / "economics" / "data"
 RIDGE = 0.1  # per parameter, on log(value / prior)^2; fixed before any held-out comparison
 FREE_OVERHEADS = True  # the default entry's overheads move without a ridge (--ridge-overheads)
 PARAMS = ("compute", "bandwidth", "step_overhead_s", "request_overhead_s", "layer_overhead_s",
-          "expert_overhead_s", "expert_bandwidth", "expert_compute")  # fmt: skip
+          "sequence_overhead_s", "expert_overhead_s", "expert_bandwidth",
+          "expert_compute")  # fmt: skip
 RATE_BOUNDS = (0.005, 1.0)
 OVERHEAD_BOUNDS = (1e-7, 0.05)  # seconds: 0.1 us (nothing) to 50 ms
 # Where a zero overhead starts a log-space search (and what it is pulled toward).
 START = {"step_overhead_s": 1e-4, "request_overhead_s": 1e-3, "layer_overhead_s": 1e-5,
-         "expert_overhead_s": 1e-6}  # fmt: skip
+         "sequence_overhead_s": 1e-6, "expert_overhead_s": 1e-6}  # fmt: skip
 VENDOR_NAMES = {"NVIDIA": "NVIDIA", "AMD": "AMD", "Huawei": "Ascend"}
 ENGINE_NAMES = {"vllm": "vLLM", "tensorrt-llm": "TensorRT-LLM", "sglang": "SGLang",
                 "vllm-ascend": "vLLM-Ascend", "mindie": "MindIE"}  # fmt: skip
@@ -63,8 +70,16 @@ def _value(eff: Efficiency, name: str) -> float:
 
 
 def fit_figures(experts: bool) -> list[dict[str, Any]]:
-    """The FIT half, as figures (raw TOML tables) with their engine family and vendor."""
-    _, figures = pf.load()
+    """The FIT halves of `pf.DEV`, as figures (raw TOML tables) with their engine family and
+    vendor."""
+    out = []
+    for path in pf.DEV:
+        out += _fit_half(path, experts)
+    return out
+
+
+def _fit_half(path: Path, experts: bool) -> list[dict[str, Any]]:
+    _, figures = pf.load(path)
     parts = pf.split(figures)
     out = []
     for fig in figures:
@@ -107,11 +122,22 @@ def _log_misses(fig: Mapping[str, Any], eff: Efficiency, experts: bool) -> list[
     return [math.log(x["ratio"]) for x in row["metrics"].values() if x["judged"]]
 
 
+def _squared_misses(job: tuple[Mapping[str, Any], Efficiency, bool]) -> float:
+    fig, eff, experts = job
+    return sum(x * x for x in _log_misses(fig, eff, experts))
+
+
+# Worker processes the loss spreads its figures over (--jobs): the bursts' simulations are
+# most of a fit's time, and each figure is independent of the others.
+POOL: multiprocessing.pool.Pool | None = None
+
+
 def loss(
     figs: Sequence[Mapping[str, Any]], eff: Efficiency, prior: Efficiency,
     names: Sequence[str], experts: bool,
 ) -> float:  # fmt: skip
-    misses = sum(x * x for f in figs for x in _log_misses(f["fig"], eff, experts))
+    jobs = [(f["fig"], eff, experts) for f in figs]
+    misses = sum(POOL.map(_squared_misses, jobs) if POOL else map(_squared_misses, jobs))
     ridge = sum(math.log(_value(eff, n) / _value(prior, n)) ** 2 for n in names
                 if n not in FREE)  # fmt: skip
     return misses + RIDGE * ridge
@@ -123,7 +149,7 @@ FREE: set[str] = set()
 
 
 def _nelder_mead(f: Callable[[list[float]], float], x0: list[float], step: float = 0.5,
-                 iterations: int = 600) -> list[float]:  # fmt: skip
+                 iterations: int = 200) -> list[float]:  # fmt: skip
     """Minimise f from x0 (a plain Nelder-Mead: reflection, expansion, contraction, shrink)."""
     simplex = [list(x0)] + [[x + (step if i == j else 0.0) for j, x in enumerate(x0)]
                             for i in range(len(x0))]  # fmt: skip
@@ -185,7 +211,7 @@ def _coordinates(
     f: Callable[[list[float]], float],
     x0: list[float],
     bounds: Sequence[tuple[float, float]],
-    cycles: int = 8,
+    cycles: int = 4,
 ) -> list[float]:
     """Minimise f by cycling over the coordinates: a grid over each one's whole (log) range,
     then a golden-section search around the best grid point. Robust where the loss is flat in
@@ -195,11 +221,11 @@ def _coordinates(
     for _ in range(cycles):
         before = best
         for i, (lo, hi) in enumerate(bounds):
-            grid = [lo + (hi - lo) * k / 24 for k in range(25)]
+            grid = [lo + (hi - lo) * k / 16 for k in range(17)]
             scores = [f([*x[:i], g, *x[i + 1 :]]) for g in grid]
             k = min(range(len(grid)), key=scores.__getitem__)
             a, b = grid[max(0, k - 1)], grid[min(len(grid) - 1, k + 1)]
-            for _ in range(16):
+            for _ in range(12):
                 c, d = b - golden * (b - a), a + golden * (b - a)
                 fc, fd = f([*x[:i], c, *x[i + 1 :]]), f([*x[:i], d, *x[i + 1 :]])
                 a, b = (a, d) if fc < fd else (c, b)
@@ -295,7 +321,7 @@ def _entry(ident: str, engine: str, vendor: str, eff: Efficiency, names: Sequenc
     label = "default" if engine == ANY and vendor == ANY else (
         f"{what} (fitted on {len(ids)} published figure{'s' * (len(ids) != 1)})")  # fmt: skip
     source = (f"fitted on FIT ids [{', '.join(sorted(ids))}] by benchmarks/planner_fit.py "
-              f"(ridge {RIDGE}) at commit {_commit()} with issue 17's second slice; "
+              f"(ridge {RIDGE}) at commit {_commit()}; "
               f"{note}")  # fmt: skip
     values = {n: getattr(eff, n) for n in names}
     return Entry(ident, engine, vendor, label, source, values, tuple(sorted(ids)))
@@ -321,9 +347,10 @@ def write(entries: Sequence[Entry], out: Path, header: str) -> None:
 
 
 HEADER = """# Efficiencies per engine family x accelerator vendor (economics/efficiency_data.py).
-# Written by benchmarks/planner_fit.py: fitted ONLY on the FIT half of
-# benchmarks/data/published_figures.toml (the split frozen in tests/test_planner_figures.py);
-# the held-out half is reported by benchmarks/planner_figures.py. Each entry's `source` names
+# Written by benchmarks/planner_fit.py: fitted ONLY on the FIT halves of
+# benchmarks/data/published_figures.toml and published_figures_round2.toml (the splits frozen
+# in tests/test_planner_figures.py); the held-out halves, and round 3 (all held out), are
+# reported by benchmarks/planner_figures.py. Each entry's `source` names
 # the figures it was fitted on. Values not listed are perf_model.Efficiency's defaults (e.g.
 # interconnect 0.82: NCCL's app-level 370 of NVLink 4's 450 GB/s each way, NVIDIA/nccl #1442).
 """
@@ -366,6 +393,12 @@ def main() -> None:
     )
     ap.add_argument("--out", type=Path, default=DATA / "efficiencies.toml")
     ap.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes the loss's figures are spread over (default: the CPUs)",
+    )
+    ap.add_argument(
         "--prior",
         type=Path,
         help="start the default entry from this efficiencies file's default entry "
@@ -380,6 +413,9 @@ def main() -> None:
         ap.error(f"cannot fit {sorted(unknown)}; choose from {', '.join(PARAMS)}")
     experts = not args.no_moe_shapes
     figs = fit_figures(experts)
+    global POOL
+    if args.jobs > 1:
+        POOL = multiprocessing.Pool(args.jobs)
     if args.batch_one:
         figs = [f for f in figs if _concurrency(f, experts) == 1]
     if not experts:  # without shapes nothing tells the expert terms apart: leave them

@@ -219,3 +219,20 @@ def test_the_simulator_runs_the_planners_model_in_expert_layouts(
     eff = dataclasses.replace(efficiency_for("vllm", "nvidia"), random_arrival_share=0.0)
     predicted = predict(spec, dev, eff, work).output_tokens_per_s
     assert _closed_loop(spec, dev, eff, work) == pytest.approx(predicted, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    "work", [Workload(1024, 256, 64), Workload(128, 512, 256), Workload(2048, 64, 16)]
+)
+def test_the_simulator_pays_the_planners_cost_per_sequence(work: Workload) -> None:
+    """An engine's CPU work per scheduled sequence and iteration (`sequence_overhead_s`) is a
+    term of the iteration both use: the agreement holds where it is a large share of a step."""
+    spec = with_layout("llama-3.1-8b", find_model("llama-3.1-8b").spec("bf16"))
+    dev = device(catalog()["h100"], 1, spec.compute_precision)
+    eff = Efficiency(sequence_overhead_s=50e-6, random_arrival_share=0.0)
+    predicted = predict(spec, dev, eff, work)
+    slower = predict(spec, dev, dataclasses.replace(eff, sequence_overhead_s=100e-6), work)
+    assert slower.tpot_s > predicted.tpot_s + 0.9 * work.concurrency * 50e-6
+    assert _closed_loop(spec, dev, eff, work) == pytest.approx(
+        predicted.output_tokens_per_s, rel=0.05
+    )

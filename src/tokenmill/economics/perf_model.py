@@ -180,6 +180,9 @@ class Efficiency:
     # GB/s of NVLink 4's 450 each way (NVIDIA/nccl issue #1442, a maintainer, 2025-01).
     interconnect: float = 0.82
     layer_overhead_s: float = 0.0  # per layer and iteration: kernels a step cannot hide
+    # per sequence and iteration: the engine's scheduling, sampling and detokenising on the
+    # CPU, which grows with the batch where the kernels' cost per sequence is small
+    sequence_overhead_s: float = 0.0
     expert_overhead_s: float = 0.0  # per touched expert and MoE layer, per iteration
     expert_bandwidth: float | None = None  # reading the experts' weights; None: as `bandwidth`
     expert_compute: float | None = None  # the expert matmuls; None: as compute/decode_compute
@@ -402,8 +405,9 @@ def iteration_cost(
     tokens = new + batch
     imbalance = _expert_imbalance(model, device, tokens)
     experts = _expert_overheads(model, device, tokens, eff)
+    per_sequence = _fixed(per_token + eff.sequence_overhead_s)
     if not new:
-        per_sequence = _matmuls(model, flops, "decode_compute", eff, imbalance) + _fixed(per_token)
+        per_sequence += _matmuls(model, flops, "decode_compute", eff, imbalance)
         return (
             overhead + _weights(model, device, batch, bandwidth, eff) + experts
             + batch * per_sequence + kv_and_attention
@@ -412,8 +416,9 @@ def iteration_cost(
     prefill = _prefill_work(model, device, eff, new, pairs, per_token, imbalance)
     floor = _weights(model, device, new, bandwidth, eff) + _fixed(per_token * new)
     roof = floor if floor.at(values) > prefill.at(values) else prefill
-    rider = _matmuls(model, flops, "compute", eff, imbalance) + _fixed(per_token)
-    return overhead + roof + experts + batch * rider + kv_and_attention
+    rider = _matmuls(model, flops, "compute", eff, imbalance) + per_sequence
+    scheduled = _fixed(len(prefills) * eff.sequence_overhead_s)
+    return overhead + roof + scheduled + experts + batch * rider + kv_and_attention
 
 
 def iteration_seconds(
@@ -448,14 +453,17 @@ def _costs(
     `eff` gives the terms `values` does not fit (collectives, per-layer overheads, MoE)."""
     n, m, c = work.input_tokens, work.output_tokens, work.concurrency
     fixed, per_token = _per_iteration(model, device, eff)
-    prefill = _prefill_work(model, device, eff, n, n * (n + 1) / 2, per_token)
+    scheduled = _fixed(per_token + eff.sequence_overhead_s)  # one sequence's share of a step
+    prefill = _prefill_work(model, device, eff, n, n * (n + 1) / 2, per_token) + _fixed(
+        eff.sequence_overhead_s
+    )
     ctx = n + m / 2  # mean context while decoding
     overhead = _term("step_overhead_s", 1.0) + _fixed(fixed)
     # a decode token riding in a prefill's batch (as in `iteration_cost`)
     rider = (
         _matmuls(model, device.flops, "compute", eff)
         + _kv_and_attention(model, device, ctx)
-        + _fixed(per_token)
+        + scheduled
     )
 
     def step(batch: int) -> _Cost:
@@ -536,7 +544,7 @@ def check_efficiency(eff: Efficiency) -> None:
              eff.prefill_attention, eff.interconnect, eff.expert_bandwidth,
              eff.expert_compute)  # fmt: skip
     overheads = (eff.step_overhead_s, eff.request_overhead_s, eff.layer_overhead_s,
-                 eff.expert_overhead_s)  # fmt: skip
+                 eff.expert_overhead_s, eff.sequence_overhead_s)  # fmt: skip
     if not all(r is None or (math.isfinite(r) and r > 0) for r in rates):
         raise ValueError(f"efficiencies must be finite and > 0: {eff}")
     if not all(math.isfinite(o) and o >= 0 for o in overheads):
