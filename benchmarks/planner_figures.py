@@ -14,7 +14,9 @@ predicts every mapped figure through the same path as `planner_validation.py`'s 
 as the baseline run did; `--no-moe-shapes`: without the experts' shapes).
 
 Workload conventions (each mapped figure lists the ones it used under `conventions`):
-- `concurrency` stated: a closed loop at that concurrency.
+- `concurrency` stated: a closed loop at that concurrency, also with `request_rate = "inf"`
+  (`vllm bench serve --max-concurrency`: the client sends a request as another ends and times
+  it from then, so TTFT is judged).
 - `batch` stated (a static-batch latency benchmark): that many requests start together, are
   prefilled in one iteration and decoded together, run on the simulator like a burst (below;
   until issue 17's round 2 showed TTFT mis-mapped, a closed loop at that concurrency);
@@ -37,9 +39,12 @@ Workload conventions (each mapped figure lists the ones it used under `conventio
   (`BURST_SPREAD` 0: the FIT bursts fit worse with any spread of lengths tried).
 - `dp` independent replicas of `tp` GPUs: one replica is predicted, throughput x `dp`; with
   `attention_dp` (stated) `dp` counts attention ranks inside one replica instead, and `ep`
-  equal to the group spreads whole experts over it (`perf_model.Device` layouts). A replica
-  over several nodes, EP inside a wider TP group and speculative decoding stay unmapped.
-- Weight-only formats: `mxfp4` is the model's published 4-bit artifact (`served_bits`) and
+  equal to the group spreads whole experts over it (`perf_model.Device` layouts). A group
+  wider than the part's node (`Accelerator.per_node`) spans nodes, its collectives crossing
+  the network (`collectives.py`). Prefill-decode disaggregation, EP inside a wider TP group
+  and speculative decoding stay unmapped.
+- Weight-only formats: `mxfp4` and `int4` are the model's published 4-bit artifact
+  (`served_bits`; a model published otherwise stays unmapped), and
   `int8` is 8-bit weights; where the catalog has no matmul peak at that precision the matmuls
   run at the 16-bit rate (what engines do on Hopper and MI300X: dequantise, then bf16 GEMMs).
 - KV cache at 8 bits only where the figure states an fp8 KV cache, else 16.
@@ -92,11 +97,14 @@ TOTAL = "total_tokens_per_s"
 SPEEDS = ("output_tokens_per_s", TOTAL)  # the metrics that are rates, not times
 BAND = 0.25  # "within +-25%": 0.75 <= predicted / published <= 1.25
 MOE_LIMIT = 1.5  # issue 17: no MoE figure off by more than 1.5x
-MAX_GROUP = 8  # the planner's largest tensor-parallel group: one node
+MAX_GROUP = 16  # the planner's largest tensor-parallel group (TP_DEGREES): two HGX nodes
 # Bursts' lengths: log-spread 0 (every request the stated means), chosen on the FIT bursts
 # before the held-out ones were predicted this way (docs/benchmarks.md, issue 17 third slice).
 BURST_SPREAD = 0.0
 Part = Literal["fit", "held_out"]
+# 4-bit weight formats a model is published in (gpt-oss's MXFP4 experts, Kimi-K2-Thinking's
+# INT4 ones): the model's own artifact at its `served_bits`
+PUBLISHED_4BIT = frozenset({"mxfp4", "int4"})
 
 
 # --------------------------------------------------------------------------- the split
@@ -188,10 +196,12 @@ def map_figure(
     count, tp, dp, ep = fig["count"], fig.get("tp"), fig.get("dp"), fig.get("ep")
     attention_dp = bool(fig.get("attention_dp"))
     replicas = 1 if attention_dp else dp or 1  # with DP attention, dp counts attention ranks
+    if re.search(r"\bPD\b|disaggregat", fig.get("engine", "")):
+        return Unmapped(ident, "prefill and decode on separate instances (PD disaggregation): "
+                               "a planner replica does both")  # fmt: skip
     if count > MAX_GROUP * replicas:
-        nodes = -(-count // MAX_GROUP)
-        why = f"a planner replica is a group of at most {MAX_GROUP} GPUs in a node"
-        return Unmapped(ident, f"one replica on {count} GPUs in {nodes} nodes: {why}")
+        why = f"a planner replica is a tensor-parallel group of at most {MAX_GROUP}"
+        return Unmapped(ident, f"one replica on {count // replicas} accelerators: {why}")
     if ep and ep != (tp or count // replicas):
         return Unmapped(ident, f"EP{ep} inside TP{tp}: experts both sliced and spread over a "
                                "group is not a layout the planner has")  # fmt: skip
@@ -211,7 +221,10 @@ def map_figure(
     if tp is None:
         tp = count // replicas
         conventions.append(f"TP not stated: one group of {tp} GPUs")
-    spec, notes = _spec(ref, fig, acc)
+    try:
+        spec, notes = _spec(ref, fig, acc)
+    except ModelError as exc:
+        return Unmapped(ident, str(exc))
     spec = with_layout(ref.id, spec, experts=experts)
     conventions += notes
     engine = efficiency_data.engine_family(fig.get("engine"), acc.vendor)
@@ -229,7 +242,7 @@ def map_figure(
     conventions.append(kind)
     judged = tuple(k for k in published if not (k == "ttft_ms" and _saturated(fig)))
     burst = None
-    if fig.get("request_rate") == "inf" and "num_prompts" in fig:
+    if fig.get("request_rate") == "inf" and "num_prompts" in fig and "concurrency" not in fig:
         budget, why = engine_token_budget(fig.get("engine", ""), acc)
         burst = (-(-int(fig["num_prompts"]) // replicas), budget)
         conventions.append(f"a burst of {burst[0]} prompts simulated, at most {c} running, "
@@ -248,10 +261,11 @@ def _spec(
     precision = fig["precision"]
     kv_bits = 8.0 if fig.get("kv_precision") == "fp8" else 16.0
     notes = [] if kv_bits == 16 else ["fp8 KV cache (stated)"]
-    fmt = {"mxfp4": ref.default_precision}.get(precision, precision)
+    artifact = precision in PUBLISHED_4BIT and ref.served_bits is not None
+    fmt = ref.default_precision if artifact else precision
     spec = ref.spec(fmt, kv_bits=kv_bits)
-    if precision == "mxfp4":
-        notes.append(f"mxfp4: the published artifact, {spec.weight_bits:g} bits per weight")
+    if artifact:
+        notes.append(f"{precision}: the published artifact, {spec.weight_bits:g} bits per weight")
     compute = next((p for p in FORMATS[fmt].compute if acc.tflops(p)), None)
     if compute is None or precision == "int8":  # int8: weight-only (Baseten's TRT-LLM setup)
         compute = next(p for p in ("bf16", "fp16") if acc.tflops(p))
@@ -261,6 +275,8 @@ def _spec(
 
 def _saturated(fig: Mapping[str, Any]) -> bool:
     stated = ("concurrency", "batch", "request_rate")
+    if "concurrency" in fig:  # the client holds the rest back: its timers start on sending
+        return False
     if fig.get("offline") or fig.get("request_rate") == "inf":
         return True
     return not any(k in fig for k in stated)

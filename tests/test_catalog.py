@@ -44,6 +44,7 @@ NUMERIC_FIELDS = (
     "tdp_w",
     "interconnect_gbs",
     "collective_latency_us",
+    "accelerators_per_node",
 )
 MONEY_FIELDS = ("purchase_price_usd", "rental_usd_per_hour")
 
@@ -241,3 +242,11 @@ def test_duplicate_ids_and_bad_toml_are_refused() -> None:
         load(GOOD + "\n[[accelerator\n")
     with pytest.raises(CatalogError, match="schema_version"):
         load(GOOD.replace("schema_version = 1", "schema_version = 2"))
+
+
+def test_accelerators_per_node_default_to_a_baseboard_of_eight() -> None:
+    accs = catalog()
+    assert accs["h100"].per_node == 8 and accs["h100"].accelerators_per_node is None
+    # an Atlas 800 A3 node: 8 x 910C packages, each die its own NPU device (vLLM-Ascend)
+    assert accs["ascend-910c-die"].per_node == 16
+    assert accs["ascend-910c-die"].provenance("accelerators_per_node").confidence == "high"

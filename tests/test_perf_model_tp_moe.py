@@ -11,7 +11,7 @@ from types import ModuleType
 import pytest
 
 from tokenmill.economics import efficiency_data, model_layouts, planner_band
-from tokenmill.economics.collectives import ring_all_reduce_s
+from tokenmill.economics.collectives import all_reduce_per_token_s, ring_all_reduce_s
 from tokenmill.economics.models import find_model
 from tokenmill.economics.moe import (
     MoeShape,
@@ -19,6 +19,7 @@ from tokenmill.economics.moe import (
     tokens_per_expert,
     touched_experts,
 )
+from tokenmill.economics.parallel import all_to_all_per_token_s
 from tokenmill.economics.perf_model import (
     Device,
     Efficiency,
@@ -70,6 +71,38 @@ def test_a_tp8_decode_step_pays_two_all_reduces_per_layer() -> None:
     # one token: 8192 x 2 bytes per all-reduce at 82% of 450 GB/s, 160 of them, plus latency
     per = 2 * 7 / 8 * 8192 * 2 / (450e9 * 0.82) + 8e-6
     assert with_link - without == pytest.approx(160 * per, rel=1e-6)
+
+
+def test_a_group_over_two_nodes_all_reduces_over_the_network_too() -> None:
+    """16 x H100 are two HGX nodes: a ring inside each over NVLink, then each device's 1/8
+    share of the sum between the nodes over its 400 Gb/s port, at 20 us more per collective."""
+    two = device(CAT["h100"], 16, "fp8")
+    assert (two.nodes, two.count) == (2, 16)
+    assert two.network_bandwidth == pytest.approx(50e9) and two.network_latency_s == 20e-6
+    assert all_reduce_per_token_s(8192, 16, 450e9, 2, 50e9) == pytest.approx(
+        2 * 7 / 8 * 8192 * 2 / 450e9 + 2 * 1 / 2 * 8192 * 2 / 8 / 50e9
+    )
+    one_node = dataclasses.replace(two, nodes=1, network_bandwidth=0.0, network_latency_s=0.0)
+    work = Workload(128, 64, 1)
+    slower = predict(LLAMA_70B, two, DEFAULT, work).tpot_s - predict(
+        LLAMA_70B, one_node, DEFAULT, work
+    ).tpot_s
+    network = 2 * 1 / 2 * 8192 * 2 / 8 / (50e9 * DEFAULT.interconnect)
+    local = 2 * 7 / 8 * 8192 * 2 / (450e9 * DEFAULT.interconnect)
+    whole = 2 * 15 / 16 * 8192 * 2 / (450e9 * DEFAULT.interconnect)
+    assert slower == pytest.approx(160 * (20e-6 + network + local - whole), rel=1e-6)
+    # the A3 die's node holds 16: one node, no network
+    assert device(CAT["ascend-910c-die"], 16, "bf16").nodes == 1
+    with pytest.raises(ValueError, match="nodes"):
+        predict(LLAMA_70B, dataclasses.replace(two, nodes=3), DEFAULT, work)
+
+
+def test_an_all_to_all_sends_what_leaves_the_node_over_the_network() -> None:
+    inside = all_to_all_per_token_s(7168, 8, 16, 450e9)
+    across = all_to_all_per_token_s(7168, 8, 16, 450e9, 2, 50e9)
+    per_device = 8 * 7168 * 2 / 16
+    assert inside == pytest.approx(2 * per_device * 15 / 16 / 450e9)
+    assert across == pytest.approx(2 * (per_device * 7 / 16 / 450e9 + per_device * 8 / 16 / 50e9))
 
 
 def test_one_device_pays_no_collectives() -> None:
@@ -278,7 +311,8 @@ def test_bad_efficiency_data_is_refused(text: str, message: str) -> None:
 
 def test_packaged_efficiencies_are_fitted_on_the_fit_half_only() -> None:
     split = _split()
-    ids, held_out = {f["id"] for f in split.FIGURES}, split.HELD_OUT
+    ids = {f["id"] for path in split.pf.DEV for f in split.pf.load(path)[1]}
+    held_out = split.HELD_OUT | split.HELD_OUT_ROUND2
     for entry in efficiency_data.packaged():
         assert entry.source.strip() and entry.label.strip()
         assert entry.fitted_on, entry.id

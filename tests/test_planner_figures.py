@@ -74,7 +74,7 @@ def test_every_figure_is_mapped_or_says_why() -> None:
         assert set(result.judged) <= set(result.published)
         assert result.work.concurrency >= 1 and result.tensor_parallel <= pf.MAX_GROUP
     # today's gaps, each for a stated reason (see docs/benchmarks.md)
-    assert {i for i, r in unmapped.items() if "GPUs in a node" in r} == {
+    assert {i for i, r in unmapped.items() if "PD disaggregation" in r} == {
         f["id"] for f in FIGURES if f["source"] == "lmsys_large_ep"
     }
     assert {i for i, r in unmapped.items() if "input_tokens not stated" in r} == {
@@ -191,6 +191,38 @@ def test_the_fit_reads_only_the_fit_halves() -> None:
 
     read = {f["fig"]["id"] for f in planner_fit.fit_figures(experts=True)}
     assert read and not read & (HELD_OUT | HELD_OUT_ROUND2)
+
+
+def test_round_three_is_all_held_out_and_every_figure_maps_or_says_why() -> None:
+    """benchmarks/data/published_figures_round3.toml: 30 figures from 4 sources none of the
+    earlier rounds used, collected after the fourth slice's design and committed before any
+    prediction; no fit reads it."""
+    sources, figures = pf.load(pf.ROUND3)
+    ids = {f["id"] for f in figures}
+    assert len(figures) == 30 and len(ids) == 30
+    assert pf.ROUND3 not in pf.DEV
+    earlier = {f["id"] for path in pf.DEV for f in pf.load(path)[1]}
+    assert not ids & earlier
+    mapped = 0
+    for fig in figures:
+        assert fig["source"] in sources and fig["quote"].strip(), fig["id"]
+        result = pf.map_figure(fig)
+        if isinstance(result, pf.Unmapped):
+            assert "not stated by the source" in result.reason, fig["id"]
+        else:
+            mapped += 1
+    assert mapped == 18
+
+
+def test_a_client_side_concurrency_makes_a_burst_a_closed_loop() -> None:
+    """`vllm bench serve --request-rate inf --max-concurrency c`: the client holds the other
+    prompts back and times each from its sending, so TTFT is judged and nothing queues."""
+    _, figures = pf.load(pf.ROUND2)
+    fig = next(f for f in figures if f["id"].startswith("vllmascend-kimi-k2-thinking-a3x16"))
+    mapped = pf.map_figure(fig)
+    assert isinstance(mapped, pf.Mapped)
+    assert mapped.burst is None and "ttft_ms" in mapped.judged
+    assert mapped.tensor_parallel == 16 and mapped.accelerator.per_node == 16
 
 
 def test_burst_lengths_keep_the_stated_means() -> None:

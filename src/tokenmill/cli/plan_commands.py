@@ -57,7 +57,10 @@ def plan(
     acquire: Annotated[str, Opt(help="rented | owned (purchase + power)")] = "rented",
     years: Annotated[int, Opt(min=1, help="Owned: years to recover the purchase")] = 5,
     interest_rate: Annotated[str, Opt(help="Owned: yearly cost of capital, e.g. 0.08")] = "0.08",
-    max_per_node: Annotated[int, Opt(min=1, help="Accelerators per node (max TP)")] = 8,
+    max_per_node: Annotated[
+        int | None,
+        Opt(min=1, help="Accelerators per node (max TP); default: the catalog's, 8 for most parts"),
+    ] = None,
     engine: Annotated[
         str | None,
         Opt(

@@ -46,11 +46,19 @@ def attention_imbalance(batch: int, devices: int) -> float:
     return math.ceil(batch / devices) * devices / batch
 
 
-def all_to_all_per_token_s(hidden: int, top_k: int, devices: int, bandwidth: float) -> float:
+def all_to_all_per_token_s(
+    hidden: int, top_k: int, devices: int, bandwidth: float, nodes: int = 1,
+    network: float = 0.0,
+) -> float:  # fmt: skip
     """Dispatch and combine of one MoE layer, per token of the iteration: each device sends its
     1/n of the tokens to their `top_k` experts, (n - 1) / n of them elsewhere, and gets the
-    results back, at `bandwidth` bytes/s out of each device."""
+    results back, at `bandwidth` bytes/s out of each device; over several `nodes`, the share
+    bound for other nodes leaves by the device's `network` port, the rest by its links."""
     if devices <= 1:
         return 0.0
-    per_device = top_k * hidden * ACTIVATION_BYTES * (devices - 1) / devices / devices
-    return 2 * per_device / bandwidth
+    per_device = top_k * hidden * ACTIVATION_BYTES / devices  # what one device sends out
+    local = devices // max(1, nodes)
+    inside = per_device * (local - 1) / devices / bandwidth
+    if nodes <= 1:
+        return 2 * inside
+    return 2 * (inside + per_device * (devices - local) / devices / network)

@@ -55,8 +55,11 @@ device; whole experts spread over the group pay the grouped GEMMs' cost per expe
 the pace of the busiest device, with all-to-alls when attention is data parallel. KV memory
 is paged (`kv_per_request`: prompt and half the output in 16-token blocks).
 
-Not modelled: pipeline parallelism and replicas over several nodes, preemption when the
-paged cache runs out, speculative decoding. Embedding and LM-head weights count as ordinary
+A group wider than a node (`Device.nodes`) all-reduces hierarchically and sends the share of
+its all-to-alls bound for other nodes over the network (`collectives.py`).
+
+Not modelled: pipeline parallelism, preemption when the paged cache runs out, speculative
+decoding. Embedding and LM-head weights count as ordinary
 matmul weights, which overstates prefill FLOPs by their share (13% for Llama-3.1-8B);
 calibration absorbs it for the model it was fitted on.
 """
@@ -141,6 +144,11 @@ class Device:
     # fixed time of a small collective. 0: collectives not modelled (a single device).
     link_bandwidth: float = 0.0
     link_latency_s: float = 0.0
+    # A group wider than one node: `nodes` nodes of count / nodes devices, whose collectives
+    # also cross the network, bytes/s out of each device and a latency per collective.
+    nodes: int = 1
+    network_bandwidth: float = 0.0
+    network_latency_s: float = 0.0
     # Mixture-of-experts layouts beyond tensor parallelism (`parallel.py`): each device runs
     # the attention of its own sequences; whole experts spread over the devices.
     attention_dp: bool = False
@@ -346,16 +354,18 @@ def _per_iteration(model: ModelSpec, device: Device, eff: Efficiency) -> tuple[f
     if n <= 1 or device.link_bandwidth <= 0:
         return kernels, 0.0
     link = device.link_bandwidth * eff.interconnect
-    all_reduce = all_reduce_per_token_s(model.hidden, n, link)
+    k, network = device.nodes, device.network_bandwidth * eff.interconnect
+    latency = device.link_latency_s + (device.network_latency_s if k > 1 else 0.0)
+    all_reduce = all_reduce_per_token_s(model.hidden, n, link, k, network)
     if not device.attention_dp or model.moe is None:
         collectives = model.layers * ALL_REDUCES_PER_LAYER
-        return kernels + collectives * device.link_latency_s, collectives * all_reduce
+        return kernels + collectives * latency, collectives * all_reduce
     moe = model.moe
     if device.expert_parallel:
-        per_layer = all_to_all_per_token_s(model.hidden, moe.top_k, n, link)
+        per_layer = all_to_all_per_token_s(model.hidden, moe.top_k, n, link, k, network)
     else:
         per_layer = all_reduce
-    return kernels + 2 * moe.moe_layers * device.link_latency_s, moe.moe_layers * per_layer
+    return kernels + 2 * moe.moe_layers * latency, moe.moe_layers * per_layer
 
 
 def _prefill_work(model: ModelSpec, device: Device, eff: Efficiency, new: float, pairs: float,
@@ -526,6 +536,11 @@ def _check(model: ModelSpec, device: Device, work: Workload) -> None:
         raise ValueError(f"{device.name}: flops, bandwidth and memory_bytes must be > 0")
     if not (device.link_bandwidth >= 0 and device.link_latency_s >= 0):
         raise ValueError(f"{device.name}: link_bandwidth and link_latency_s must be >= 0")
+    if device.nodes < 1 or device.count % device.nodes:
+        raise ValueError(f"{device.name}: {device.count} devices do not split over "
+                         f"{device.nodes} nodes")  # fmt: skip
+    if device.nodes > 1 and not (device.network_bandwidth > 0 and device.network_latency_s >= 0):
+        raise ValueError(f"{device.name}: a group over {device.nodes} nodes needs a network")
     if model.moe is not None:
         model.moe.check(model.params, model.active_params)
     elif device.attention_dp or device.expert_parallel:

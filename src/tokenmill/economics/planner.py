@@ -20,7 +20,12 @@ from decimal import Decimal
 from typing import Literal
 
 from tokenmill.economics import perf_model
-from tokenmill.economics.collectives import PCIE4_BYTES_PER_S, PCIE_LATENCY_S
+from tokenmill.economics.collectives import (
+    NETWORK_BYTES_PER_S,
+    NETWORK_LATENCY_S,
+    PCIE4_BYTES_PER_S,
+    PCIE_LATENCY_S,
+)
 from tokenmill.economics.cost import (
     HOURS_PER_MONTH,
     as_decimal,
@@ -44,7 +49,7 @@ from tokenmill.economics.planner_band import band as validation_band
 from tokenmill.economics.planner_site import Site, SiteError, hour_cost, rack_counts, site_for
 from tokenmill.fleet.catalog import Accelerator, catalog
 
-TP_DEGREES = (1, 2, 4, 8)
+TP_DEGREES = (1, 2, 4, 8, 16)
 # Bounds the search. Engines cap a batch lower (vLLM: max_num_seqs), so near the top of this
 # range the plan is optimistic.
 MAX_CONCURRENCY = 4096
@@ -98,7 +103,7 @@ class PlanOptions:
     acquire: Acquire = "rented"
     years: int = 5  # owned: capital recovered over this many years...
     interest_rate: Decimal = Decimal("0.08")  # ...at this rate (an assumption; set your own)
-    max_per_node: int = 8
+    max_per_node: int | None = None  # None: the catalog's (`Accelerator.per_node`)
     # None: `efficiency_data` for the engine (a name or family) and the part's vendor, else the
     # data's default entry; an Efficiency given here applies to every part.
     efficiency: Efficiency | None = None
@@ -176,7 +181,7 @@ def _check(model: ReferenceModel, demand: Demand, slo: Slo, opts: PlanOptions) -
         raise PlanError(f"unknown precision {opts.precision!r}; choose from {', '.join(FORMATS)}")
     if opts.weight_bits is not None and not 0 < opts.weight_bits <= 32:
         raise PlanError(f"weight bits must be in (0, 32], got {opts.weight_bits}")
-    if opts.max_per_node < 1:
+    if opts.max_per_node is not None and opts.max_per_node < 1:
         raise PlanError(f"max accelerators per node must be >= 1, got {opts.max_per_node}")
     if opts.price_per_million is not None and not opts.price_per_million >= 0:
         raise PlanError(f"the token price must be >= 0, got {opts.price_per_million}")
@@ -219,12 +224,17 @@ def plan(
 
 def device(acc: Accelerator, count: int, precision: str) -> Device:
     """`count` accelerators working as one replica (tensor parallel), at `precision`, talking
-    over the catalog's interconnect (PCIe 4.0 x16 where the catalog has no figure)."""
+    over the catalog's interconnect (PCIe 4.0 x16 where the catalog has no figure), and over
+    a 400 Gb/s network port each when they fill more than one node."""
     tflops = acc.tflops(precision)
     if tflops is None:
         raise PlanError(f"{acc.id} has no TFLOPS figure at {precision}")
     link = acc.interconnect_gbs * GB / 2 if acc.interconnect_gbs else PCIE4_BYTES_PER_S
     latency = acc.collective_latency_us
+    nodes = -(-count // acc.per_node)
+    if count % nodes:
+        raise PlanError(f"{count} x {acc.id} do not split evenly over {nodes} nodes of "
+                        f"{acc.per_node}")  # fmt: skip
     return Device(
         name=f"{count} x {acc.name}" if count > 1 else acc.name,
         flops=tflops * 1e12 * count,
@@ -233,6 +243,9 @@ def device(acc: Accelerator, count: int, precision: str) -> Device:
         count=count,
         link_bandwidth=link,
         link_latency_s=latency * 1e-6 if latency is not None else PCIE_LATENCY_S,
+        nodes=nodes,
+        network_bandwidth=NETWORK_BYTES_PER_S if nodes > 1 else 0.0,
+        network_latency_s=NETWORK_LATENCY_S if nodes > 1 else 0.0,
     )
 
 
@@ -263,7 +276,8 @@ def _evaluate(
     if missing:
         return Exclusion(acc, "missing figure", "no catalog figure for " + "; ".join(missing))
     spec = replace(spec, compute_precision=next(p for p in compute if acc.tflops(p)))
-    degrees = [d for d in TP_DEGREES if d <= opts.max_per_node] or [opts.max_per_node]
+    node = _per_node(acc, opts)
+    degrees = [d for d in TP_DEGREES if d <= node] or [node]
     kv_request = spec.kv_bytes_per_token * demand.tokens_per_request
     need = [(d, spec.weight_bytes + kv_request * _replicas(spec, d)) for d in degrees]
     fitting = [d for d, bytes_needed in need if _usable(acc, d) >= bytes_needed]
@@ -336,6 +350,11 @@ def _best_concurrency(
     return lo, best
 
 
+def _per_node(acc: Accelerator, opts: PlanOptions) -> int:
+    """Accelerators in one node: a replica's largest tensor-parallel group."""
+    return opts.max_per_node or acc.per_node
+
+
 def _score(
     acc: Accelerator, spec: ModelSpec, dev: Device, eff: Efficiency, demand: Demand,
     opts: PlanOptions, site: Site, concurrency: int, pred: Prediction,
@@ -343,7 +362,7 @@ def _score(
     tp = dev.count
     replicas = max(1, math.ceil(demand.rate / pred.requests_per_s))
     total = replicas * tp
-    per_node = min(total, opts.max_per_node // tp * tp or tp)
+    per_node = min(total, _per_node(acc, opts) // tp * tp or tp)
     assert acc.tdp_w is not None  # filtered
     node_kw = per_node * acc.tdp_w / 1000
     limit = site.cooling.max_kw_per_rack

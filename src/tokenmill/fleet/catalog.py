@@ -45,6 +45,7 @@ _NUMBER_FIELDS = (
     "tdp_w",
     "interconnect_gbs",
     "collective_latency_us",
+    "accelerators_per_node",
 )
 _REQUIRED_NUMBERS = frozenset({"memory_gb", "memory_bandwidth_gbs"})
 _MONEY_FIELDS = ("purchase_price_usd", "rental_usd_per_hour")
@@ -55,6 +56,7 @@ _ENTRY_KEYS = frozenset(
     | set(_MONEY_FIELDS)
     | set(_TEXT_FIELDS)
 )
+DEFAULT_PER_NODE = 8
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
@@ -97,6 +99,8 @@ class Accelerator:
     interconnect: str | None = None
     interconnect_gbs: float | None = None
     collective_latency_us: float | None = None  # a small all-reduce over the node's links
+    # how many share one node's links (its scale-up domain): None, an 8-way baseboard
+    accelerators_per_node: int | None = None
     purchase_price_usd: PriceRange | None = None
     rental_usd_per_hour: PriceRange | None = None
     notes: str | None = None
@@ -109,6 +113,12 @@ class Accelerator:
         except KeyError:
             known = ", ".join(sorted(self.provenances))
             raise KeyError(f"{self.id} has no figure {name!r}; it has: {known}") from None
+
+    @property
+    def per_node(self) -> int:
+        """Accelerators one node's links join (HGX and OAM baseboards, and most servers,
+        hold 8)."""
+        return self.accelerators_per_node or DEFAULT_PER_NODE
 
     def tflops(self, precision: str) -> float | None:
         """Dense TFLOPS at ``precision`` (``"bf16"``, ``"fp8"``...), or None when unknown."""
@@ -193,7 +203,10 @@ def _entry(raw: object, index: int, sources: Mapping[str, sourced.Source]) -> Ac
     if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
         raise e.fail("aliases", "must be a list of non-empty strings")
 
-    numbers = {n: e.number(n, required=n in _REQUIRED_NUMBERS) for n in _NUMBER_FIELDS}
+    numbers = {
+        n: e.number(n, required=n in _REQUIRED_NUMBERS, integer=n == "accelerators_per_node")
+        for n in _NUMBER_FIELDS
+    }
     tflops_raw = raw.get("tflops_dense", {})
     if not isinstance(tflops_raw, dict):
         raise e.fail("tflops_dense", "must be a table of precision = {value, src, confidence}")
@@ -228,11 +241,16 @@ def _entry(raw: object, index: int, sources: Mapping[str, sourced.Source]) -> Ac
         interconnect=e.text("interconnect", required=False),
         interconnect_gbs=numbers["interconnect_gbs"],
         collective_latency_us=numbers["collective_latency_us"],
+        accelerators_per_node=_whole(numbers["accelerators_per_node"]),
         purchase_price_usd=e.money("purchase_price_usd"),
         rental_usd_per_hour=e.money("rental_usd_per_hour"),
         notes=e.text("notes", required=False),
         provenances=MappingProxyType(e.provenances()),
     )
+
+
+def _whole(value: float | None) -> int | None:
+    return None if value is None else int(value)
 
 
 def load(text: str) -> dict[str, Accelerator]:
