@@ -84,9 +84,10 @@ def test_a_group_over_two_nodes_all_reduces_over_the_network_too() -> None:
     )
     one_node = dataclasses.replace(two, nodes=1, network_bandwidth=0.0, network_latency_s=0.0)
     work = Workload(128, 64, 1)
-    slower = predict(LLAMA_70B, two, DEFAULT, work).tpot_s - predict(
-        LLAMA_70B, one_node, DEFAULT, work
-    ).tpot_s
+    slower = (
+        predict(LLAMA_70B, two, DEFAULT, work).tpot_s
+        - predict(LLAMA_70B, one_node, DEFAULT, work).tpot_s
+    )
     network = 2 * 1 / 2 * 8192 * 2 / 8 / (50e9 * DEFAULT.interconnect)
     local = 2 * 7 / 8 * 8192 * 2 / (450e9 * DEFAULT.interconnect)
     whole = 2 * 15 / 16 * 8192 * 2 / (450e9 * DEFAULT.interconnect)
