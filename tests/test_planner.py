@@ -121,15 +121,21 @@ def test_custom_model_checks_its_numbers() -> None:
 
 def test_70b_bf16_does_not_fit_one_80gb_h100() -> None:
     demand = Demand(1000, 200, requests_per_s=1)
-    # 141.2 GB of weights + 0.39 GB KV (1200 x 327680 B) > 80 GB x 90% = 72 GB
+    # 141.2 GB of weights + 0.39 GB KV (1200 x 327680 B) > 80 GB x 90% = 72 GB: in nodes of
+    # one H100 a replica spans two nodes, tensor or pipeline parallel over the network
     alone = plan(LLAMA_70B, demand, EASY, PlanOptions(max_per_node=1), accelerators=only("h100"))
-    (ex,) = alone.excluded
+    (spanning,) = alone.options
+    assert spanning.tensor_parallel == 2 and spanning.layout in {"TP2", "PP2 x TP1"}
+    # 810 GB of Llama-3.1-405B does not fit the widest group tried, 4 such nodes
+    huge = plan(find_model("llama-3.1-405b"), demand, EASY, PlanOptions(max_per_node=1),
+                accelerators=only("h100"))  # fmt: skip
+    (ex,) = huge.excluded
     assert ex.kind == "memory"
-    assert "needs 141.6 GB (weights 141.2 GB + KV 0.39 GB" in ex.reason
-    assert "1 x 80 GB = 80 GB has 72.0 GB usable" in ex.reason
+    assert "4 x 80 GB = 320 GB (PP4 x TP1) has 288.0 GB usable" in ex.reason
     # allowed a node of 8, the smallest group that fits is 2 (144 GB usable)
     (opt,) = plan(LLAMA_70B, demand, EASY, accelerators=only("h100")).options
     assert opt.tensor_parallel == 2 and opt.accelerators == 2 * opt.replicas
+    assert opt.layout == "TP2"
 
 
 def test_missing_catalog_figures_are_named() -> None:

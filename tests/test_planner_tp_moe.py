@@ -73,3 +73,17 @@ def test_the_plan_command_shows_the_band() -> None:
     assert options and all(o["uncertainty"]["held_out_figures"] >= 2 for o in options)
     table = runner.invoke(app, ["plan", "--model", "deepseek-r1", "--rate", "2"])
     assert table.exit_code == 0 and "band" in table.output and "extrapolating" in table.output
+
+
+def test_a_model_wider_than_a_node_is_planned_over_several() -> None:
+    """DeepSeek-V3 at bf16 (1.34 TB) fits no 8 x H100 node (576 GB usable): the planner tries
+    tensor parallel over two nodes and pipelines of whole-node stages, and says which."""
+    from tokenmill.economics.planner import Demand, PlanOptions, Slo, plan
+
+    result = plan(find_model("deepseek-v3"), Demand(1000, 200, requests_per_s=2),
+                  Slo(ttft_s=5, tpot_s=0.2), PlanOptions(precision="bf16"),
+                  accelerators={"h100": CAT["h100"]})  # fmt: skip
+    (opt,) = result.options
+    assert opt.layout.startswith("PP4 x TP8") and opt.tensor_parallel == 32
+    assert opt.nodes == 4 * opt.replicas
+    assert opt.band is not None and any("PP4" in why for why in opt.band.extrapolating)

@@ -17,9 +17,10 @@ from tokenmill.economics.perf_model import (
     ModelSpec,
     ReplicaIterations,
     Workload,
+    microbatches,
     predict,
 )
-from tokenmill.economics.planner import device
+from tokenmill.economics.planner import device, pipeline
 from tokenmill.fleet.catalog import catalog
 from tokenmill.scheduling.job import Job
 from tokenmill.scheduling.kv_cache import SlotCache
@@ -148,8 +149,10 @@ def test_slot_cached_replicas_lose_prompts_that_a_block_cache_would_keep():
 def _closed_loop(spec: ModelSpec, dev: Device, eff: Efficiency, work: Workload) -> float:
     """Output tokens/s the simulator measures for `work.concurrency` requests in a closed loop
     (each sent again as it ends) on one replica running the planner's iterations: over cycles
-    2 to 8, the first requests staggered by the predicted latency over the concurrency."""
+    2 to 8, the first requests staggered by the predicted latency over the concurrency. A
+    pipeline is its microbatches, each a replica of the simulator (vLLM's virtual engines)."""
     c, m = work.concurrency, work.output_tokens
+    engines, slots = microbatches(dev, c)
     latency = c / predict(spec, dev, eff, work).requests_per_s
     ids = itertools.count()
 
@@ -163,7 +166,7 @@ def _closed_loop(spec: ModelSpec, dev: Device, eff: Efficiency, work: Workload) 
         done.append(now)
         return [job(now)] if now < end else []
 
-    fleet = FleetSpec(replicas=1, slots=c, model=ReplicaIterations(spec, dev, eff))
+    fleet = FleetSpec(replicas=engines, slots=slots, model=ReplicaIterations(spec, dev, eff))
     FleetSimulator(fleet, ReplicaPicker()).run([job(i * latency / c) for i in range(c)], then)
     return sum(start <= t < end for t in done) * m / (end - start)
 
@@ -233,6 +236,21 @@ def test_the_simulator_pays_the_planners_cost_per_sequence(work: Workload) -> No
     predicted = predict(spec, dev, eff, work)
     slower = predict(spec, dev, dataclasses.replace(eff, sequence_overhead_s=100e-6), work)
     assert slower.tpot_s > predicted.tpot_s + 0.9 * work.concurrency * 50e-6
+    assert _closed_loop(spec, dev, eff, work) == pytest.approx(
+        predicted.output_tokens_per_s, rel=0.05
+    )
+
+
+@pytest.mark.parametrize("work", [Workload(1024, 256, 8), Workload(128, 512, 64)])
+def test_the_simulator_runs_a_pipeline_as_the_planner_does(work: Workload) -> None:
+    """Llama-3.1-405B at bf16 on two H100 nodes, a pipeline of two TP8 stages: the planner's
+    prediction and the simulator's closed loop over its two microbatches agree within 5%."""
+    spec = with_layout("llama-3.1-405b", find_model("llama-3.1-405b").spec("bf16"))
+    dev = pipeline(catalog()["h100"], 8, 2, spec.compute_precision)
+    assert dev.layout == "PP2 x TP8" and dev.devices == 16 and dev.network_bandwidth > 0
+    eff = dataclasses.replace(efficiency_for("vllm", "nvidia"), random_arrival_share=0.0)
+    predicted = predict(spec, dev, eff, work)
+    assert predicted.fits_memory
     assert _closed_loop(spec, dev, eff, work) == pytest.approx(
         predicted.output_tokens_per_s, rel=0.05
     )

@@ -58,8 +58,12 @@ is paged (`kv_per_request`: prompt and half the output in 16-token blocks).
 A group wider than a node (`Device.nodes`) all-reduces hierarchically and sends the share of
 its all-to-alls bound for other nodes over the network (`collectives.py`).
 
-Not modelled: pipeline parallelism, preemption when the paged cache runs out, speculative
-decoding. Embedding and LM-head weights count as ordinary
+Pipeline parallelism (`Device.stages`): a microbatch passes every stage in turn, so its
+iteration covers all layers at one stage's speed, plus a hop per later stage; the replica keeps
+one microbatch per stage in flight (`microbatches`), the memory of every stage together.
+
+Not modelled: preemption when the paged cache runs out, speculative decoding, pipeline bubbles
+(a microbatch waiting for a stage another holds). Embedding and LM-head weights count as ordinary
 matmul weights, which overstates prefill FLOPs by their share (13% for Llama-3.1-8B);
 calibration absorbs it for the model it was fitted on.
 """
@@ -68,9 +72,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from tokenmill.economics.collectives import ALL_REDUCES_PER_LAYER, all_reduce_per_token_s
+from tokenmill.economics.collectives import (
+    ACTIVATION_BYTES,
+    ALL_REDUCES_PER_LAYER,
+    PCIE4_BYTES_PER_S,
+    all_reduce_per_token_s,
+)
 from tokenmill.economics.moe import MoeShape, touched_experts
 from tokenmill.economics.parallel import (
     all_to_all_per_token_s,
@@ -137,9 +146,9 @@ class Device:
 
     name: str
     flops: float  # peak FLOP/s at the model's compute precision, all `count` devices together
-    bandwidth: float  # peak memory bytes/s, all devices together
-    memory_bytes: float  # all devices together
-    count: int = 1  # tensor-parallel degree
+    bandwidth: float  # peak memory bytes/s, all `count` devices together
+    memory_bytes: float  # all devices together (every pipeline stage's)
+    count: int = 1  # tensor-parallel degree (of each pipeline stage)
     # The node's interconnect, per device: bytes/s one device sends (one direction) and the
     # fixed time of a small collective. 0: collectives not modelled (a single device).
     link_bandwidth: float = 0.0
@@ -153,15 +162,25 @@ class Device:
     # the attention of its own sequences; whole experts spread over the devices.
     attention_dp: bool = False
     expert_parallel: bool = False
+    # Pipeline parallelism: `stages` groups of `count` devices hold the layers in turn, and
+    # pass each microbatch's activations on (over the network when `network_bandwidth` is set:
+    # the stages are in different nodes; `nodes` then counts one stage's).
+    stages: int = 1
+
+    @property
+    def devices(self) -> int:
+        """Accelerators the replica uses."""
+        return self.count * self.stages
 
     @property
     def layout(self) -> str:
         """How the group shares the model, as engines name it."""
         n = self.count
+        pipeline = f"PP{self.stages} x " if self.stages > 1 else ""
         attention = f"DP{n} attention" if self.attention_dp else f"TP{n}"
         if not (self.attention_dp or self.expert_parallel):
-            return attention
-        return f"{attention} + {'EP' if self.expert_parallel else 'TP'}{n} experts"
+            return pipeline + attention
+        return f"{pipeline}{attention} + {'EP' if self.expert_parallel else 'TP'}{n} experts"
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,22 +369,40 @@ def _per_iteration(model: ModelSpec, device: Device, eff: Efficiency) -> tuple[f
     over the group, or a dispatch and a combine (`parallel.all_to_all_per_token_s`) to whole
     experts spread over it."""
     kernels = model.layers * eff.layer_overhead_s
+    hops, hop_per_token = _pipeline_hops(model, device, eff)
+    kernels += hops
     n = device.count
     if n <= 1 or device.link_bandwidth <= 0:
-        return kernels, 0.0
+        return kernels, hop_per_token
     link = device.link_bandwidth * eff.interconnect
     k, network = device.nodes, device.network_bandwidth * eff.interconnect
     latency = device.link_latency_s + (device.network_latency_s if k > 1 else 0.0)
     all_reduce = all_reduce_per_token_s(model.hidden, n, link, k, network)
     if not device.attention_dp or model.moe is None:
         collectives = model.layers * ALL_REDUCES_PER_LAYER
-        return kernels + collectives * latency, collectives * all_reduce
+        return kernels + collectives * latency, collectives * all_reduce + hop_per_token
     moe = model.moe
     if device.expert_parallel:
         per_layer = all_to_all_per_token_s(model.hidden, moe.top_k, n, link, k, network)
     else:
         per_layer = all_reduce
-    return kernels + 2 * moe.moe_layers * latency, moe.moe_layers * per_layer
+    return kernels + 2 * moe.moe_layers * latency, moe.moe_layers * per_layer + hop_per_token
+
+
+def _pipeline_hops(model: ModelSpec, device: Device, eff: Efficiency) -> tuple[float, float]:
+    """What a microbatch's iteration pays for passing through `stages` stages: each later stage
+    runs its own step (the fixed step overhead again) after receiving the activations, a
+    latency and hidden x 2 bytes per token (over the network between nodes, else the links)."""
+    hops = device.stages - 1
+    if hops <= 0:
+        return 0.0, 0.0
+    between_nodes = device.network_bandwidth > 0
+    latency = device.network_latency_s if between_nodes else device.link_latency_s
+    bandwidth = (device.network_bandwidth if between_nodes else device.link_bandwidth) or (
+        PCIE4_BYTES_PER_S
+    )
+    per_token = hops * model.hidden * ACTIVATION_BYTES / (bandwidth * eff.interconnect)
+    return hops * (latency + eff.step_overhead_s), per_token
 
 
 def _prefill_work(model: ModelSpec, device: Device, eff: Efficiency, new: float, pairs: float,
@@ -536,6 +573,8 @@ def _check(model: ModelSpec, device: Device, work: Workload) -> None:
         raise ValueError(f"{device.name}: flops, bandwidth and memory_bytes must be > 0")
     if not (device.link_bandwidth >= 0 and device.link_latency_s >= 0):
         raise ValueError(f"{device.name}: link_bandwidth and link_latency_s must be >= 0")
+    if device.stages < 1:
+        raise ValueError(f"{device.name}: pipeline stages must be >= 1")
     if device.nodes < 1 or device.count % device.nodes:
         raise ValueError(f"{device.name}: {device.count} devices do not split over "
                          f"{device.nodes} nodes")  # fmt: skip
@@ -568,12 +607,23 @@ def check_efficiency(eff: Efficiency) -> None:
         raise ValueError(f"random_arrival_share must be in [0, 1]: {eff}")
 
 
+def microbatches(device: Device, concurrency: int) -> tuple[int, int]:
+    """(microbatches, requests in each) a pipeline of `device.stages` keeps in flight at
+    `concurrency`: one per stage (vLLM's virtual engines), as many as there are requests."""
+    active = max(1, min(device.stages, concurrency))
+    return active, math.ceil(concurrency / active)
+
+
 def predict(model: ModelSpec, device: Device, eff: Efficiency, work: Workload) -> Prediction:
-    """TTFT, TPOT and throughput of one replica with `work.concurrency` requests in flight."""
+    """TTFT, TPOT and throughput of one replica with `work.concurrency` requests in flight.
+    A pipeline runs its requests as microbatches, each a closed loop of its own passing every
+    stage in turn while the others fill the other stages (`microbatches`)."""
     _check(model, device, work)
     check_efficiency(eff)
     values = _values(eff)
-    ttft_cost, tpot_cost = _costs(model, device, eff, work, values, eff.random_arrival_share)
+    active, per = microbatches(device, work.concurrency)
+    each = replace(work, concurrency=per)
+    ttft_cost, tpot_cost = _costs(model, device, eff, each, values, eff.random_arrival_share)
     ttft, tpot = ttft_cost.at(values), tpot_cost.at(values)
     latency = ttft + (work.output_tokens - 1) * tpot
     kv = work.concurrency * kv_per_request(model, device, work)
@@ -581,8 +631,8 @@ def predict(model: ModelSpec, device: Device, eff: Efficiency, work: Workload) -
     return Prediction(
         ttft_s=ttft,
         tpot_s=tpot,
-        output_tokens_per_s=work.concurrency * work.output_tokens / latency,
-        requests_per_s=work.concurrency / latency,
+        output_tokens_per_s=active * per * work.output_tokens / latency,
+        requests_per_s=active * per / latency,
         kv_bytes=kv,
         fits_memory=memory <= device.memory_bytes * USABLE_MEMORY,
     )

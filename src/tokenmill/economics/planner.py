@@ -50,6 +50,7 @@ from tokenmill.economics.planner_site import Site, SiteError, hour_cost, rack_co
 from tokenmill.fleet.catalog import Accelerator, catalog
 
 TP_DEGREES = (1, 2, 4, 8, 16)
+MAX_NODES = 4  # the widest replica the planner tries: a pipeline of 4 whole-node stages
 # Bounds the search. Engines cap a batch lower (vLLM: max_num_seqs), so near the top of this
 # range the plan is optimistic.
 MAX_CONCURRENCY = 4096
@@ -117,7 +118,7 @@ class Option:
 
     accelerator: Accelerator
     compute_precision: str
-    tensor_parallel: int  # accelerators per replica
+    tensor_parallel: int  # accelerators per replica (`layout` says how they share the model)
     concurrency: int  # most requests in flight per replica within the SLO
     replicas: int
     accelerators: int
@@ -249,6 +250,22 @@ def device(acc: Accelerator, count: int, precision: str) -> Device:
     )
 
 
+def pipeline(acc: Accelerator, count: int, stages: int, precision: str) -> Device:
+    """`stages` groups of `count` accelerators holding the layers in turn (pipeline parallel):
+    each stage's speed, every stage's memory, hops between nodes when the stages fill more
+    than one node."""
+    stage = device(acc, count, precision)
+    across = count * stages > acc.per_node
+    return replace(
+        stage,
+        name=f"{stages} x {stage.name}",
+        memory_bytes=stage.memory_bytes * stages,
+        stages=stages,
+        network_bandwidth=NETWORK_BYTES_PER_S if across else stage.network_bandwidth,
+        network_latency_s=NETWORK_LATENCY_S if across else stage.network_latency_s,
+    )
+
+
 def interconnect_assumed(acc: Accelerator) -> bool:
     """The catalog lacks a link figure for `acc`: a group's collectives are PCIe-class guesses."""
     return acc.interconnect_gbs is None or acc.collective_latency_us is None
@@ -276,18 +293,23 @@ def _evaluate(
     if missing:
         return Exclusion(acc, "missing figure", "no catalog figure for " + "; ".join(missing))
     spec = replace(spec, compute_precision=next(p for p in compute if acc.tflops(p)))
-    node = _per_node(acc, opts)
-    degrees = [d for d in TP_DEGREES if d <= node] or [node]
     kv_request = spec.kv_bytes_per_token * demand.tokens_per_request
-    need = [(d, spec.weight_bytes + kv_request * _replicas(spec, d)) for d in degrees]
-    fitting = [d for d, bytes_needed in need if _usable(acc, d) >= bytes_needed]
+    fitting: list[Device] = []
+    for candidates in _groups(acc, spec, _per_node(acc, opts)):
+        fitting = [
+            g for g in candidates
+            if g.memory_bytes * USABLE_MEMORY >= spec.weight_bytes + kv_request * _replicas(spec, g)
+        ]  # fmt: skip
+        if fitting:
+            break
     if not fitting:
-        kv_last = kv_request * _replicas(spec, degrees[-1])
-        return Exclusion(acc, "memory", _memory_reason(acc, spec, kv_last, demand, degrees[-1]))
+        widest = candidates[-1]
+        kv_last = kv_request * _replicas(spec, widest)
+        return Exclusion(acc, "memory", _memory_reason(acc, spec, kv_last, demand, widest))
     eff = opts.calibrated.get(acc.id) or opts.efficiency or efficiency_for(opts.engine, acc.vendor)
     scored: list[Option | Exclusion] = []
-    for tp in fitting:
-        for dev in layouts(spec, device(acc, tp, spec.compute_precision)):
+    for group in fitting:
+        for dev in layouts(spec, group):
             found = _best_concurrency(spec, dev, eff, demand, slo)
             if found is not None:
                 scored.append(_score(acc, spec, dev, eff, demand, opts, site, *found))
@@ -296,8 +318,22 @@ def _evaluate(
         return min(options, key=lambda o: (o.usd_per_million, o.accelerators, o.tensor_parallel))
     if scored:
         return scored[0]  # every group that meets the SLO makes too hot a node
-    last = perf_model.predict(spec, dev, eff, _work(demand, 1))
-    return Exclusion(acc, "slo", _slo_reason(acc, fitting[-1], last, slo))
+    last = perf_model.predict(spec, fitting[-1], eff, _work(demand, 1))
+    return Exclusion(acc, "slo", _slo_reason(acc, fitting[-1].devices, last, slo))
+
+
+def _groups(acc: Accelerator, spec: ModelSpec, node: int) -> tuple[list[Device], list[Device]]:
+    """The groups a replica may run on, smallest first: tensor parallel inside one node at
+    each degree; then, for a model that needs more than a node, tensor parallel over two
+    nodes and pipelines of 2 and 4 whole-node stages (`MAX_NODES`)."""
+    precision = spec.compute_precision
+    inside = [device(acc, d, precision) for d in TP_DEGREES if d <= node] or [
+        device(acc, node, precision)
+    ]
+    wider = [device(acc, d, precision) for d in TP_DEGREES if node < d <= 2 * node]
+    wider += [pipeline(acc, node, stages, precision) for stages in range(2, MAX_NODES + 1)
+              if stages & (stages - 1) == 0]  # fmt: skip
+    return inside, sorted(wider, key=lambda g: g.devices)
 
 
 def layouts(spec: ModelSpec, group: Device) -> list[Device]:
@@ -310,13 +346,9 @@ def layouts(spec: ModelSpec, group: Device) -> list[Device]:
             for dp in (False, True) for ep in (False, True)]  # fmt: skip
 
 
-def _replicas(spec: ModelSpec, count: int) -> float:
-    """Copies of the KV cache a group of `count` keeps (`perf_model.kv_replication`)."""
-    return perf_model.kv_replication(spec, Device("group", 1.0, 1.0, 1.0, count=count))
-
-
-def _usable(acc: Accelerator, count: int) -> float:
-    return acc.memory_gb * GB * count * USABLE_MEMORY
+def _replicas(spec: ModelSpec, group: Device) -> float:
+    """Copies of the KV cache a group keeps (`perf_model.kv_replication`)."""
+    return perf_model.kv_replication(spec, group)
 
 
 def _work(demand: Demand, concurrency: int) -> Workload:
@@ -359,10 +391,10 @@ def _score(
     acc: Accelerator, spec: ModelSpec, dev: Device, eff: Efficiency, demand: Demand,
     opts: PlanOptions, site: Site, concurrency: int, pred: Prediction,
 ) -> Option | Exclusion:  # fmt: skip
-    tp = dev.count
+    size, node = dev.devices, _per_node(acc, opts)
     replicas = max(1, math.ceil(demand.rate / pred.requests_per_s))
-    total = replicas * tp
-    per_node = min(total, _per_node(acc, opts) // tp * tp or tp)
+    total = replicas * size
+    per_node = min(total, node // size * size or node)
     assert acc.tdp_w is not None  # filtered
     node_kw = per_node * acc.tdp_w / 1000
     limit = site.cooling.max_kw_per_rack
@@ -377,6 +409,7 @@ def _score(
     fleet_hour = hour.total * total
     tokens_per_s = demand.rate * demand.tokens_per_request
     replica_tokens_per_s = pred.requests_per_s * demand.tokens_per_request
+    replica_hour = hour.total * size
     margin = payback = None
     if opts.price_per_million is not None:
         margin, payback = _returns(acc, opts, hour.energy + hour.fixed_opex, fleet_hour,
@@ -386,7 +419,7 @@ def _score(
     return Option(
         accelerator=acc,
         compute_precision=spec.compute_precision,
-        tensor_parallel=tp,
+        tensor_parallel=size,
         concurrency=concurrency,
         replicas=replicas,
         accelerators=total,
@@ -396,7 +429,7 @@ def _score(
         usd_per_accelerator_hour=hour.total,
         usd_per_hour=fleet_hour,
         usd_per_million=cost_per_million_tokens(fleet_hour, tokens_per_s),
-        usd_per_million_at_capacity=cost_per_million_tokens(hour.total * tp, replica_tokens_per_s),
+        usd_per_million_at_capacity=cost_per_million_tokens(replica_hour, replica_tokens_per_s),
         it_kw=it_kw,
         all_in_kw=it_kw * site.pue,
         racks=rack_counts(site.book, nodes, node_kw),
@@ -413,7 +446,7 @@ def _score(
 def _band(acc: Accelerator, spec: ModelSpec, dev: Device, concurrency: int) -> Band:
     tp = dev.count
     guesses = []
-    if dev.attention_dp or dev.expert_parallel:
+    if dev.attention_dp or dev.expert_parallel or dev.stages > 1:
         guesses.append(f"{dev.layout}: every held-out figure of the band ran tensor parallel")
     if tp > 1 and interconnect_assumed(acc):
         guesses.append(f"{acc.id} interconnect taken as PCIe 4.0 (no catalog figure)")
@@ -469,14 +502,15 @@ def _estimated(low: set[str], acquire: Acquire) -> frozenset[str]:
 
 
 def _memory_reason(
-    acc: Accelerator, spec: ModelSpec, kv_request: float, demand: Demand, count: int
+    acc: Accelerator, spec: ModelSpec, kv_request: float, demand: Demand, group: Device
 ) -> str:
     need = spec.weight_bytes + kv_request
+    count = group.devices
     return (
         f"does not fit memory: needs {need / GB:.1f} GB (weights {spec.weight_bytes / GB:.1f} GB "
         f"+ KV {kv_request / GB:.2f} GB for one {demand.tokens_per_request}-token request); "
-        f"{count} x {acc.memory_gb:g} GB = {acc.memory_gb * count:g} GB has "
-        f"{_usable(acc, count) / GB:.1f} GB usable ({USABLE_MEMORY:.0%})"
+        f"{count} x {acc.memory_gb:g} GB = {acc.memory_gb * count:g} GB ({group.layout}) has "
+        f"{group.memory_bytes * USABLE_MEMORY / GB:.1f} GB usable ({USABLE_MEMORY:.0%})"
     )
 
 
