@@ -27,7 +27,13 @@ import statistics
 from dataclasses import dataclass
 from statistics import NormalDist
 
-from tokenmill.economics.perf_model import Device, Efficiency, ModelSpec, ReplicaIterations
+from tokenmill.economics.perf_model import (
+    Device,
+    Efficiency,
+    ModelSpec,
+    ReplicaIterations,
+    microbatches,
+)
 from tokenmill.scheduling.job import Job
 from tokenmill.scheduling.router import ReplicaPicker
 from tokenmill.scheduling.simulator import FleetSimulator, FleetSpec
@@ -77,9 +83,11 @@ def simulate(
     model: ModelSpec, device: Device, eff: Efficiency, requests: list[tuple[int, int]],
     max_running: int, token_budget: int | None,
 ) -> Burst:  # fmt: skip
-    """Every request of `requests` sent at t = 0 to one replica."""
+    """Every request of `requests` sent at t = 0 to one replica (a pipeline's microbatches,
+    `perf_model.microbatches`, each a replica of the simulator)."""
     iterations = ReplicaIterations(model, device, eff)
-    spec = FleetSpec(replicas=1, slots=max(1, max_running), cache_blocks=1, model=iterations,
+    engines, slots = microbatches(device, max(1, max_running))
+    spec = FleetSpec(replicas=engines, slots=slots, cache_blocks=1, model=iterations,
                      token_budget=token_budget)  # fmt: skip
     jobs = [Job(id=str(i), tenant="bench", model="m", input_tokens=n, max_output_tokens=m,
                 arrived=0.0, deadline=math.inf) for i, (n, m) in enumerate(requests)]  # fmt: skip

@@ -77,7 +77,7 @@ from tokenmill.economics.perf_model import (
     max_concurrency,
     predict,
 )
-from tokenmill.economics.planner import MAX_CONCURRENCY, device
+from tokenmill.economics.planner import MAX_CONCURRENCY, device, pipeline
 from tokenmill.fleet.catalog import Accelerator, CatalogError, find
 
 FIGURES = Path(__file__).parent / "data" / "published_figures.toml"
@@ -160,6 +160,7 @@ class Mapped:
     sharegpt: bool = False  # a burst of ShareGPT prompts (the id says so): BURST_SPREAD
     attention_dp: bool = False  # the layout the figure states (perf_model.Device)
     expert_parallel: bool = False
+    stages: int = 1  # pipeline stages of `tensor_parallel` accelerators each
 
 
 class EfficiencyFor(Protocol):
@@ -199,7 +200,8 @@ def map_figure(
     if re.search(r"\bPD\b|disaggregat", fig.get("engine", "")):
         return Unmapped(ident, "prefill and decode on separate instances (PD disaggregation): "
                                "a planner replica does both")  # fmt: skip
-    if count > MAX_GROUP * replicas:
+    stages = int(fig.get("pp") or 1)
+    if count > MAX_GROUP * replicas * stages:
         why = f"a planner replica is a tensor-parallel group of at most {MAX_GROUP}"
         return Unmapped(ident, f"one replica on {count // replicas} accelerators: {why}")
     if ep and ep != (tp or count // replicas):
@@ -219,7 +221,7 @@ def map_figure(
                                "latency) for one replica")  # fmt: skip
     conventions: list[str] = []
     if tp is None:
-        tp = count // replicas
+        tp = count // replicas // stages
         conventions.append(f"TP not stated: one group of {tp} GPUs")
     try:
         spec, notes = _spec(ref, fig, acc)
@@ -232,8 +234,9 @@ def map_figure(
     n, m = round(fig["input_tokens"]), round(fig["output_tokens"])
     if n + m > spec.max_context:
         return Unmapped(ident, f"{n} + {m} tokens exceed {ref.name}'s context {spec.max_context}")
-    dev = replace(device(acc, tp, spec.compute_precision), attention_dp=attention_dp,
-                  expert_parallel=bool(ep))  # fmt: skip
+    group = (pipeline(acc, tp, stages, spec.compute_precision) if stages > 1
+             else device(acc, tp, spec.compute_precision))  # fmt: skip
+    dev = replace(group, attention_dp=attention_dp, expert_parallel=bool(ep))
     if (attention_dp or ep) and spec.moe is None:
         return Unmapped(ident, f"{dev.layout} needs the experts' shape of {ref.id}")
     if attention_dp or ep:
@@ -252,7 +255,7 @@ def map_figure(
         conventions.append(f"simulated as {c} prompts prefilled in one iteration")
     return Mapped(ident, ref.id, spec, acc, tp, replicas, Workload(n, m, c), published, judged,
                   tuple(conventions), engine, eff, burst, "sharegpt" in ident.lower(),
-                  attention_dp, bool(ep))  # fmt: skip
+                  attention_dp, bool(ep), stages)  # fmt: skip
 
 
 def _spec(
@@ -363,14 +366,15 @@ def _rate(spec: ModelSpec, dev: Device, eff: Efficiency, n: int, m: int, c: int)
 
 def predict_published(
     model: ModelSpec, gpu: str, count: int, work: Workload, eff: Efficiency | None = None,
-    *, attention_dp: bool = False, expert_parallel: bool = False,
+    *, attention_dp: bool = False, expert_parallel: bool = False, stages: int = 1,
 ) -> tuple[Device, Prediction, float]:  # fmt: skip
     """The planner's prediction for a published figure, as `planner_validation.py` makes it:
     `count` catalog GPUs as one group (tensor parallel unless a layout is given), at `eff`
     (default `Efficiency()`). Returns the group, the prediction and the mean request latency
     (TTFT + (output - 1) x TPOT)."""
-    dev = replace(device(find(gpu), count, model.compute_precision), attention_dp=attention_dp,
-                  expert_parallel=expert_parallel)  # fmt: skip
+    acc, precision = find(gpu), model.compute_precision
+    group = pipeline(acc, count, stages, precision) if stages > 1 else device(acc, count, precision)
+    dev = replace(group, attention_dp=attention_dp, expert_parallel=expert_parallel)
     p = predict(model, dev, eff or Efficiency(), work)
     return dev, p, p.ttft_s + (work.output_tokens - 1) * p.tpot_s
 
@@ -378,7 +382,8 @@ def predict_published(
 def evaluate(fig: Mapped) -> dict[str, Any]:
     dev, p, latency = predict_published(fig.model, fig.accelerator.id, fig.tensor_parallel,
                                         fig.work, fig.efficiency, attention_dp=fig.attention_dp,
-                                        expert_parallel=fig.expert_parallel)  # fmt: skip
+                                        expert_parallel=fig.expert_parallel,
+                                        stages=fig.stages)  # fmt: skip
     predicted = {"output_tokens_per_s": p.output_tokens_per_s * fig.replicas,
                  "ttft_ms": p.ttft_s * 1000, "tpot_ms": p.tpot_s * 1000,
                  "latency_ms": latency * 1000}  # fmt: skip

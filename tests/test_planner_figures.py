@@ -253,3 +253,15 @@ def test_a_static_batch_prefills_together_then_decodes_together() -> None:
     assert b.ttft_s == pytest.approx(prefill)
     assert b.latency_s == pytest.approx(b.makespan_s) == pytest.approx(prefill + sum(steps))
     assert b.output_tokens_per_s == pytest.approx(32 / b.makespan_s)
+
+
+def test_a_stated_pipeline_is_mapped_to_stages() -> None:
+    fig = {"id": "t", "source": "s", "architecture": "dense", "model": "Llama-3.1-405B",
+           "accelerator": "H100", "count": 16, "tp": 8, "pp": 2, "precision": "bf16",
+           "engine": "vLLM v0.10.2", "input_tokens": 1000, "output_tokens": 200,
+           "concurrency": 16, "output_tokens_per_s": 1000.0}  # fmt: skip
+    mapped = pf.map_figure(fig)
+    assert isinstance(mapped, pf.Mapped)
+    assert (mapped.tensor_parallel, mapped.stages) == (8, 2)
+    row = pf.evaluate(mapped)
+    assert row["device"].startswith("2 x 8 x H100")
