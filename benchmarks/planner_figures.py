@@ -584,8 +584,11 @@ def speed_ratio(row: Mapping[str, Any]) -> float:
     return ratio if metric in SPEEDS else 1 / ratio
 
 
-def write_bands(results: Mapping[str, Any], out: Path = BANDS) -> None:
-    """The held-out rows as `economics/planner_band.py` reads them."""
+def write_bands(runs: Sequence[Mapping[str, Any]], out: Path = BANDS) -> None:
+    """The held-out rows of `runs` (one per figures file) as `economics/planner_band.py` reads
+    them."""
+    names = ", ".join(f"{r['figures_file']} run {r['step']} ({r['run_info'].get('when', '')})"
+                      for r in runs)  # fmt: skip
     lines = [
         "# Held-out validation of the performance model, by kind of configuration: what",
         "# economics/planner_band.py turns into the band a planner option carries. Written by",
@@ -593,12 +596,10 @@ def write_bands(results: Mapping[str, Any], out: Path = BANDS) -> None:
         "# speed_ratio: predicted / published speed on the figure's worst judged metric",
         "# (throughput as is, times inverted; > 1: the planner was too fast).",
         "schema_version = 1",
-        f'source = "held-out half of benchmarks/data/published_figures.toml, run '
-        f"{results['step']} (benchmarks/results/planner_figures-{results['step']}.json, "
-        f'{results["run_info"].get("when", "")})"',
+        f'source = "held-out figures of {names}"',
         "",
     ]
-    for r in results["rows"]:
+    for r in (row for run in runs for row in run["rows"]):
         if r["part"] != "held_out" or not r["mapped"]:
             continue
         lines += ["[[figure]]", f'id = "{r["id"]}"', f'architecture = "{r["architecture"]}"',
@@ -649,6 +650,13 @@ def main() -> None:
         action="store_true",
         help="also write the held-out rows to economics/data/validation_bands.toml",
     )
+    ap.add_argument(
+        "--bands-with",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="with --write-bands: the held-out rows of these earlier results files too",
+    )
     args = ap.parse_args()
     if args.step == "baseline" and args.out is None:
         ap.error("the baseline run is kept as it is; name another --step")
@@ -668,7 +676,7 @@ def main() -> None:
     out = args.out or RESULTS / f"planner_figures-{args.step}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.write_bands:
-        write_bands(results)
+        write_bands([results, *(json.loads(p.read_text()) for p in args.bands_with)])
         results["bands"] = band_table(results)
     out.write_text(json.dumps(results, indent=2) + "\n")
 

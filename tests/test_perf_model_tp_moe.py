@@ -325,8 +325,12 @@ def test_packaged_efficiencies_are_fitted_on_the_fit_half_only() -> None:
 def test_validation_bands_are_the_held_out_figures() -> None:
     source, figures = planner_band.packaged()
     assert "held-out" in source
-    assert {f.id for f in figures} <= _split().HELD_OUT
+    split = _split()
+    round3 = {f["id"] for f in split.pf.load(split.pf.ROUND3)[1]}
+    assert {f.id for f in figures} <= split.HELD_OUT | split.HELD_OUT_ROUND2 | round3
     assert len(figures) >= 19
+    fitted = {i for entry in efficiency_data.packaged() for i in entry.fitted_on}
+    assert not {f.id for f in figures} & fitted
 
 
 def test_a_band_narrows_to_the_kind_and_says_when_it_extrapolates() -> None:
