@@ -319,7 +319,7 @@ def _evaluate(
     if scored:
         return scored[0]  # every group that meets the SLO makes too hot a node
     last = perf_model.predict(spec, fitting[-1], eff, _work(demand, 1))
-    return Exclusion(acc, "slo", _slo_reason(acc, fitting[-1].devices, last, slo))
+    return Exclusion(acc, "slo", _slo_reason(acc, fitting[-1], last, slo))
 
 
 def _groups(acc: Accelerator, spec: ModelSpec, node: int) -> tuple[list[Device], list[Device]]:
@@ -514,7 +514,7 @@ def _memory_reason(
     )
 
 
-def _slo_reason(acc: Accelerator, count: int, p: Prediction, slo: Slo) -> str:
+def _slo_reason(acc: Accelerator, group: Device, p: Prediction, slo: Slo) -> str:
     misses = []
     if p.ttft_s > slo.ttft_s:
         misses.append(f"TTFT {p.ttft_s * 1000:.0f} ms > SLO {slo.ttft_s * 1000:g} ms")
@@ -522,4 +522,5 @@ def _slo_reason(acc: Accelerator, count: int, p: Prediction, slo: Slo) -> str:
         misses.append(f"TPOT {p.tpot_s * 1000:.1f} ms > SLO {slo.tpot_s * 1000:g} ms")
     if not misses:  # the predictor says it does not fit, though our headroom check passed
         misses.append("the predicted KV cache does not fit")
-    return f"misses the SLO at concurrency 1 on {count} x {acc.name}: " + ", ".join(misses)
+    where = f"{group.devices} x {acc.name}" + (f" ({group.layout})" if group.stages > 1 else "")
+    return f"misses the SLO at concurrency 1 on {where}: " + ", ".join(misses)
