@@ -357,3 +357,38 @@ def test_efficiency_data_values_are_physical() -> None:
         for name in ("compute", "bandwidth", "interconnect"):
             assert 0 < getattr(eff, name) <= 1, (entry.id, name)
         assert all(math.isfinite(v) and v >= 0 for v in entry.values.values())
+
+
+# ------------------------------------------------------------------------------ sliding window
+
+
+def test_a_sliding_window_layer_reads_only_its_window() -> None:
+    """gpt-oss: half the layers attend to the last 128 tokens, so a query at 20k tokens reads
+    about half the KV a full-attention model of its shape would, and so does its cache."""
+    oss = model_layouts.with_layout("gpt-oss-20b", find_model("gpt-oss-20b").spec())
+    assert (oss.sliding_window, oss.window_layers, oss.layers) == (128, 12, 24)
+    assert oss.attended(100) == 100
+    assert oss.attended(20_000) == pytest.approx(0.5 * 20_000 + 0.5 * 128)
+    # prefill pairs: every earlier token on full layers, at most 128 on windowed ones
+    assert oss.pairs(100, 0) == 100 * 101 / 2
+    full = 1000 * 1001 / 2
+    windowed = 128 * 129 / 2 + (1000 - 128) * 128
+    assert oss.pairs(1000, 0) == pytest.approx(0.5 * full + 0.5 * windowed)
+    assert oss.pairs(500, 500) == pytest.approx(oss.pairs(1000, 0) - oss.pairs(500, 0))
+    no_window = dataclasses.replace(oss, sliding_window=None, window_layers=0)
+    dev = device(CAT["h100"], 1, "bf16")
+    work = Workload(20_000, 2_000, 8)
+    assert predict(oss, dev, DEFAULT, work).kv_bytes == pytest.approx(
+        predict(no_window, dev, DEFAULT, work).kv_bytes * 0.5, rel=0.01
+    )
+    assert predict(oss, dev, DEFAULT, work).tpot_s < predict(no_window, dev, DEFAULT, work).tpot_s
+
+
+def test_a_window_needs_both_fields() -> None:
+    text = (
+        'schema_version = 1\n[sources.c]\ntitle = "t"\nurl = "https://x"\ndate = "2025"\n'
+        '[[layout]]\nid = "m"\nhidden_size = {value = 8, src = "c"}\n'
+        'sliding_window = {value = 128, src = "c"}\n'
+    )
+    with pytest.raises(model_layouts.LayoutError, match="window_layers"):
+        model_layouts.load(text)

@@ -181,6 +181,7 @@ def _closed_loop(spec: ModelSpec, dev: Device, eff: Efficiency, work: Workload) 
         ("qwen3-30b-a3b", 2, Workload(128, 1024, 256)),
         ("mixtral-8x7b", 2, Workload(1024, 256, 64)),
         ("mixtral-8x7b", 2, Workload(512, 512, 128)),
+        ("gpt-oss-20b", 1, Workload(8192, 256, 16)),  # half its layers attend to 128 tokens
     ],
 )
 @pytest.mark.parametrize("engine", [None, "vllm"])

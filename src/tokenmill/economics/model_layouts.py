@@ -1,5 +1,6 @@
 """The shapes the performance model needs beyond `models.toml`: hidden size (what a
-tensor-parallel all-reduce carries) and a mixture of experts' routed experts, from
+tensor-parallel all-reduce carries), a mixture of experts' routed experts and sliding-window
+attention's window, from
 `data/model_layouts.toml`, each number with its source. :func:`with_layout` puts them on a
 reference model's `ModelSpec`."""
 
@@ -26,11 +27,14 @@ class Layout:
     id: str  # the models.toml id
     hidden_size: int
     moe: MoeShape | None = None
+    sliding_window: int | None = None  # tokens a windowed layer attends to
+    window_layers: int = 0  # how many layers are windowed
     sources: Mapping[str, Source] = field(default_factory=dict, repr=False, compare=False)
 
 
 _MOE = ("experts", "top_k", "moe_layers", "expert_params")
-_KEYS = frozenset({"id", "hidden_size", *_MOE})
+_WINDOW = ("sliding_window", "window_layers")
+_KEYS = frozenset({"id", "hidden_size", *_MOE, *_WINDOW})
 
 
 class _Entry(sourced.Entry):
@@ -54,7 +58,14 @@ def _layout(raw: object, index: int, sources: Mapping[str, Source]) -> Layout:
         moe = MoeShape(**ints, expert_params=e.number("expert_params") or 0.0)
         if moe.top_k > moe.experts:
             raise e.fail("top_k", f"{moe.top_k} exceeds experts {moe.experts}")
-    return Layout(ident, hidden, moe, MappingProxyType(e.sources))
+    window, windowed = None, 0
+    if any(k in raw for k in _WINDOW):
+        if not all(k in raw for k in _WINDOW):
+            raise e.fail("window_layers", "sliding-window attention needs sliding_window and "
+                                          "window_layers")  # fmt: skip
+        window = int(e.number("sliding_window", integer=True) or 0)
+        windowed = int(e.number("window_layers", integer=True) or 0)
+    return Layout(ident, hidden, moe, window, windowed, MappingProxyType(e.sources))
 
 
 def load(text: str) -> dict[str, Layout]:
@@ -82,4 +93,7 @@ def with_layout(model_id: str, spec: ModelSpec, *, experts: bool = True) -> Mode
     moe = layout.moe if experts else None
     if moe is not None:
         moe.check(spec.params, spec.active_params)
-    return replace(spec, hidden_size=layout.hidden_size, moe=moe)
+    if layout.window_layers > spec.layers:
+        raise LayoutError(f"{model_id}: {layout.window_layers} windowed layers of {spec.layers}")
+    shaped = replace(spec, hidden_size=layout.hidden_size, moe=moe)
+    return replace(shaped, sliding_window=layout.sliding_window, window_layers=layout.window_layers)

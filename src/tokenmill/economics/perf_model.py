@@ -119,6 +119,34 @@ class ModelSpec:
     max_context: int = 8192
     hidden_size: int | None = None  # None: attention_heads x head_dim
     moe: MoeShape | None = None  # the routed experts, when the shape is known
+    # Sliding-window attention (gpt-oss): `window_layers` of the layers attend to, and keep
+    # in the cache, only the last `sliding_window` tokens.
+    sliding_window: int | None = None
+    window_layers: int = 0
+
+    def attended(self, context: float) -> float:
+        """Cached tokens a query at `context` reads, averaged over the layers: all of them on
+        a full-attention layer, the last `sliding_window` on a windowed one."""
+        if self.sliding_window is None or not self.window_layers:
+            return context
+        share = self.window_layers / self.layers
+        return (1 - share) * context + share * min(context, self.sliding_window)
+
+    def pairs(self, new: float, earlier: float) -> float:
+        """(query, cached token) pairs of prefilling `new` tokens after `earlier` ones of the
+        same sequence, averaged over the layers as `attended` is."""
+        full = new * (new + 1) / 2 + new * earlier
+        window = self.sliding_window
+        if window is None or not self.window_layers:
+            return full
+
+        def upto(p: float) -> float:  # pairs of the first p queries of a windowed layer
+            if p <= window:
+                return p * (p + 1) / 2
+            return window * (window + 1) / 2 + (p - window) * window
+
+        share = self.window_layers / self.layers
+        return (1 - share) * full + share * (upto(earlier + new) - upto(earlier))
 
     @property
     def hidden(self) -> int:
@@ -301,7 +329,7 @@ def kv_per_request(model: ModelSpec, device: Device, work: Workload) -> float:
     output (a request of a closed loop, seen at a random moment), in whole blocks, every copy
     a tensor-parallel group keeps. With requests at staggered points of their lives, their
     blocks add up to about `concurrency` times this, not to full-length reservations."""
-    tokens = work.input_tokens + work.output_tokens / 2
+    tokens = model.attended(work.input_tokens + work.output_tokens / 2)
     blocks = math.ceil(tokens / KV_BLOCK_TOKENS)
     return blocks * KV_BLOCK_TOKENS * model.kv_bytes_per_token * kv_replication(model, device)
 
@@ -447,7 +475,8 @@ def iteration_cost(
     flops, bandwidth = device.flops, device.bandwidth
     overhead = _term("step_overhead_s", 1.0) + _fixed(fixed)
     batch = len(decode_contexts)
-    kv_and_attention = _kv_and_attention(model, device, float(sum(decode_contexts)), batch)
+    attended = float(sum(model.attended(c) for c in decode_contexts))
+    kv_and_attention = _kv_and_attention(model, device, attended, batch)
     new = float(sum(n for n, _ in prefills))
     tokens = new + batch
     imbalance = _expert_imbalance(model, device, tokens)
@@ -459,7 +488,7 @@ def iteration_cost(
             overhead + _weights(model, device, batch, bandwidth, eff) + experts
             + batch * per_sequence + kv_and_attention
         )  # fmt: skip
-    pairs = sum(n * (n + 1) / 2 + n * earlier for n, earlier in prefills)
+    pairs = sum(model.pairs(n, earlier) for n, earlier in prefills)
     prefill = _prefill_work(model, device, eff, new, pairs, per_token, imbalance)
     floor = _weights(model, device, new, bandwidth, eff) + _fixed(per_token * new)
     roof = floor if floor.at(values) > prefill.at(values) else prefill
@@ -501,7 +530,7 @@ def _costs(
     n, m, c = work.input_tokens, work.output_tokens, work.concurrency
     fixed, per_token = _per_iteration(model, device, eff)
     scheduled = _fixed(per_token + eff.sequence_overhead_s)  # one sequence's share of a step
-    prefill = _prefill_work(model, device, eff, n, n * (n + 1) / 2, per_token) + _fixed(
+    prefill = _prefill_work(model, device, eff, n, model.pairs(n, 0), per_token) + _fixed(
         eff.sequence_overhead_s
     )
     ctx = n + m / 2  # mean context while decoding
@@ -509,7 +538,7 @@ def _costs(
     # a decode token riding in a prefill's batch (as in `iteration_cost`)
     rider = (
         _matmuls(model, device.flops, "compute", eff)
-        + _kv_and_attention(model, device, ctx)
+        + _kv_and_attention(model, device, model.attended(ctx))
         + scheduled
     )
 
