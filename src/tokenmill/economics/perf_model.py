@@ -53,7 +53,8 @@ Layouts beyond tensor parallelism (`Device.attention_dp`, `expert_parallel`; `pa
 data-parallel attention keeps each sequence's KV cache once and the dense weights on every
 device; whole experts spread over the group pay the grouped GEMMs' cost per expert once, at
 the pace of the busiest device, with all-to-alls when attention is data parallel. KV memory
-is paged (`kv_per_request`: prompt and half the output in 16-token blocks).
+is paged (`kv_per_request`: prompt and half the output in 16-token blocks); a layer with a
+sliding window reads and keeps only its window (`ModelSpec.attended`).
 
 A group wider than a node (`Device.nodes`) all-reduces hierarchically and sends the share of
 its all-to-alls bound for other nodes over the network (`collectives.py`).
