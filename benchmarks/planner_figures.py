@@ -83,6 +83,7 @@ from tokenmill.fleet.catalog import Accelerator, CatalogError, find
 FIGURES = Path(__file__).parent / "data" / "published_figures.toml"
 ROUND2 = Path(__file__).parent / "data" / "published_figures_round2.toml"
 ROUND3 = Path(__file__).parent / "data" / "published_figures_round3.toml"  # all held out
+ROUND4 = Path(__file__).parent / "data" / "published_figures_round4.toml"  # all held out, MoE
 # The files whose FIT halves a fit reads (planner_fit.py), each split by SPLIT_RULE. Round 2
 # was all held out until it had been predicted once (results/planner_figures-round2-step6.json);
 # from issue 17's fourth slice on its FIT half is fitted on too, and round 3, collected after

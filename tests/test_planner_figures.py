@@ -214,6 +214,28 @@ def test_round_three_is_all_held_out_and_every_figure_maps_or_says_why() -> None
     assert mapped == 18
 
 
+def test_round_four_is_all_held_out_mixtures_of_experts() -> None:
+    """benchmarks/data/published_figures_round4.toml: 39 MoE figures from 9 sources no earlier
+    round used, collected after the sliding-window step and committed before any prediction;
+    unmapped only for a model the planner has no reference for."""
+    sources, figures = pf.load(pf.ROUND4)
+    ids = {f["id"] for f in figures}
+    assert len(figures) == 39 and len(ids) == 39
+    assert {f["architecture"] for f in figures} == {"moe"}
+    assert pf.ROUND4 not in pf.DEV
+    earlier = {f["id"] for path in (*pf.DEV, pf.ROUND3) for f in pf.load(path)[1]}
+    assert not ids & earlier
+    mapped = 0
+    for fig in figures:
+        assert fig["source"] in sources and fig["quote"].strip(), fig["id"]
+        result = pf.map_figure(fig)
+        if isinstance(result, pf.Unmapped):
+            assert "no reference model" in result.reason, fig["id"]
+        else:
+            mapped += 1
+    assert mapped == 28
+
+
 def test_a_client_side_concurrency_makes_a_burst_a_closed_loop() -> None:
     """`vllm bench serve --request-rate inf --max-concurrency c`: the client holds the other
     prompts back and times each from its sending, so TTFT is judged and nothing queues."""
