@@ -611,13 +611,14 @@ def write_bands(runs: Sequence[Mapping[str, Any]], out: Path = BANDS) -> None:
     out.write_text("\n".join(lines))
 
 
-def band_table(results: Mapping[str, Any]) -> dict[str, str]:
-    """The band a planner option of each kind would carry, from this run's held-out rows."""
+def band_table(runs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """The band a planner option of each kind would carry, from the runs' held-out rows."""
     from tokenmill.economics import planner_band
 
+    rows = (r for run in runs for r in run["rows"])
     figures = [planner_band.Validated(r["id"], r["architecture"], r["tensor_parallel"],
                                       r["vendor"], r["workload"]["concurrency"], speed_ratio(r))
-               for r in results["rows"] if r["mapped"] and r["part"] == "held_out"]  # fmt: skip
+               for r in rows if r["mapped"] and r["part"] == "held_out"]  # fmt: skip
     table = {}
     for arch in ("dense", "moe"):
         for tp in (1, 2, 8):
@@ -677,8 +678,9 @@ def main() -> None:
     out = args.out or RESULTS / f"planner_figures-{args.step}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.write_bands:
-        write_bands([results, *(json.loads(p.read_text()) for p in args.bands_with)])
-        results["bands"] = band_table(results)
+        runs = [results, *(json.loads(p.read_text()) for p in args.bands_with)]
+        write_bands(runs)
+        results["bands"] = band_table(runs)
     out.write_text(json.dumps(results, indent=2) + "\n")
 
 
