@@ -92,8 +92,11 @@ def test_a_group_over_two_nodes_all_reduces_over_the_network_too() -> None:
     local = 2 * 7 / 8 * 8192 * 2 / (450e9 * DEFAULT.interconnect)
     whole = 2 * 15 / 16 * 8192 * 2 / (450e9 * DEFAULT.interconnect)
     assert slower == pytest.approx(160 * (20e-6 + network + local - whole), rel=1e-6)
-    # the A3 die's node holds 16: one node, no network
+    # the A3 die's node holds 16: one node, no network; nodes of 2 (--max-per-node 2) put a
+    # TP4 group over two of them
     assert device(CAT["ascend-910c-die"], 16, "bf16").nodes == 1
+    assert device(CAT["h100"], 4, "bf16", per_node=2).nodes == 2
+    assert device(CAT["h100"], 4, "bf16").nodes == 1
     with pytest.raises(ValueError, match="nodes"):
         predict(LLAMA_70B, dataclasses.replace(two, nodes=3), DEFAULT, work)
 

@@ -223,19 +223,20 @@ def plan(
     return Plan(model, spec, demand, slo, opts, site, tuple(scored), tuple(excluded))
 
 
-def device(acc: Accelerator, count: int, precision: str) -> Device:
+def device(acc: Accelerator, count: int, precision: str, per_node: int | None = None) -> Device:
     """`count` accelerators working as one replica (tensor parallel), at `precision`, talking
     over the catalog's interconnect (PCIe 4.0 x16 where the catalog has no figure), and over
-    a 400 Gb/s network port each when they fill more than one node."""
+    a 400 Gb/s network port each when they fill more than one node of `per_node` (default:
+    the catalog's)."""
     tflops = acc.tflops(precision)
     if tflops is None:
         raise PlanError(f"{acc.id} has no TFLOPS figure at {precision}")
     link = acc.interconnect_gbs * GB / 2 if acc.interconnect_gbs else PCIE4_BYTES_PER_S
     latency = acc.collective_latency_us
-    nodes = -(-count // acc.per_node)
+    node = per_node or acc.per_node
+    nodes = -(-count // node)
     if count % nodes:
-        raise PlanError(f"{count} x {acc.id} do not split evenly over {nodes} nodes of "
-                        f"{acc.per_node}")  # fmt: skip
+        raise PlanError(f"{count} x {acc.id} do not split evenly over {nodes} nodes of {node}")
     return Device(
         name=f"{count} x {acc.name}" if count > 1 else acc.name,
         flops=tflops * 1e12 * count,
@@ -250,12 +251,14 @@ def device(acc: Accelerator, count: int, precision: str) -> Device:
     )
 
 
-def pipeline(acc: Accelerator, count: int, stages: int, precision: str) -> Device:
+def pipeline(
+    acc: Accelerator, count: int, stages: int, precision: str, per_node: int | None = None
+) -> Device:
     """`stages` groups of `count` accelerators holding the layers in turn (pipeline parallel):
     each stage's speed, every stage's memory, hops between nodes when the stages fill more
-    than one node."""
-    stage = device(acc, count, precision)
-    across = count * stages > acc.per_node
+    than one node of `per_node` (default: the catalog's)."""
+    stage = device(acc, count, precision, per_node)
+    across = count * stages > (per_node or acc.per_node)
     return replace(
         stage,
         name=f"{stages} x {stage.name}",
@@ -327,11 +330,11 @@ def _groups(acc: Accelerator, spec: ModelSpec, node: int) -> tuple[list[Device],
     each degree; then, for a model that needs more than a node, tensor parallel over two
     nodes and pipelines of 2 and 4 whole-node stages (`MAX_NODES`)."""
     precision = spec.compute_precision
-    inside = [device(acc, d, precision) for d in TP_DEGREES if d <= node] or [
-        device(acc, node, precision)
+    inside = [device(acc, d, precision, node) for d in TP_DEGREES if d <= node] or [
+        device(acc, node, precision, node)
     ]
-    wider = [device(acc, d, precision) for d in TP_DEGREES if node < d <= 2 * node]
-    wider += [pipeline(acc, node, stages, precision) for stages in range(2, MAX_NODES + 1)
+    wider = [device(acc, d, precision, node) for d in TP_DEGREES if node < d <= 2 * node]
+    wider += [pipeline(acc, node, stages, precision, node) for stages in range(2, MAX_NODES + 1)
               if stages & (stages - 1) == 0]  # fmt: skip
     return inside, sorted(wider, key=lambda g: g.devices)
 
