@@ -651,7 +651,7 @@ def predict(model: ModelSpec, device: Device, eff: Efficiency, work: Workload) -
     _check(model, device, work)
     check_efficiency(eff)
     values = _values(eff)
-    active, per = microbatches(device, work.concurrency)
+    _, per = microbatches(device, work.concurrency)  # the fullest microbatch sets the pace
     each = replace(work, concurrency=per)
     ttft_cost, tpot_cost = _costs(model, device, eff, each, values, eff.random_arrival_share)
     ttft, tpot = ttft_cost.at(values), tpot_cost.at(values)
@@ -661,8 +661,8 @@ def predict(model: ModelSpec, device: Device, eff: Efficiency, work: Workload) -
     return Prediction(
         ttft_s=ttft,
         tpot_s=tpot,
-        output_tokens_per_s=active * per * work.output_tokens / latency,
-        requests_per_s=active * per / latency,
+        output_tokens_per_s=work.concurrency * work.output_tokens / latency,
+        requests_per_s=work.concurrency / latency,
         kv_bytes=kv,
         fits_memory=memory <= device.memory_bytes * USABLE_MEMORY,
     )
