@@ -2,6 +2,7 @@
 for an unknown key as for a known prefix with a wrong secret."""
 
 import contextlib
+import gc
 import secrets
 import sqlite3
 import statistics
@@ -75,14 +76,25 @@ def _request(secret: str) -> Request:
 
 def _median_gap(check: Callable[[str], object], a: list[str], b: list[str]) -> float:
     """Relative gap between the median times of checking the `a` and the `b` secrets,
-    measured interleaved so that drift in machine speed hits both alike."""
-    ta, tb = [], []
-    for sa, sb in zip(a, b, strict=True):
-        for secret, times in ((sa, ta), (sb, tb)):
-            t0 = time.perf_counter_ns()
-            with contextlib.suppress(Unauthenticated):
-                check(secret)
-            times.append(time.perf_counter_ns() - t0)
+    measured interleaved so that drift in machine speed hits both alike, each pair in
+    alternating order (the second check of a pair runs on warmer caches) and with the
+    garbage collector paused (a collection lands on whichever check allocates past its
+    threshold)."""
+    ta: list[int] = []
+    tb: list[int] = []
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for i, (sa, sb) in enumerate(zip(a, b, strict=True)):
+            pair = ((sa, ta), (sb, tb)) if i % 2 == 0 else ((sb, tb), (sa, ta))
+            for secret, times in pair:
+                t0 = time.perf_counter_ns()
+                with contextlib.suppress(Unauthenticated):
+                    check(secret)
+                times.append(time.perf_counter_ns() - t0)
+    finally:
+        if collecting:
+            gc.enable()
     return abs(statistics.median(ta) - statistics.median(tb)) / statistics.median(ta)
 
 
