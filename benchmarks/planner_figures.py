@@ -82,13 +82,15 @@ from tokenmill.fleet.catalog import Accelerator, CatalogError, find
 
 FIGURES = Path(__file__).parent / "data" / "published_figures.toml"
 ROUND2 = Path(__file__).parent / "data" / "published_figures_round2.toml"
-ROUND3 = Path(__file__).parent / "data" / "published_figures_round3.toml"  # all held out
-ROUND4 = Path(__file__).parent / "data" / "published_figures_round4.toml"  # all held out, MoE
-# The files whose FIT halves a fit reads (planner_fit.py), each split by SPLIT_RULE. Round 2
-# was all held out until it had been predicted once (results/planner_figures-round2-step6.json);
-# from issue 17's fourth slice on its FIT half is fitted on too, and round 3, collected after
-# that design, is the unseen check (`--all-held-out`).
-DEV = (FIGURES, ROUND2)
+ROUND3 = Path(__file__).parent / "data" / "published_figures_round3.toml"
+ROUND4 = Path(__file__).parent / "data" / "published_figures_round4.toml"  # MoE only
+ROUND5 = Path(__file__).parent / "data" / "published_figures_round5.toml"  # all held out
+# The files whose FIT halves a fit reads (planner_fit.py), each split by SPLIT_RULE. A round is
+# all held out until it has been predicted once (`--all-held-out`: round 2 in
+# results/planner_figures-round2-step6.json, rounds 3 and 4 in round3-step8-unseen and
+# round4-step9-unseen); from then on its FIT half is fitted on too. Round 5, collected after the
+# engine-release entries were designed, is the unseen check.
+DEV = (FIGURES, ROUND2, ROUND3, ROUND4)
 RESULTS = Path(__file__).parent / "results"
 OUT = RESULTS / "planner_figures-baseline.json"  # the baseline run (issue 17, first slice)
 METRICS = ("output_tokens_per_s", "ttft_ms", "tpot_ms", "latency_ms")
@@ -196,6 +198,8 @@ def map_figure(
     except CatalogError:
         return Unmapped(ident, f"no catalog accelerator for {fig['accelerator']!r}")
     count, tp, dp, ep = fig["count"], fig.get("tp"), fig.get("dp"), fig.get("ep")
+    if ep == 1:  # EP1: every expert sliced over the TP group, the plain TP layout
+        ep = None
     attention_dp = bool(fig.get("attention_dp"))
     replicas = 1 if attention_dp else dp or 1  # with DP attention, dp counts attention ranks
     if re.search(r"\bPD\b|disaggregat", fig.get("engine", "")):
@@ -231,7 +235,7 @@ def map_figure(
     spec = with_layout(ref.id, spec, experts=experts)
     conventions += notes
     engine = efficiency_data.engine_family(fig.get("engine"), acc.vendor)
-    eff = efficiency(engine, acc.vendor)
+    eff = efficiency(fig.get("engine") if engine else None, acc.vendor)  # as written: its release
     n, m = round(fig["input_tokens"]), round(fig["output_tokens"])
     if n + m > spec.max_context:
         return Unmapped(ident, f"{n} + {m} tokens exceed {ref.name}'s context {spec.max_context}")

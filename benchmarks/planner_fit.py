@@ -5,20 +5,21 @@
         --efficiencies default --out benchmarks/results/planner_fit-step1-overhead.toml
 
 Only figures the frozen split (`planner_figures.split`, tests/test_planner_figures.py) puts in
-FIT are read, from the files `planner_figures.DEV` names (rounds 1 and 2); the HELD-OUT halves
-and round 3 are never seen here. The loss is the sum over FIT figures of
+FIT are read, from the files `planner_figures.DEV` names (rounds 1-4); the HELD-OUT halves
+and round 5 are never seen here. The loss is the sum over FIT figures of
 log(predicted / published)^2 for every judged metric (the metrics `planner_figures.py`
-judges), plus a ridge `RIDGE` x (log(value / prior))^2 per fitted parameter, so a parameter the
-figures cannot pin stays at its prior. Parameters move in log space within their bounds; the
+judges), plus a ridge `RIDGE` x (log(value / prior))^2 per fitted parameter (an overhead's
+measured from its START: log((value + START) / (prior + START))), so a parameter the figures
+cannot pin stays at its prior. Parameters move in log space within their bounds; the
 minimiser cycles over the coordinates (a grid, then a golden-section search), then polishes
 with Nelder-Mead. Every loss simulates the FIT bursts, so a fit takes tens of minutes; the
 figures are spread over `--jobs` processes.
 
 First a DEFAULT entry ("*", "*") is fitted on every FIT figure, from `perf_model.Efficiency()`
 (its overheads from `--start` when those are zero: a log-space search cannot leave zero). Then
-one entry per engine family x accelerator vendor that has FIT figures, with the default entry
-as its prior. Each entry's source names the FIT ids it was fitted on and the commit the tree
-was at.
+one entry per engine family x accelerator vendor x release era (`ERAS`) that has FIT figures,
+with the default entry as its prior. Each entry's source names the FIT ids it was fitted on
+and the commit the tree was at.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import planner_figures as pf
-from tokenmill.economics.efficiency_data import ANY, Entry, load, pick
+from tokenmill.economics.efficiency_data import ANY, Entry, engine_version, load, pick
 from tokenmill.economics.perf_model import Efficiency
 
 DATA = Path(__file__).parents[1] / "src" / "tokenmill" / "economics" / "data"
@@ -46,10 +47,17 @@ PARAMS = ("compute", "bandwidth", "step_overhead_s", "request_overhead_s", "laye
           "sequence_overhead_s", "expert_overhead_s", "expert_bandwidth",
           "expert_compute")  # fmt: skip
 RATE_BOUNDS = (0.005, 1.0)
-OVERHEAD_BOUNDS = (1e-7, 0.05)  # seconds: 0.1 us (nothing) to 50 ms
+# seconds: 0.1 us (nothing) to 250 ms (was 50 ms: SGLang 0.5.6 on 8 x B200 takes 99-166 ms to a
+# first token of a 600-token prompt at one request in flight, whose prefill computes in ~3 ms)
+OVERHEAD_BOUNDS = (1e-7, 0.25)
 # Where a zero overhead starts a log-space search (and what it is pulled toward).
 START = {"step_overhead_s": 1e-4, "request_overhead_s": 1e-3, "layer_overhead_s": 1e-5,
          "sequence_overhead_s": 1e-6, "expert_overhead_s": 1e-6}  # fmt: skip
+# Engine releases from which a family gets entries of its own. SGLang 0.5: rounds 2 (0.4.x on
+# H200 and H20) and 4 (0.5.6-0.5.9 on B200 and MI300X, unseen when first predicted) differ by
+# 3-6x on the same models under load, more than one entry can fit. Chosen at the minor release
+# before fitting; a figure whose engine has no version counts as the newest release.
+ERAS: dict[str, tuple[int, ...]] = {"sglang": (0, 5)}
 VENDOR_NAMES = {"NVIDIA": "NVIDIA", "AMD": "AMD", "Huawei": "Ascend"}
 ENGINE_NAMES = {"vllm": "vLLM", "tensorrt-llm": "TensorRT-LLM", "sglang": "SGLang",
                 "vllm-ascend": "vLLM-Ascend", "mindie": "MindIE"}  # fmt: skip
@@ -92,10 +100,27 @@ def _fit_half(path: Path, experts: bool) -> list[dict[str, Any]]:
                     "fig": fig,
                     "family": mapped.engine,
                     "vendor": mapped.accelerator.vendor,
+                    "since": era(mapped.engine, fig.get("engine")),
                     "moe": fig["architecture"] == "moe",
                 }
             )
     return out
+
+
+def era(family: str | None, engine: str | None) -> tuple[int, ...]:
+    """The release era (`ERAS`) a figure's engine belongs to: () before the cutoff."""
+    cutoff = ERAS.get(family or "")
+    version = engine_version(engine)
+    if cutoff is None or (version is not None and version < cutoff):
+        return ()
+    return cutoff
+
+
+Group = tuple[str, str, tuple[int, ...]]  # engine family, vendor, release era
+
+
+def _group(f: Mapping[str, Any]) -> Group:
+    return f["family"], f["vendor"], f["since"]
 
 
 def _concurrency(f: Mapping[str, Any], experts: bool) -> int:
@@ -138,9 +163,16 @@ def loss(
 ) -> float:  # fmt: skip
     jobs = [(f["fig"], eff, experts) for f in figs]
     misses = sum(POOL.map(_squared_misses, jobs) if POOL else map(_squared_misses, jobs))
-    ridge = sum(math.log(_value(eff, n) / _value(prior, n)) ** 2 for n in names
-                if n not in FREE)  # fmt: skip
+    ridge = sum(_pull(eff, prior, n) ** 2 for n in names if n not in FREE)
     return misses + RIDGE * ridge
+
+
+def _pull(eff: Efficiency, prior: Efficiency, name: str) -> float:
+    """How far a parameter moved from its prior, in log space; an overhead on the scale where
+    it starts to matter (its START), so that a prior of next to nothing (a default entry whose
+    per-request cost fitted to 1 us) does not pin a family's at next to nothing too."""
+    scale = START.get(name, 0.0)
+    return math.log((_value(eff, name) + scale) / (_value(prior, name) + scale))
 
 
 # Parameters the default entry's fit does not pull toward its start (an overhead's START is a
@@ -195,12 +227,18 @@ def fit_staged(
     """`fit`, in two stages when `staged`: the dense parameters on the dense figures alone,
     then the experts' parameters on the MoE figures with the dense ones held. A MoE figure
     cannot tell a slow expert kernel from a slow dense one; this keeps it from moving what
-    only dense figures can pin (and a family without dense figures keeps the prior's)."""
+    only dense figures can pin. A family without dense figures keeps the prior's dense rates
+    but fits its fixed costs (the `_s` overheads: per request, layer, sequence) with the
+    experts': they are the engine's, not the dense kernels', and its MoE figures at one and
+    at many requests in flight tell them apart from the experts' reads (SGLang 0.5's
+    figures, all MoE, otherwise inherit the default entry's per-request cost)."""
     if not staged:
         return fit(figs, prior, names, experts)
     eff = prior
-    for moe, stage in ((False, [n for n in names if n not in EXPERT_PARAMS]),
-                       (True, [n for n in names if n in EXPERT_PARAMS])):  # fmt: skip
+    dense = [n for n in names if n not in EXPERT_PARAMS]
+    overheads = [] if any(not f["moe"] for f in figs) else [n for n in dense if n.endswith("_s")]
+    routed = [*overheads, *(n for n in names if n in EXPERT_PARAMS)]
+    for moe, stage in ((False, dense), (True, routed)):
         members = [f for f in figs if f["moe"] == moe]
         if members and stage:
             eff, _ = fit(members, eff, stage, experts)
@@ -262,16 +300,16 @@ def fit(
 
 def _fit_all(figs: Sequence[Mapping[str, Any]], names: Sequence[str], experts: bool,
              groups: bool, family_prior: str = "default", staged: bool = True,
-             ) -> tuple[Efficiency, dict[tuple[str, str], Efficiency]]:  # fmt: skip
+             ) -> tuple[Efficiency, dict[Group, Efficiency]]:  # fmt: skip
     start = replace(Efficiency(), **{n: START[n] for n in names if n in START})
     FREE.update(n for n in names if n.endswith("_s") and FREE_OVERHEADS)
     default, _ = fit_staged(figs, start, names, experts, staged)
     FREE.clear()
     prior = default if family_prior == "default" else start
-    by_group: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    by_group: dict[Group, list[Mapping[str, Any]]] = {}
     for f in figs:
         if f["family"] is not None and groups:
-            by_group.setdefault((f["family"], f["vendor"]), []).append(f)
+            by_group.setdefault(_group(f), []).append(f)
     return default, {k: fit_staged(v, prior, names, experts, staged)[0]
                      for k, v in by_group.items()}  # fmt: skip
 
@@ -286,7 +324,7 @@ def leave_one_out(figs: Sequence[Mapping[str, Any]], names: Sequence[str], exper
     for i, f in enumerate(figs):
         rest = [g for j, g in enumerate(figs) if j != i]
         default, fitted = _fit_all(rest, names, experts, groups, family_prior, staged)
-        eff = fitted.get((f["family"], f["vendor"]), default)
+        eff = fitted.get(_group(f), default)
         logs = _log_misses(f["fig"], eff, experts)
         misses += logs
         ok = all(math.log(0.75) <= x <= math.log(1.25) for x in logs)
@@ -314,9 +352,12 @@ def _commit() -> str:
 
 
 def _entry(ident: str, engine: str, vendor: str, eff: Efficiency, names: Sequence[str],
-           ids: Sequence[str], note: str) -> Entry:  # fmt: skip
-    what = ("every engine" if engine == ANY else ENGINE_NAMES.get(engine, engine)) + (
-        "" if vendor == ANY else f" on {VENDOR_NAMES.get(vendor, vendor)}"
+           ids: Sequence[str], note: str, since: tuple[int, ...] = ()) -> Entry:  # fmt: skip
+    release = f" {'.'.join(map(str, since))} or later" if since else ""
+    what = (
+        ("every engine" if engine == ANY else ENGINE_NAMES.get(engine, engine))
+        + release
+        + ("" if vendor == ANY else f" on {VENDOR_NAMES.get(vendor, vendor)}")
     )
     label = "default" if engine == ANY and vendor == ANY else (
         f"{what} (fitted on {len(ids)} published figure{'s' * (len(ids) != 1)})")  # fmt: skip
@@ -324,7 +365,7 @@ def _entry(ident: str, engine: str, vendor: str, eff: Efficiency, names: Sequenc
               f"(ridge {RIDGE}) at commit {_commit()}; "
               f"{note}")  # fmt: skip
     values = {n: getattr(eff, n) for n in names}
-    return Entry(ident, engine, vendor, label, source, values, tuple(sorted(ids)))
+    return Entry(ident, engine, vendor, label, source, values, tuple(sorted(ids)), since)
 
 
 def _toml_value(value: object) -> str:
@@ -340,19 +381,21 @@ def write(entries: Sequence[Entry], out: Path, header: str) -> None:
         lines += ["[[efficiency]]", f'id = "{e.id}"', f'engine = "{e.engine}"',
                   f'vendor = "{e.vendor}"', f"label = {_toml_value(e.label)}",
                   f"source = {_toml_value(e.source)}",
+                  *([f'since = "{".".join(map(str, e.since))}"'] if e.since else []),
                   "fitted_on = [" + ", ".join(f'"{i}"' for i in e.fitted_on) + "]",
                   "values = {" + ", ".join(f"{k} = {_toml_value(float(v))}"
                                            for k, v in e.values.items()) + "}", ""]  # fmt: skip
     out.write_text("\n".join(lines))
 
 
-HEADER = """# Efficiencies per engine family x accelerator vendor (economics/efficiency_data.py).
-# Written by benchmarks/planner_fit.py: fitted ONLY on the FIT halves of
-# benchmarks/data/published_figures.toml and published_figures_round2.toml (the splits frozen
-# in tests/test_planner_figures.py); the held-out halves, and round 3 (all held out), are
-# reported by benchmarks/planner_figures.py. Each entry's `source` names
-# the figures it was fitted on. Values not listed are perf_model.Efficiency's defaults (e.g.
-# interconnect 0.82: NCCL's app-level 370 of NVLink 4's 450 GB/s each way, NVIDIA/nccl #1442).
+HEADER = """# Efficiencies per engine family x accelerator vendor x engine release
+# (economics/efficiency_data.py). Written by benchmarks/planner_fit.py: fitted ONLY on the FIT
+# halves of benchmarks/data/published_figures.toml and published_figures_round2-4.toml (the
+# splits frozen in tests/test_planner_figures.py); the held-out halves, and round 5 (all held
+# out), are reported by benchmarks/planner_figures.py. Each entry's `source` names
+# the figures it was fitted on; `since`, the engine release it holds from. Values not listed
+# are perf_model.Efficiency's defaults (e.g. interconnect 0.82: NCCL's app-level 370 of NVLink
+# 4's 450 GB/s each way, NVIDIA/nccl #1442).
 """
 
 
@@ -439,20 +482,21 @@ def main() -> None:
           + ", ".join(f"{n} {getattr(default, n):.4g}" for n in listed))  # fmt: skip
     entries = [_entry("default", ANY, ANY, default, listed, ids, "the prior for every engine "
                       "family; used when the engine is not known")]  # fmt: skip
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    groups: dict[Group, list[dict[str, Any]]] = {}
     for f in figs:
         if f["family"] is not None:
-            groups.setdefault((f["family"], f["vendor"]), []).append(f)
+            groups.setdefault(_group(f), []).append(f)
     family_prior = default if args.family_prior == "default" else start
-    for (family, vendor), members in [] if args.no_groups else sorted(groups.items()):
+    for (family, vendor, since), members in [] if args.no_groups else sorted(groups.items()):
         eff, score = fit_staged(members, family_prior, names, experts, not args.joint)
         member_ids = [f["fig"]["id"] for f in members]
-        print(f"{family} on {vendor}: loss {score:.3f} over {len(members)}: "
+        release = "-" + ".".join(map(str, since)) if since else ""
+        print(f"{family}{release} on {vendor}: loss {score:.3f} over {len(members)}: "
               + ", ".join(f"{n} {getattr(eff, n):.4g}" for n in names))  # fmt: skip
         prior_text = ("the default entry" if args.family_prior == "default"
                       else "Efficiency() with the START overheads")  # fmt: skip
-        entries.append(_entry(f"{family}-{vendor.lower()}", family, vendor, eff, listed,
-                              member_ids, f"prior: {prior_text}"))  # fmt: skip
+        entries.append(_entry(f"{family}{release}-{vendor.lower()}", family, vendor, eff, listed,
+                              member_ids, f"prior: {prior_text}", since))  # fmt: skip
     write(entries, args.out, HEADER)
     print(f"wrote {args.out}")
 

@@ -262,28 +262,46 @@ def test_engine_families(engine: str | None, vendor: str, family: str | None) ->
     assert efficiency_data.engine_family(engine, vendor) == family
 
 
+def _entries(*extra: tuple[str, str, str, str, str]) -> tuple[efficiency_data.Entry, ...]:
+    """A data file: a default entry (bandwidth 0.6), then `extra` entries, each (id, engine,
+    vendor, label, the rest of its table)."""
+    tables = [("default", "*", "*", "default", "values = {bandwidth = 0.6}"), *extra]
+    return efficiency_data.load("schema_version = 1\n" + "".join(
+        f'[[efficiency]]\nid = "{i}"\nengine = "{e}"\nvendor = "{v}"\nlabel = "{label}"\n'
+        f'source = "test"\n{rest}\n' for i, e, v, label, rest in tables))  # fmt: skip
+
+
 def test_efficiencies_pick_the_most_specific_entry() -> None:
-    entries = efficiency_data.load("""
-schema_version = 1
-[[efficiency]]
-id = "default"
-engine = "*"
-vendor = "*"
-label = "default"
-source = "test"
-values = {bandwidth = 0.6}
-[[efficiency]]
-id = "vllm-amd"
-engine = "vllm"
-vendor = "AMD"
-label = "vLLM on AMD"
-source = "test"
-values = {bandwidth = 0.4, layer_overhead_s = 5e-5}
-""")
+    entries = _entries(("vllm-amd", "vllm", "AMD", "vLLM on AMD",
+                        "values = {bandwidth = 0.4, layer_overhead_s = 5e-5}"))  # fmt: skip
     amd = efficiency_data.efficiency_for("vLLM 0.6", "AMD", entries)
     assert amd.bandwidth == 0.4 and amd.layer_overhead_s == 5e-5 and amd.source == "vLLM on AMD"
     assert efficiency_data.efficiency_for("vllm", "NVIDIA", entries).bandwidth == 0.6
     assert efficiency_data.efficiency_for(None, "AMD", entries).source == "default"
+
+
+def test_an_engine_release_picks_the_entry_it_has_reached() -> None:
+    """SGLang 0.4.x and 0.5.x differ by more than one entry fits: an entry may hold from a
+    release on; a name without a version gets the newest (what a deployment installs)."""
+    entries = _entries(
+        ("sglang-nvidia", "sglang", "NVIDIA", "old", "values = {expert_bandwidth = 0.1}"),
+        ("sglang-0.5-nvidia", "sglang", "NVIDIA", "new",
+         'since = "0.5"\nvalues = {expert_bandwidth = 0.5}'),
+        ("sglang-0.5-amd", "sglang", "AMD", "new on AMD",
+         'since = "0.5"\nvalues = {expert_bandwidth = 0.4}'),
+    )  # fmt: skip
+    assert efficiency_data.engine_version("SGLang 0.5.6.post1") == (0, 5, 6)
+    assert efficiency_data.engine_version("vLLM-Ascend v0.11.0rc1") == (0, 11, 0)
+    assert efficiency_data.engine_version("ROCm 6.2, vLLM 0.6.3") == (0, 6, 3)
+    assert efficiency_data.engine_version("vLLM main") is None
+
+    def label(engine: str, vendor: str = "NVIDIA") -> str:
+        return efficiency_data.efficiency_for(engine, vendor, entries).source
+
+    assert label("SGLang v0.4.1") == "old" and label("SGLang 0.5.6.post1") == "new"
+    assert label("SGLang 0.10.0") == "new" and label("sglang") == "new"
+    assert label("SGLang 0.5.7", "AMD") == "new on AMD"
+    assert label("SGLang 0.4.6", "AMD") == "default"  # no AMD entry that old
 
 
 @pytest.mark.parametrize(
@@ -306,6 +324,18 @@ values = {bandwidth = 0.4, layer_overhead_s = 5e-5}
             'label = "x"\nsource = "y"\nvalues = {compute = 0}',
             "efficiencies must be",
         ),
+        (
+            'schema_version = 1\n[[efficiency]]\nid = "a"\nengine = "*"\nvendor = "*"\n'
+            'label = "x"\nsource = "y"\nvalues = {}\n[[efficiency]]\nid = "b"\n'
+            'engine = "sglang"\nvendor = "*"\nsince = "new"\nlabel = "x"\nsource = "y"\n'
+            "values = {}",
+            "since must be a version",
+        ),
+        (
+            'schema_version = 1\n[[efficiency]]\nid = "a"\nengine = "*"\nvendor = "*"\n'
+            'since = "0.5"\nlabel = "x"\nsource = "y"\nvalues = {}',
+            "since needs an engine",
+        ),
     ],
 )
 def test_bad_efficiency_data_is_refused(text: str, message: str) -> None:
@@ -316,7 +346,7 @@ def test_bad_efficiency_data_is_refused(text: str, message: str) -> None:
 def test_packaged_efficiencies_are_fitted_on_the_fit_half_only() -> None:
     split = _split()
     ids = {f["id"] for path in split.pf.DEV for f in split.pf.load(path)[1]}
-    held_out = split.HELD_OUT | split.HELD_OUT_ROUND2
+    held_out = split.DEV_HELD_OUT
     for entry in efficiency_data.packaged():
         assert entry.source.strip() and entry.label.strip()
         assert entry.fitted_on, entry.id
@@ -329,9 +359,8 @@ def test_validation_bands_are_the_held_out_figures() -> None:
     source, figures = planner_band.packaged()
     assert "held-out" in source
     split = _split()
-    unseen = {f["id"] for path in (split.pf.ROUND3, split.pf.ROUND4)
-              for f in split.pf.load(path)[1]}  # fmt: skip
-    assert {f.id for f in figures} <= split.HELD_OUT | split.HELD_OUT_ROUND2 | unseen
+    unseen = {f["id"] for f in split.pf.load(split.pf.ROUND5)[1]}
+    assert {f.id for f in figures} <= split.DEV_HELD_OUT | unseen
     assert len(figures) >= 19
     fitted = {i for entry in efficiency_data.packaged() for i in entry.fitted_on}
     assert not {f.id for f in figures} & fitted

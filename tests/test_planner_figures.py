@@ -165,47 +165,69 @@ HELD_OUT_ROUND2 = frozenset({
 })  # fmt: skip
 
 
-def test_round_two_is_split_by_the_rule_and_every_figure_maps_or_says_why() -> None:
-    """benchmarks/data/published_figures_round2.toml: 36 figures collected after the model's
-    design, without running it, and predicted once all held out; since then split like round
-    1 (SPLIT_RULE), its FIT half fitted on (planner_fit.py reads the FIT halves of pf.DEV)."""
-    sources, figures = pf.load(pf.ROUND2)
-    assert len(figures) == 36 and len({f["id"] for f in figures}) == 36
-    assert not {f["id"] for f in figures} & {f["id"] for f in FIGURES}
-    for fig in figures:
-        assert fig["source"] in sources and fig["quote"].strip(), fig["id"]
-        result = pf.map_figure(fig)
-        if isinstance(result, pf.Unmapped):
-            assert result.reason.strip(), fig["id"]
-        else:
-            assert result.published and set(result.judged) <= set(result.published)
-    parts = pf.split(figures)
-    assert {i for i, p in parts.items() if p == "held_out"} == HELD_OUT_ROUND2
-    assert pf.DEV == (pf.FIGURES, pf.ROUND2)
-    results = pf.run(pf.ROUND2, all_held_out=True)
-    assert {r["part"] for r in results["rows"]} == {"held_out"}
+# Rounds 3 and 4's held-out halves, frozen when their FIT halves were first fitted on (the
+# engine-release step), after each file had been predicted once all held out
+# (round3-step8-unseen, round4-step9-unseen).
+HELD_OUT_ROUND3 = frozenset({
+    "azpoc-qwen3-235b-a22b-bf16-mi300x-tp8-vllm083-b1-339-6675",
+    "lmdeploy-a100-llama2-13b-fp16-tp1-turbomind-b64-2048-128",
+    "lmdeploy-a100-llama2-70b-fp16-tp4-turbomind-b1-128-2048",
+    "lmdeploy-a100-llama2-70b-fp16-tp4-turbomind-b1-2048-128",
+    "lmdeploy-a100-llama2-70b-fp16-tp4-turbomind-b64-128-2048",
+    "rocmvllm-0529-llama31-405b-fp8-mi300x-tp8-vllm085-lat-b1-128-2048",
+    "rocmvllm-0529-llama31-405b-fp8-mi300x-tp8-vllm085-lat-b1-2048-2048",
+    "rocmvllm-0529-llama31-405b-fp8-mi300x-tp8-vllm085-lat-b128-2048-2048",
+    "rocmvllm-0529-llama31-70b-fp8-mi300x-tp8-vllm085-lat-b1-128-2048",
+    "sglrepo-v030vs060-llama31-70b-bf16-h100x4-tp4-sglang-offline-sharegpt",
+    "sglrepo-v030vs060-llama31-70b-bf16-h100x4-tp4-sglang-rps4-sharegpt",
+    "sglrepo-v030vs060-llama31-70b-bf16-h100x4-tp4-sglang-rps8-sharegpt",
+    "sglrepo-v030vs060-llama31-70b-bf16-h100x4-tp4-vllm-rps4-sharegpt",
+    "sglrepo-v030vs060-llama31-70b-bf16-h100x4-tp4-vllm-rps8-sharegpt",
+    "sglrepo-v030vs060-llama31-8b-bf16-a100-tp1-vllm-offline-sharegpt",
+})  # fmt: skip
+HELD_OUT_ROUND4 = frozenset({
+    "sglcb-dsr1-0528-fp8-b200x8-tp8-sgl056p1-c1-rand1000-1000",
+    "sglcb-dsr1-0528-fp8-b200x8-tp8-sgl056p1-c1-rand1000-8000",
+    "sglcb-dsr1-0528-fp8-b200x8-tp8-sgl056p1-c100-rand1000-1000",
+    "sglcb-dsr1-0528-fp8-b200x8-tp8-sgl056p1-c64-rand1000-8000",
+    "sglcb-dsr1-0528-fp8-b200x8-tp8-sgl056p1-c64-rand8000-1000",
+    "sglcb-dsv3-fp8-mi300x8-tp8-ep8-dpattn8-sgl057-c100-sharegpt",
+    "sglcb-dsv31-fp8-mi300x8-tp8-sgl057-c1-rand1000-1000",
+    "sglcb-dsv31-fp8-mi300x8-tp8-sgl057-c100-rand1000-1000",
+    "sglcb-gptoss-120b-mxfp4-b200x8-tp8-sgl056-c100-sharegpt",
+    "sglcb-kimi-k2-instruct-fp8-b200x8-tp8-dpattn4-ep4-c100-sharegpt",
+    "sglcb-llama4-maverick-bf16-mi300x8-tp8-sgl059-c1-rand1000-1000",
+    "sglcb-llama4-maverick-bf16-mi300x8-tp8-sgl059-c16-rand1000-1000",
+    "sglcb-qwen3-235b-a22b-2507-bf16-b200x8-tp8-sgl056-c1-rand1000-1000",
+    "sglcb-qwen3-235b-a22b-2507-bf16-b200x8-tp8-sgl056-c100-rand1000-1000",
+    "sglcb-qwen3-235b-a22b-2507-bf16-b200x8-tp8-sgl056-c16-rand1000-1000",
+    "sglcb-qwen3-235b-a22b-2507-bf16-b200x8-tp8-sgl056-c16-rand8000-1000",
+    "sglcb-qwen3-235b-a22b-2507-bf16-b200x8-tp8-sgl056-c64-rand1000-8000",
+    "sglcb-qwen3coder-480b-fp8-b200x8-tp8-ep2-sgl057-c1-rand1000-1000",
+    "sglcb-qwen3coder-480b-fp8-mi300xx8-tp8-ep2-sgl057-c1-rand1000-1000",
+    "sglcb-qwen3coder-480b-fp8-mi300xx8-tp8-ep2-sgl057-c16-rand1000-1000",
+    "vllmpr17530-qwen3-30b-a3b-fp8-mi300x-tp1-offline-1000-2000",
+    "vllmpr17530-qwen3-30b-a3b-fp8-mi300x-tp1-offline-5000-1000",
+})  # fmt: skip
+# every figure of pf.DEV that no fit may read
+DEV_HELD_OUT = HELD_OUT | HELD_OUT_ROUND2 | HELD_OUT_ROUND3 | HELD_OUT_ROUND4
 
 
-def test_the_fit_reads_only_the_fit_halves() -> None:
-    import planner_fit  # benchmarks/, on the path since _load
-
-    read = {f["fig"]["id"] for f in planner_fit.fit_figures(experts=True)}
-    assert read and not read & (HELD_OUT | HELD_OUT_ROUND2)
-
-
-def _unseen_round(path: Path, earlier: tuple[Path, ...], unmapped_because: str) -> list[dict]:
-    """An all-held-out round: no fit reads it, no figure repeats an earlier round's, every
-    figure cites its source, and each unmapped one says `unmapped_because`. Returns the
-    figures; the caller checks their count and how many map."""
+def _round(path: Path, earlier: tuple[Path, ...], unmapped_because: str) -> list[dict]:
+    """A round's figures: none repeats an earlier round's, every one cites its source, and
+    each unmapped one says `unmapped_because` (or, with "", any reason). Returns the figures;
+    the caller checks their count and how many map."""
     sources, figures = pf.load(path)
     ids = {f["id"] for f in figures}
-    assert len(ids) == len(figures) and path not in pf.DEV
+    assert len(ids) == len(figures)
     assert not ids & {f["id"] for p in earlier for f in pf.load(p)[1]}
     for fig in figures:
         assert fig["source"] in sources and fig["quote"].strip(), fig["id"]
         result = pf.map_figure(fig)
         if isinstance(result, pf.Unmapped):
-            assert unmapped_because in result.reason, fig["id"]
+            assert result.reason.strip() and unmapped_because in result.reason, fig["id"]
+        else:
+            assert result.published and set(result.judged) <= set(result.published)
     return figures
 
 
@@ -213,21 +235,58 @@ def _mapped(figures: list[dict]) -> int:
     return sum(isinstance(pf.map_figure(f), pf.Mapped) for f in figures)
 
 
-def test_round_three_is_all_held_out_and_every_figure_maps_or_says_why() -> None:
+def _held_out(path: Path) -> set[str]:
+    return {i for i, p in pf.split(pf.load(path)[1]).items() if p == "held_out"}
+
+
+def test_rounds_two_to_four_are_split_by_the_rule() -> None:
+    """Each round was collected after the design before it, without running the model, and
+    predicted once all held out; since then split like round 1 (SPLIT_RULE), its FIT half
+    fitted on (planner_fit.py reads the FIT halves of pf.DEV)."""
+    assert pf.DEV == (pf.FIGURES, pf.ROUND2, pf.ROUND3, pf.ROUND4)
+    assert _held_out(pf.ROUND2) == HELD_OUT_ROUND2
+    assert _held_out(pf.ROUND3) == HELD_OUT_ROUND3
+    assert _held_out(pf.ROUND4) == HELD_OUT_ROUND4
+    results = pf.run(pf.ROUND2, all_held_out=True)
+    assert {r["part"] for r in results["rows"]} == {"held_out"}
+
+
+def test_round_two_maps_every_figure_or_says_why() -> None:
+    figures = _round(pf.ROUND2, (pf.FIGURES,), "")
+    assert len(figures) == 36
+
+
+def test_round_three_maps_every_figure_or_says_why() -> None:
     """benchmarks/data/published_figures_round3.toml: 30 figures from 4 sources none of the
-    earlier rounds used, collected after the fourth slice's design and committed before any
-    prediction; no fit reads it."""
-    figures = _unseen_round(pf.ROUND3, pf.DEV, "not stated by the source")
+    earlier rounds used, mostly dense."""
+    figures = _round(pf.ROUND3, (pf.FIGURES, pf.ROUND2), "not stated by the source")
     assert len(figures) == 30 and _mapped(figures) == 18
 
 
-def test_round_four_is_all_held_out_mixtures_of_experts() -> None:
+def test_round_four_is_mixtures_of_experts() -> None:
     """benchmarks/data/published_figures_round4.toml: 39 MoE figures from 9 sources no earlier
-    round used, collected after the sliding-window step and committed before any prediction;
-    unmapped only for a model the planner has no reference for."""
-    figures = _unseen_round(pf.ROUND4, (*pf.DEV, pf.ROUND3), "no reference model")
+    round used; unmapped only for a model the planner has no reference for."""
+    figures = _round(pf.ROUND4, pf.DEV[:3], "no reference model")
     assert len(figures) == 39 and _mapped(figures) == 28
     assert {f["architecture"] for f in figures} == {"moe"}
+
+
+def test_round_five_is_all_held_out_and_unseen() -> None:
+    """benchmarks/data/published_figures_round5.toml: 40 MoE figures from 7 sources no earlier
+    round used, collected after the engine-release entries were designed and committed before
+    any prediction; no fit reads it, and only speculative decoding leaves a figure unmapped."""
+    figures = _round(pf.ROUND5, pf.DEV, "speculative decoding")
+    assert pf.ROUND5 not in pf.DEV
+    assert len(figures) == 40 and _mapped(figures) == 38
+    assert {f["architecture"] for f in figures} == {"moe"}
+
+
+def test_the_fit_reads_only_the_fit_halves() -> None:
+    import planner_fit  # benchmarks/, on the path since _load
+
+    read = {f["fig"]["id"] for f in planner_fit.fit_figures(experts=True)}
+    fit_halves = {f["id"] for path in pf.DEV for f in pf.load(path)[1]} - DEV_HELD_OUT
+    assert read and read <= fit_halves
 
 
 def test_a_client_side_concurrency_makes_a_burst_a_closed_loop() -> None:

@@ -20,16 +20,16 @@ SLO = Slo(ttft_s=2.0, tpot_s=0.1)
 
 def test_a_moe_plan_carries_its_layout_and_a_band() -> None:
     result = plan(DSR1, Demand(2000, 500, requests_per_s=2), SLO,
-                  accelerators={k: CAT[k] for k in ("h200", "mi300x")})  # fmt: skip
+                  accelerators={k: CAT[k] for k in ("h200", "gaudi3")})  # fmt: skip
     assert result.spec.moe is not None and result.spec.hidden == 7168
     by_id = {o.accelerator.id: o for o in result.options}
     h200 = by_id["h200"]
     assert h200.tensor_parallel == 8 and h200.band is not None
     assert h200.band.scope == "MoE, TP8, NVIDIA" and not h200.band.extrapolating
-    # no MoE figure on AMD was held out: the option says it is extrapolating
-    amd = by_id["mi300x"].band
-    assert amd is not None and amd.extrapolating
-    assert any("no held-out figure for MoE" in r for r in amd.extrapolating)
+    # no MoE figure on an Intel part was held out: the option says it is extrapolating
+    intel = by_id["gaudi3"].band
+    assert intel is not None and intel.extrapolating
+    assert any("no held-out figure for MoE" in r for r in intel.extrapolating)
     row = view(result)["options"][0]
     assert {"text", "plus_minus", "held_out_figures", "extrapolating"} <= set(row["uncertainty"])
 
@@ -73,6 +73,23 @@ def test_the_plan_command_shows_the_band() -> None:
     assert options and all(o["uncertainty"]["held_out_figures"] >= 2 for o in options)
     table = runner.invoke(app, ["plan", "--model", "deepseek-r1", "--rate", "2"])
     assert table.exit_code == 0 and "band" in table.output and "extrapolating" in table.output
+    assert "mixture of experts" in table.output and "--calibrate" in table.output
+    dense = runner.invoke(app, ["plan", "--model", "llama-3.1-8b", "--rate", "2"])
+    assert dense.exit_code == 0 and "mixture of experts" not in dense.output
+
+
+def test_an_engine_release_picks_its_entry() -> None:
+    """SGLang 0.4 and 0.5 have entries of their own; no version: the newest release."""
+    parts = {"h200": CAT["h200"]}
+    demand = Demand(2000, 500, requests_per_s=2)
+
+    def label(engine: str) -> str:
+        result = plan(DSR1, demand, SLO, PlanOptions(engine=engine), accelerators=parts)
+        return result.options[0].efficiency
+
+    assert label("sglang 0.4.6").startswith("SGLang on NVIDIA (fitted on")
+    assert label("sglang").startswith("SGLang 0.5 or later on NVIDIA (fitted on")
+    assert label("SGLang 0.5.6.post1") == label("sglang")
 
 
 def test_a_model_wider_than_a_node_is_planned_over_several() -> None:

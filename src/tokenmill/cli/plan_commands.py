@@ -64,8 +64,8 @@ def plan(
     engine: Annotated[
         str | None,
         Opt(
-            help="Serving engine (vllm, sglang, tensorrt-llm, vllm-ascend): its "
-            "efficiencies where the data has them"
+            help="Serving engine (vllm, sglang, tensorrt-llm, vllm-ascend), with a version to "
+            "pick that release's efficiencies ('sglang 0.4.6'); default: its newest"
         ),
     ] = None,
     quote: Annotated[
@@ -305,6 +305,13 @@ def _print(result: Plan) -> None:
         for i, b in bands:
             if b.extrapolating:
                 console.print(f"  [dim]#{i}: {b.text()}[/]", soft_wrap=True)
+    if spec.moe is not None and not opts.calibrated and result.options:
+        console.print(
+            "[yellow]mixture of experts: the same model on the same parts ran several-fold "
+            "apart between engine releases in the published figures; measure yours "
+            "(`tokenmill bench`, then --calibrate) before quoting its $/1M[/]",
+            soft_wrap=True,
+        )
     if result.excluded:
         console.print("[bold]excluded[/]")
         for e in result.excluded:

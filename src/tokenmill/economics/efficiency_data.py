@@ -8,6 +8,13 @@ roofline. Each entry of the data file names an engine family and an accelerator 
 it was fitted on (`benchmarks/planner_fit.py`, fitted on the FIT half of
 `benchmarks/data/published_figures.toml` only). :func:`efficiency_for` picks the most specific
 entry: engine and vendor, then engine alone, then the default ("*", "*").
+
+An entry may also say from which engine release on it holds (`since = "0.5"`): the same engine
+on the same part ran DeepSeek-V3 several times faster a year later (SGLang 0.4.1 on H200 against
+0.5.6 on B200, benchmarks/data rounds 2 and 4), which no one entry fits. A name with a version
+("SGLang 0.4.6.post1") gets the newest entry that version has reached; a name without one
+("sglang", as `tokenmill plan --engine` takes it) gets the newest entry: the release a deployment
+would install today.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ class Entry:
     source: str  # the citation, or "fitted on FIT ids [...] at commit ..."
     values: Mapping[str, float]
     fitted_on: tuple[str, ...] = ()
+    since: tuple[int, ...] = ()  # the engine release it holds from; (): every release
 
     def efficiency(self, base: Efficiency | None = None) -> Efficiency:
         return replace(base or Efficiency(), **self.values, source=self.label)
@@ -70,11 +78,40 @@ def engine_family(engine: str | None, vendor: str | None = None) -> str | None:
     return None
 
 
+_VERSION = re.compile(r"\bv?(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def engine_version(engine: str | None) -> tuple[int, ...] | None:
+    """'SGLang 0.5.6.post1' -> (0, 5, 6), 'vLLM-Ascend v0.11.0rc1' -> (0, 11, 0): the first
+    version written after the engine's name (None: no version written)."""
+    if not engine:
+        return None
+    start = 0
+    for pattern, _ in _FAMILIES:
+        found = pattern.search(engine)
+        if found:
+            start = found.end()
+            break
+    match = _VERSION.search(engine, start)
+    if match is None:
+        return None
+    return tuple(int(g) for g in match.groups() if g is not None)
+
+
+def _since(value: object, where: str) -> tuple[int, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, str) or not re.fullmatch(r"\d+(\.\d+){1,2}", value):
+        raise EfficiencyDataError(f"{where}: since must be a version such as \"0.5\" or "
+                                  "\"0.10.2\"")  # fmt: skip
+    return tuple(int(part) for part in value.split("."))
+
+
 def _entry(raw: object, index: int) -> Entry:
     where = f"efficiencies: entry #{index + 1}"
     if not isinstance(raw, dict):
         raise EfficiencyDataError(f"{where}: must be a table")
-    known = {"id", "engine", "vendor", "label", "source", "values", "fitted_on"}
+    known = {"id", "engine", "vendor", "label", "source", "values", "fitted_on", "since"}
     unknown = set(raw) - known
     if unknown:
         raise EfficiencyDataError(f"{where}: unknown field {sorted(unknown)[0]!r}")
@@ -99,7 +136,11 @@ def _entry(raw: object, index: int) -> Entry:
     fitted_on = raw.get("fitted_on", [])
     if not isinstance(fitted_on, list) or not all(isinstance(i, str) for i in fitted_on):
         raise EfficiencyDataError(f"{where}: fitted_on must be a list of figure ids")
-    entry = Entry(**text, values=MappingProxyType(dict(values)), fitted_on=tuple(fitted_on))
+    since = _since(raw.get("since"), where)
+    if since and text["engine"] == ANY:
+        raise EfficiencyDataError(f"{where}: since needs an engine, not {ANY!r}")
+    entry = Entry(**text, values=MappingProxyType(dict(values)), fitted_on=tuple(fitted_on),
+                  since=since)  # fmt: skip
     try:
         check_efficiency(entry.efficiency())  # the values make a valid Efficiency
     except (TypeError, ValueError) as exc:
@@ -120,8 +161,9 @@ def load(text: str) -> tuple[Entry, ...]:
         raise EfficiencyDataError("efficiencies: no [[efficiency]] entries")
     entries = tuple(_entry(r, i) for i, r in enumerate(raw))
     keys = [(e.engine, e.vendor) for e in entries]
-    if len(set(keys)) != len(keys) or len({e.id for e in entries}) != len(entries):
-        raise EfficiencyDataError("efficiencies: duplicate id or (engine, vendor)")
+    releases = [(e.engine, e.vendor, e.since) for e in entries]
+    if len(set(releases)) != len(releases) or len({e.id for e in entries}) != len(entries):
+        raise EfficiencyDataError("efficiencies: duplicate id or (engine, vendor, since)")
     if (ANY, ANY) not in keys:
         raise EfficiencyDataError('efficiencies: a default entry (engine "*", vendor "*") '
                                   "is required")  # fmt: skip
@@ -134,18 +176,26 @@ def packaged() -> tuple[Entry, ...]:
     return load(text.read_text("utf-8"))
 
 
-def pick(entries: Sequence[Entry], engine: str | None, vendor: str | None) -> Entry:
-    """The most specific entry for an engine family and vendor."""
-    by_key = {(e.engine, e.vendor): e for e in entries}
+def pick(
+    entries: Sequence[Entry], engine: str | None, vendor: str | None,
+    version: tuple[int, ...] | None = None,
+) -> Entry:  # fmt: skip
+    """The most specific entry for an engine family and vendor, of the newest release `version`
+    has reached (None: the newest release)."""
     for key in ((engine, vendor), (engine, ANY), (ANY, ANY)):
-        if key in by_key:
-            return by_key[key]
+        reached = [e for e in entries if (e.engine, e.vendor) == key
+                   and (version is None or e.since <= version)]  # fmt: skip
+        if reached:
+            return max(reached, key=lambda e: e.since)
     raise EfficiencyDataError("efficiencies: no default entry")  # load() refuses this
 
 
 def efficiency_for(
     engine: str | None, vendor: str | None, entries: Sequence[Entry] | None = None
 ) -> Efficiency:
-    """The efficiencies for `engine` (a name as written, or a family) on a `vendor`'s part."""
+    """The efficiencies for `engine` (a name as written, with or without its version, or a
+    family) on a `vendor`'s part."""
     family = engine_family(engine, vendor) or engine
-    return pick(entries if entries is not None else packaged(), family, vendor).efficiency()
+    chosen = pick(entries if entries is not None else packaged(), family, vendor,
+                  engine_version(engine))  # fmt: skip
+    return chosen.efficiency()
