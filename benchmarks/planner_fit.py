@@ -37,7 +37,14 @@ from pathlib import Path
 from typing import Any
 
 import planner_figures as pf
-from tokenmill.economics.efficiency_data import ANY, Entry, engine_version, load, pick
+from tokenmill.economics.efficiency_data import (
+    ANY,
+    Entry,
+    engine_version,
+    load,
+    pick,
+    version_text,
+)
 from tokenmill.economics.perf_model import Efficiency
 
 DATA = Path(__file__).parents[1] / "src" / "tokenmill" / "economics" / "data"
@@ -353,7 +360,7 @@ def _commit() -> str:
 
 def _entry(ident: str, engine: str, vendor: str, eff: Efficiency, names: Sequence[str],
            ids: Sequence[str], note: str, since: tuple[int, ...] = ()) -> Entry:  # fmt: skip
-    release = f" {'.'.join(map(str, since))} or later" if since else ""
+    release = f" {version_text(since)} or later" if since else ""
     what = (
         ("every engine" if engine == ANY else ENGINE_NAMES.get(engine, engine))
         + release
@@ -381,7 +388,7 @@ def write(entries: Sequence[Entry], out: Path, header: str) -> None:
         lines += ["[[efficiency]]", f'id = "{e.id}"', f'engine = "{e.engine}"',
                   f'vendor = "{e.vendor}"', f"label = {_toml_value(e.label)}",
                   f"source = {_toml_value(e.source)}",
-                  *([f'since = "{".".join(map(str, e.since))}"'] if e.since else []),
+                  *([f'since = "{version_text(e.since)}"'] if e.since else []),
                   "fitted_on = [" + ", ".join(f'"{i}"' for i in e.fitted_on) + "]",
                   "values = {" + ", ".join(f"{k} = {_toml_value(float(v))}"
                                            for k, v in e.values.items()) + "}", ""]  # fmt: skip
@@ -490,7 +497,7 @@ def main() -> None:
     for (family, vendor, since), members in [] if args.no_groups else sorted(groups.items()):
         eff, score = fit_staged(members, family_prior, names, experts, not args.joint)
         member_ids = [f["fig"]["id"] for f in members]
-        release = "-" + ".".join(map(str, since)) if since else ""
+        release = "-" + version_text(since) if since else ""
         print(f"{family}{release} on {vendor}: loss {score:.3f} over {len(members)}: "
               + ", ".join(f"{n} {getattr(eff, n):.4g}" for n in names))  # fmt: skip
         prior_text = ("the default entry" if args.family_prior == "default"

@@ -98,6 +98,11 @@ def engine_version(engine: str | None) -> tuple[int, ...] | None:
     return tuple(int(g) for g in match.groups() if g is not None)
 
 
+def version_text(version: tuple[int, ...]) -> str:
+    """(0, 5) -> '0.5': how a data file and a label write a release."""
+    return ".".join(map(str, version))
+
+
 def _since(value: object, where: str) -> tuple[int, ...]:
     if value is None:
         return ()
