@@ -61,6 +61,7 @@ _FAMILIES = (
     (re.compile(r"mindie", re.I), "mindie"),
     (re.compile(r"vllm[- ]ascend", re.I), "vllm-ascend"),
     (re.compile(r"vllm", re.I), "vllm"),
+    (re.compile(r"\batom\b", re.I), "atom"),  # AMD's ROCm/ATOM
     (re.compile(r"llama\.?cpp|llama-server", re.I), "llama.cpp"),
 )
 
