@@ -102,6 +102,14 @@ SPEEDS = ("output_tokens_per_s", TOTAL)  # the metrics that are rates, not times
 BAND = 0.25  # "within +-25%": 0.75 <= predicted / published <= 1.25
 MOE_LIMIT = 1.5  # issue 17: no MoE figure off by more than 1.5x
 MAX_GROUP = 16  # the planner's largest tensor-parallel group (TP_DEGREES): two HGX nodes
+# A client holding `concurrency` requests in flight, all sent at t = 0 with the same prompt and
+# output lengths (a figure's `lengths = "fixed"`), runs in waves: the first `concurrency`
+# prompts prefill together, decode together and end together, and the client sends the next
+# `concurrency` as they end, into an engine as empty as at t = 0. Every wave is the first one
+# over again, so one wave is simulated (`planner_burst`, the engine's token budget per
+# iteration): TTFT is a whole wave's prefill, TPOT a decode without other requests' prefills
+# (ATOM's 1000-token prompts at 256 in flight wait 2.5 s for a first token). Lengths that vary
+# do not hold a wave together: those runs settle into the steady closed loop `predict` solves.
 # Bursts' lengths: log-spread 0 (every request the stated means), chosen on the FIT bursts
 # before the held-out ones were predicted this way (docs/benchmarks.md, issue 17 third slice).
 BURST_SPREAD = 0.0
@@ -259,6 +267,11 @@ def map_figure(
     elif "batch" in fig and not _saturated(fig):
         burst = (c, None)  # a static batch: prefilled together, decoded together
         conventions.append(f"simulated as {c} prompts prefilled in one iteration")
+    elif "concurrency" in fig and c > 1 and fig.get("lengths") == "fixed":
+        budget, why = engine_token_budget(fig.get("engine", ""), acc)
+        burst = (c, budget)  # one wave of a closed loop (the note above BURST_SPREAD)
+        conventions.append(f"fixed lengths (stated): waves of {c} prompts, one simulated "
+                           f"({why})")  # fmt: skip
     return Mapped(ident, ref.id, spec, acc, tp, replicas, Workload(n, m, c), published, judged,
                   tuple(conventions), engine, eff, burst, "sharegpt" in ident.lower(),
                   attention_dp, bool(ep), stages)  # fmt: skip

@@ -324,6 +324,30 @@ def test_a_client_side_concurrency_makes_a_burst_a_closed_loop() -> None:
     assert mapped.tensor_parallel == 16 and mapped.accelerator.per_node == 16
 
 
+def test_fixed_lengths_at_a_client_concurrency_run_in_waves() -> None:
+    """ATOM's recipe: 1000-token prompts, 1000 tokens out, 256 in flight, every request the
+    same length: the first 256 prefill together (TTFT is that whole prefill, 2.5 s published),
+    then decode together; the next 256 find the engine as empty. Without fixed lengths the
+    same client settles into the steady closed loop."""
+    from dataclasses import replace
+
+    from tokenmill.economics.perf_model import iteration_seconds
+    from tokenmill.economics.planner import device
+
+    _, figures = pf.load(pf.ROUND5)
+    fig = next(f for f in figures if f["id"] == "atom-qwen3-235b-a22b-2507-fp8-mi355xx8-tp8ep8"
+               "-atom2f713064-c256-1000-1000")  # fmt: skip
+    mapped = pf.map_figure(fig)
+    assert isinstance(mapped, pf.Mapped) and mapped.burst == (256, None)
+    predicted = pf.evaluate(mapped)["metrics"]["ttft_ms"]["predicted"] / 1000
+    dev = replace(device(mapped.accelerator, 8, mapped.model.compute_precision),
+                  expert_parallel=True)  # fmt: skip
+    wave = iteration_seconds(mapped.model, dev, mapped.efficiency, [(1000, 0)] * 256, [])
+    assert predicted == pytest.approx(wave)
+    spread = pf.map_figure({k: v for k, v in fig.items() if k != "lengths"})
+    assert isinstance(spread, pf.Mapped) and spread.burst is None
+
+
 def test_burst_lengths_keep_the_stated_means() -> None:
     import planner_burst as pb  # benchmarks/, on the path since _load
 
