@@ -305,6 +305,16 @@ def test_round_five_is_mixtures_of_experts() -> None:
     assert {f["architecture"] for f in figures} == {"moe"}
 
 
+def test_round_six_is_all_held_out_and_unseen() -> None:
+    """benchmarks/data/published_figures_round6.toml: 62 figures from 12 sources no earlier round
+    used, collected while experts moved to the roofline and committed before any prediction; no
+    fit reads it. 19 map (MoE); the others are a model the planner has no reference for
+    (Qwen3.5), disaggregated prefill, speculative decoding or an H800."""
+    figures = _round(pf.ROUND6, pf.DEV, "")
+    assert pf.ROUND6 not in pf.DEV
+    assert len(figures) == 62 and _mapped(figures) == 19
+
+
 def test_the_fit_reads_only_the_fit_halves() -> None:
     import planner_fit  # benchmarks/, on the path since _load
 
