@@ -428,7 +428,7 @@ def evaluate(fig: Mapped) -> dict[str, Any]:
     return {
         "reference_model": fig.reference, "weight_bits": fig.model.weight_bits,
         "kv_bits": fig.model.kv_bits, "compute_precision": fig.model.compute_precision,
-        "device": dev.name, "accelerator": fig.accelerator.id,
+        "device": dev.name, "layout": dev.layout_kind, "accelerator": fig.accelerator.id,
         "vendor": fig.accelerator.vendor, "tensor_parallel": fig.tensor_parallel,
         "replicas": fig.replicas, "workload": asdict(fig.work),
         "engine_family": fig.engine, "efficiency": asdict(fig.efficiency),
@@ -625,7 +625,8 @@ def write_bands(runs: Sequence[Mapping[str, Any]], out: Path = BANDS) -> None:
                   f'tp = {r["tensor_parallel"]}', f'vendor = "{r["vendor"]}"',
                   f'engine = "{r["engine_family"] or "unknown"}"',
                   f'concurrency = {r["workload"]["concurrency"]}',
-                  f"speed_ratio = {speed_ratio(r):.4f}", ""]  # fmt: skip
+                  f"speed_ratio = {speed_ratio(r):.4f}", f'layout = "{r["layout"]}"',
+                  ""]  # fmt: skip
     out.write_text("\n".join(lines))
 
 
@@ -635,7 +636,8 @@ def band_table(runs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
 
     rows = (r for run in runs for r in run["rows"])
     figures = [planner_band.Validated(r["id"], r["architecture"], r["tensor_parallel"],
-                                      r["vendor"], r["workload"]["concurrency"], speed_ratio(r))
+                                      r["vendor"], r["workload"]["concurrency"], speed_ratio(r),
+                                      r["layout"])
                for r in rows if r["mapped"] and r["part"] == "held_out"]  # fmt: skip
     table = {}
     for arch in ("dense", "moe"):

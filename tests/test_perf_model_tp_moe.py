@@ -385,6 +385,16 @@ def test_a_band_narrows_to_the_kind_and_says_when_it_extrapolates() -> None:
     assert guess.extrapolating == ("PCIe",)
 
 
+def test_a_band_says_when_no_held_out_figure_ran_the_layout() -> None:
+    figs = [planner_band.Validated(f"m{i}", "moe", 8, "AMD", 64, r) for i, r in enumerate((1, 2))]
+    ep = planner_band.band("moe", 8, "AMD", 64, layout="TP + EP experts", figures=figs)
+    assert ep.extrapolating == ("no held-out MoE figure ran TP + EP experts",)
+    figs.append(planner_band.Validated("e", "moe", 4, "NVIDIA", 32, 1.1, "TP + EP experts"))
+    assert not planner_band.band("moe", 8, "AMD", 64, layout="TP + EP experts",
+                                 figures=figs).extrapolating  # fmt: skip
+    assert Device("x", 1, 1, 1, count=8, stages=2).layout_kind == "PP x TP"
+
+
 def test_efficiency_data_values_are_physical() -> None:
     for entry in efficiency_data.packaged():
         eff = entry.efficiency()

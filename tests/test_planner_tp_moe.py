@@ -103,4 +103,4 @@ def test_a_model_wider_than_a_node_is_planned_over_several() -> None:
     (opt,) = result.options
     assert opt.layout.startswith("PP4 x TP8") and opt.tensor_parallel == 32
     assert opt.nodes == 4 * opt.replicas
-    assert opt.band is not None and any("PP4" in why for why in opt.band.extrapolating)
+    assert opt.band is not None and any("PP x TP" in why for why in opt.band.extrapolating)

@@ -42,12 +42,13 @@ head on every device even when the model has fewer (vLLM and TensorRT-LLM replic
 over a TP group wider than their number; a latent-attention cache is whole on every device),
 so its KV cache is read and stored `kv_replication` times. A mixture of experts with a known
 shape (`ModelSpec.moe`, `moe.py`) reads its dense weights and the experts its batch touches, at
-`expert_bandwidth`, runs the expert matmuls at `expert_compute`, and pays `expert_overhead_s`
-per touched expert and MoE layer in every iteration: the grouped GEMMs' cost per expert that
-does not shrink when a TP group splits each expert into slivers (what makes a batch of 4 on
-DeepSeek-R1 at TP8 cost 19 ms, not the 3 ms its weight read takes). These terms are not fitted
-by `calibrate` (it holds them at `Efficiency()`'s values); `efficiency_data.py` has them per
-engine and accelerator family, fitted on published figures.
+`expert_bandwidth`, runs the expert matmuls at `expert_compute` (both None, the dense rates,
+in every fitted entry: fitted on older engines they settled far below, and newer engines ran
+several times faster), and pays `expert_overhead_s` per touched expert and MoE layer in every
+iteration: the grouped GEMMs' cost per expert that does not shrink when a TP group splits each
+expert into slivers. These terms are not fitted by `calibrate` (it holds them at
+`Efficiency()`'s values); `efficiency_data.py` has them per engine, accelerator family and
+release, fitted on published figures.
 
 Layouts beyond tensor parallelism (`Device.attention_dp`, `expert_parallel`; `parallel.py`):
 data-parallel attention keeps each sequence's KV cache once and the dense weights on every
@@ -72,6 +73,7 @@ calibration absorbs it for the model it was fitted on.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -210,6 +212,12 @@ class Device:
         if not (self.attention_dp or self.expert_parallel):
             return pipeline + attention
         return f"{pipeline}{attention} + {'EP' if self.expert_parallel else 'TP'}{n} experts"
+
+    @property
+    def layout_kind(self) -> str:
+        """The layout without its degrees ("TP", "TP + EP experts", "PP x TP"): what the
+        validation bands tell apart."""
+        return re.sub(r"\d+", "", self.layout)
 
 
 @dataclass(frozen=True, slots=True)

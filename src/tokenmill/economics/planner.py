@@ -449,14 +449,13 @@ def _score(
 def _band(acc: Accelerator, spec: ModelSpec, dev: Device, concurrency: int) -> Band:
     tp = dev.count
     guesses = []
-    if dev.attention_dp or dev.expert_parallel or dev.stages > 1:
-        guesses.append(f"{dev.layout}: every held-out figure of the band ran tensor parallel")
     if tp > 1 and interconnect_assumed(acc):
         guesses.append(f"{acc.id} interconnect taken as PCIe 4.0 (no catalog figure)")
     if spec.active_params < spec.params and spec.moe is None:
         guesses.append("the experts' shape is unknown (custom MoE)")
     arch = "moe" if spec.active_params < spec.params else "dense"
-    return validation_band(arch, tp, acc.vendor, concurrency, assumptions=guesses)
+    return validation_band(arch, tp, acc.vendor, concurrency, layout=dev.layout_kind,
+                           assumptions=guesses)  # fmt: skip
 
 
 def _returns(

@@ -8,9 +8,9 @@ metric (throughput as is, times inverted; > 1: the planner was too fast). An opt
 the range of published / predicted speed over the held-out figures of its kind: the same
 architecture, TP bucket and vendor when at least `MIN_FIGURES` exist, else the closest wider
 kind (architecture and vendor, architecture and TP, architecture, everything), and the option is
-flagged as extrapolating whenever its own kind has none, or it rests on a guess (an
-interconnect the catalog lacks, a MoE whose experts' shape is unknown, a batch beyond any
-validated one).
+flagged as extrapolating whenever its own kind has none, no held-out figure of its architecture
+ran its layout (expert parallelism, a pipeline), or it rests on a guess (an interconnect the
+catalog lacks, a MoE whose experts' shape is unknown, a batch beyond any validated one).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class Validated:
     vendor: str
     concurrency: int
     speed_ratio: float  # predicted / published speed, worst judged metric
+    layout: str = "TP"  # perf_model.Device.layout_kind the figure ran
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,7 @@ def load(text: str) -> tuple[str, tuple[Validated, ...]]:
         raise ValueError("validation bands: schema_version 1 and a source are required")
     figures = tuple(
         Validated(f["id"], f["architecture"], int(f["tp"]), f["vendor"], int(f["concurrency"]),
-                  float(f["speed_ratio"]))
+                  float(f["speed_ratio"]), f.get("layout", "TP"))
         for f in doc.get("figure", [])
     )  # fmt: skip
     if any(not (math.isfinite(f.speed_ratio) and f.speed_ratio > 0) for f in figures):
@@ -86,10 +87,11 @@ def packaged() -> tuple[str, tuple[Validated, ...]]:
 
 
 def band(
-    architecture: str, tp: int, vendor: str, concurrency: int, *,
+    architecture: str, tp: int, vendor: str, concurrency: int, *, layout: str = "TP",
     assumptions: Sequence[str] = (), figures: Sequence[Validated] | None = None,
 ) -> Band:  # fmt: skip
-    """The band for an option of this kind; `assumptions` are guesses it rests on."""
+    """The band for an option of this kind, run in `layout` (`Device.layout_kind`);
+    `assumptions` are guesses it rests on."""
     known = packaged()[1] if figures is None else figures
     arch = "MoE" if architecture == "moe" else "dense"
     bucket = tp_bucket(tp)
@@ -116,6 +118,8 @@ def band(
     elif max(f.concurrency for f in own) * 2 < concurrency:
         reasons.append(f"{concurrency} requests in flight, the most validated for "
                        f"{kinds[0][0]} is {max(f.concurrency for f in own)}")  # fmt: skip
+    if not any(f.architecture == architecture and f.layout == layout for f in known):
+        reasons.append(f"no held-out {arch} figure ran {layout}")
     for scope, match in kinds:
         chosen = [f for f in known if match(f)]
         if len(chosen) >= MIN_FIGURES or (scope == "all" and chosen):
