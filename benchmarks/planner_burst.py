@@ -84,7 +84,9 @@ def simulate(
     max_running: int, token_budget: int | None,
 ) -> Burst:  # fmt: skip
     """Every request of `requests` sent at t = 0 to one replica (a pipeline's microbatches,
-    `perf_model.microbatches`, each a replica of the simulator)."""
+    `perf_model.microbatches`, each a replica of the simulator). The engine sees them
+    `request_overhead_s` later (HTTP, tokenizing: what `perf_model.predict` adds to a TTFT),
+    so every time the client measures is that much longer."""
     iterations = ReplicaIterations(model, device, eff)
     engines, slots = microbatches(device, max(1, max_running))
     spec = FleetSpec(replicas=engines, slots=slots, cache_blocks=1, model=iterations,
@@ -97,10 +99,11 @@ def simulate(
     # a request's TPOT: its time after the first token over the tokens after the first
     tpots = [(e2e - ttft) / (job.max_output_tokens - 1)
              for job, ttft, e2e in result.finished if job.max_output_tokens > 1]  # fmt: skip
+    late = eff.request_overhead_s
     return Burst(
-        output_tokens_per_s=sum(m for _, m in requests) / result.makespan_s,
-        ttft_s=statistics.fmean(ttft for _, ttft, _ in result.finished),
+        output_tokens_per_s=sum(m for _, m in requests) / (result.makespan_s + late),
+        ttft_s=statistics.fmean(ttft for _, ttft, _ in result.finished) + late,
         tpot_s=statistics.fmean(tpots) if tpots else 0.0,
-        latency_s=statistics.fmean(e2e for _, _, e2e in result.finished),
-        makespan_s=result.makespan_s,
+        latency_s=statistics.fmean(e2e for _, _, e2e in result.finished) + late,
+        makespan_s=result.makespan_s + late,
     )

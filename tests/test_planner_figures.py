@@ -386,6 +386,10 @@ def test_a_static_batch_prefills_together_then_decodes_together() -> None:
     assert b.ttft_s == pytest.approx(prefill)
     assert b.latency_s == pytest.approx(b.makespan_s) == pytest.approx(prefill + sum(steps))
     assert b.output_tokens_per_s == pytest.approx(32 / b.makespan_s)
+    # a cost per request (HTTP, tokenizing) delays what the client measures, as in `predict`
+    slow = pb.simulate(spec, dev, Efficiency(request_overhead_s=0.1), [(128, 4)] * 8, 8, None)
+    assert slow.ttft_s == pytest.approx(b.ttft_s + 0.1)
+    assert slow.latency_s == pytest.approx(b.latency_s + 0.1)
 
 
 def test_a_stated_pipeline_is_mapped_to_stages() -> None:
