@@ -110,6 +110,12 @@ MAX_GROUP = 16  # the planner's largest tensor-parallel group (TP_DEGREES): two 
 # iteration): TTFT is a whole wave's prefill, TPOT a decode without other requests' prefills
 # (ATOM's 1000-token prompts at 256 in flight wait 2.5 s for a first token). Lengths that vary
 # do not hold a wave together: those runs settle into the steady closed loop `predict` solves.
+# When the releases that start an engine's eras (planner_fit.ERAS) came out: a figure whose engine
+# names no version but was published before is of the era before. vLLM 0.11.0: 2025-10-02
+# (github.com/vllm-project/vllm/releases/tag/v0.11.0; downstream upgrades from 2025-10-08,
+# e.g. torch-spyre/sendnn-inference #513). SGLang 0.5: every SGLang figure names its version or
+# is of 2026.
+RELEASED = {("vllm", (0, 11)): "2025-10-02"}
 # Bursts' lengths: log-spread 0 (every request the stated means), chosen on the FIT bursts
 # before the held-out ones were predicted this way (docs/benchmarks.md, issue 17 third slice).
 BURST_SPREAD = 0.0
@@ -176,10 +182,14 @@ class Mapped:
 
 
 class EfficiencyFor(Protocol):
-    def __call__(self, engine: str | None, vendor: str) -> Efficiency: ...
+    def __call__(
+        self, engine: str | None, vendor: str, version: tuple[int, ...] | None = None
+    ) -> Efficiency: ...
 
 
-def default_efficiency(engine: str | None, vendor: str) -> Efficiency:
+def default_efficiency(
+    engine: str | None, vendor: str, version: tuple[int, ...] | None = None
+) -> Efficiency:
     """The baseline's choice: `Efficiency()` whatever the engine."""
     return Efficiency()
 
@@ -244,7 +254,8 @@ def map_figure(
     spec = with_layout(ref.id, spec, experts=experts)
     conventions += notes
     engine = efficiency_data.engine_family(fig.get("engine"), acc.vendor)
-    eff = efficiency(fig.get("engine") if engine else None, acc.vendor)  # as written: its release
+    eff = efficiency(fig.get("engine") if engine else None, acc.vendor,
+                     figure_version(fig, engine))  # fmt: skip
     n, m = round(fig["input_tokens"]), round(fig["output_tokens"])
     if n + m > spec.max_context:
         return Unmapped(ident, f"{n} + {m} tokens exceed {ref.name}'s context {spec.max_context}")
@@ -293,6 +304,20 @@ def _spec(
         compute = next(p for p in ("bf16", "fp16") if acc.tflops(p))
         notes.append(f"{precision} weights, matmuls at {compute} (weight-only)")
     return replace(spec, compute_precision=compute), notes
+
+
+def figure_version(fig: Mapping[str, Any], family: str | None) -> tuple[int, ...] | None:
+    """The engine release a figure ran: the one its engine names; else, when it was published
+    before a release that starts an era (`RELEASED`), the release before it (it cannot have run
+    a later one); else None, which counts as the newest."""
+    version = efficiency_data.engine_version(fig.get("engine"))
+    published = str(fig.get("date", ""))
+    if version is not None or not published[:1].isdigit():
+        return version
+    for (name, release), day in RELEASED.items():
+        if name == family and published < day:
+            return (*release[:-1], release[-1] - 1)
+    return None
 
 
 def _saturated(fig: Mapping[str, Any]) -> bool:
@@ -577,8 +602,8 @@ def efficiencies_from(choice: str) -> tuple[EfficiencyFor, dict[str, Any]]:
     entries = (efficiency_data.load(path.read_text("utf-8")) if path is not None
                else efficiency_data.packaged())  # fmt: skip
 
-    def pick(engine: str | None, vendor: str) -> Efficiency:
-        return efficiency_data.efficiency_for(engine, vendor, entries)
+    def pick(engine: str | None, vendor: str, version: tuple[int, ...] | None = None) -> Efficiency:
+        return efficiency_data.efficiency_for(engine, vendor, entries, version)
 
     where = str(path) if path is not None else "src/tokenmill/economics/data/efficiencies.toml"
     described = [{"id": e.id, "engine": e.engine, "vendor": e.vendor, "label": e.label,

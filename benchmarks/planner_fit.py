@@ -40,7 +40,6 @@ import planner_figures as pf
 from tokenmill.economics.efficiency_data import (
     ANY,
     Entry,
-    engine_version,
     load,
     pick,
     version_text,
@@ -113,17 +112,17 @@ def _fit_half(path: Path, experts: bool) -> list[dict[str, Any]]:
                     "fig": fig,
                     "family": mapped.engine,
                     "vendor": mapped.accelerator.vendor,
-                    "since": era(mapped.engine, fig.get("engine")),
+                    "since": era(mapped.engine, pf.figure_version(fig, mapped.engine)),
                     "moe": fig["architecture"] == "moe",
                 }
             )
     return out
 
 
-def era(family: str | None, engine: str | None) -> tuple[int, ...]:
-    """The release era (`ERAS`) a figure's engine belongs to: () before the cutoff."""
+def era(family: str | None, version: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The release era (`ERAS`) of a figure's engine release (None: the newest): () before
+    the cutoff."""
     cutoff = ERAS.get(family or "")
-    version = engine_version(engine)
     if cutoff is None or (version is not None and version < cutoff):
         return ()
     return cutoff
@@ -147,7 +146,7 @@ _MAPPED: dict[tuple[str, bool], pf.Mapped] = {}
 
 def _log_misses(fig: Mapping[str, Any], eff: Efficiency, experts: bool) -> list[float]:
     if isinstance(fig.get("request_rate"), int | float):  # its concurrency depends on eff
-        mapped = pf.map_figure(fig, experts=experts, efficiency=lambda engine, vendor: eff)
+        mapped = pf.map_figure(fig, experts=experts, efficiency=lambda *_: eff)
     else:
         key = (fig["id"], experts)
         if key not in _MAPPED:

@@ -358,6 +358,17 @@ def test_fixed_lengths_at_a_client_concurrency_run_in_waves() -> None:
     assert isinstance(spread, pf.Mapped) and spread.burst is None
 
 
+def test_a_figure_without_a_version_is_of_the_releases_out_when_it_was_published() -> None:
+    """A ROCm image of January 2025 with no version written cannot have been vLLM 0.11
+    (released 2025-10-02): it belongs to the era before, not the newest."""
+    rocm = {"engine": "vLLM (rocm/vllm-dev:20250112 image)", "date": "2025-01-29"}
+    assert pf.figure_version(rocm, "vllm") == (0, 10)
+    assert pf.figure_version({**rocm, "date": "2026-06-03"}, "vllm") is None  # the newest
+    assert pf.figure_version({**rocm, "date": "unknown"}, "vllm") is None
+    assert pf.figure_version({**rocm, "engine": "vLLM 0.8.5"}, "vllm") == (0, 8, 5)
+    assert pf.figure_version(rocm, "sglang") is None  # no cutoff date for that family
+
+
 def test_burst_lengths_keep_the_stated_means() -> None:
     import planner_burst as pb  # benchmarks/, on the path since _load
 

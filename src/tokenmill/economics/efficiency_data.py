@@ -197,11 +197,12 @@ def pick(
 
 
 def efficiency_for(
-    engine: str | None, vendor: str | None, entries: Sequence[Entry] | None = None
-) -> Efficiency:
+    engine: str | None, vendor: str | None, entries: Sequence[Entry] | None = None,
+    version: tuple[int, ...] | None = None,
+) -> Efficiency:  # fmt: skip
     """The efficiencies for `engine` (a name as written, with or without its version, or a
-    family) on a `vendor`'s part."""
+    family) on a `vendor`'s part; `version`, the release when the name writes none."""
     family = engine_family(engine, vendor) or engine
     chosen = pick(entries if entries is not None else packaged(), family, vendor,
-                  engine_version(engine))  # fmt: skip
+                  engine_version(engine) or version)  # fmt: skip
     return chosen.efficiency()
