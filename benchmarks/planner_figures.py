@@ -113,8 +113,8 @@ MAX_GROUP = 16  # the planner's largest tensor-parallel group (TP_DEGREES): two 
 # When the releases that start an engine's eras (planner_fit.ERAS) came out: a figure whose engine
 # names no version but was published before is of the era before. vLLM 0.11.0: 2025-10-02
 # (github.com/vllm-project/vllm/releases/tag/v0.11.0; downstream upgrades from 2025-10-08,
-# e.g. torch-spyre/sendnn-inference #513). SGLang 0.5: every SGLang figure names its version or
-# is of 2026.
+# e.g. torch-spyre/sendnn-inference #513). SGLang 0.5 needs no date: every mapped SGLang figure
+# names its version or was published in 2026.
 RELEASED = {("vllm", (0, 11)): "2025-10-02"}
 # Bursts' lengths: log-spread 0 (every request the stated means), chosen on the FIT bursts
 # before the held-out ones were predicted this way (docs/benchmarks.md, issue 17 third slice).
