@@ -5,8 +5,8 @@ vLLM on AMD Instinct runs a TP8 decode step at batch 1 about twice as long as th
 would allow, vLLM-Ascend 0.9 pays milliseconds per layer, TensorRT-LLM on Hopper is near the
 roofline. Each entry of the data file names an engine family and an accelerator vendor (or
 "*"), the `Efficiency` fields it sets, and its source: a citation, or which published figures
-it was fitted on (`benchmarks/planner_fit.py`, fitted on the FIT half of
-`benchmarks/data/published_figures.toml` only). :func:`efficiency_for` picks the most specific
+it was fitted on (`benchmarks/planner_fit.py`, fitted on the FIT halves of the published
+figures' rounds in `benchmarks/data/` only). :func:`efficiency_for` picks the most specific
 entry: engine and vendor, then engine alone, then the default ("*", "*").
 
 An entry may also say from which engine release on it holds (`since = "0.5"`): the same engine
