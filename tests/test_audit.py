@@ -124,6 +124,24 @@ def test_records_forged_after_the_head_are_caught(db: Engine):
     assert "follow the signed head" in str(verdict.reason)
 
 
+def test_a_record_that_commits_while_the_chain_is_walked_is_not_a_cut(
+    db: Engine, monkeypatch: pytest.MonkeyPatch
+):
+    """A live gateway appends while `verify` runs (CI once showed "records 60..60 were cut
+    off" on the console's audit page): the head, read after the records, is then ahead."""
+    log = _filled(db, 5)
+    rows, appended = log._rows, []
+
+    def rows_then_an_append(after_seq: int = 0, batch: int = 1000):
+        yield from rows(after_seq, batch)
+        if not appended:
+            appended.append(log.append("admin", "key.create", "ok")["seq"])
+
+    monkeypatch.setattr(log, "_rows", rows_then_an_append)
+    verdict = log.verify()
+    assert appended == [6] and verdict.ok and verdict.checked == 6
+
+
 def _forge(db: Engine, fields: dict) -> None:
     """Insert a record as an intruder would: well formed, correctly hashed, no key."""
     row = {**fields, "detail": json.dumps(fields["detail"]), "hash": record_hash(fields)}

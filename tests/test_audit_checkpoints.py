@@ -163,6 +163,25 @@ def test_a_truncated_checkpoint_file_is_caught_by_the_sink(db: Engine, tmp_path:
     )
 
 
+def test_a_checkpoint_written_while_verify_runs_is_not_a_rollback(
+    db: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """An append that commits after `verify` walked the chain writes its checkpoint too: the
+    file is then ahead of the head as first read, which is no rollback."""
+    log = _started(db, tmp_path / "cp.log", n=3)  # records 1..4
+    cp = log._files[0]
+    scan, appended = cp.scan, []
+
+    def an_append_then_the_scan():
+        if not appended:
+            appended.append(log.append("admin", "key.create", "ok")["seq"])
+        return scan()
+
+    monkeypatch.setattr(cp, "scan", an_append_then_the_scan)
+    verdict = log.verify()
+    assert appended == [5] and verdict.ok, verdict.reason
+
+
 def test_a_data_dir_from_before_checkpoints_begins_them_once(db: Engine, tmp_path: Path):
     old = AuditLog(db, KEY)  # an older version: no checkpoints
     for i in range(3):

@@ -264,21 +264,27 @@ class AuditLog:
         if isinstance(base, Verdict):
             return base
         start, prev = base
-        expected, checked = start + 1, start
-        for rec, canonical in self._rows(after_seq=start):
-            seq = rec["seq"]
-            if seq != expected:
-                return Verdict(False, checked, expected, f"record {expected} is missing")
-            if rec["prev_hash"] != prev:
-                return Verdict(False, checked, seq, "it does not follow the record before it")
-            if not canonical:
-                return Verdict(False, checked, seq, "its detail is not stored as it was "
-                               "written (duplicate keys or edited text)")  # fmt: skip
-            if record_hash(rec) != rec["hash"]:
-                return Verdict(False, checked, seq, "its content does not match its hash")
-            prev, expected, checked = rec["hash"], seq + 1, checked + 1
-        with Session(self._engine) as s:
-            head = s.get(AuditHead, 1)
+        checked = start
+        while True:
+            walked = checked
+            for rec, canonical in self._rows(after_seq=checked):
+                seq, expected = rec["seq"], checked + 1
+                if seq != expected:
+                    return Verdict(False, checked, expected, f"record {expected} is missing")
+                if rec["prev_hash"] != prev:
+                    return Verdict(False, checked, seq, "it does not follow the record before it")
+                if not canonical:
+                    return Verdict(False, checked, seq, "its detail is not stored as it was "
+                                   "written (duplicate keys or edited text)")  # fmt: skip
+                if record_hash(rec) != rec["hash"]:
+                    return Verdict(False, checked, seq, "its content does not match its hash")
+                prev, checked = rec["hash"], seq
+            # The head is read after the records: a record commits with its head, so one that
+            # committed after the last read is walked on, not taken for a cut (a live log).
+            with Session(self._engine) as s:
+                head = s.get(AuditHead, 1)
+            if head is None or head.seq <= checked or checked == walked:
+                break
         if head is None:
             if checked:
                 return Verdict(False, checked, None, "the signed head is missing")
@@ -298,11 +304,13 @@ class AuditLog:
         """The chain verified; does the database still hold what was checkpointed?"""
         if not self._files:
             return Verdict(True, checked)
+        # The files before the head: a checkpoint is written after its record commits, so
+        # one written while this runs is not taken for a rollback.
+        scans = [(f, f.scan()) for f in self._files]
         with Session(self._engine) as s:
             began = self._markers(s)
             head = s.get(AuditHead, 1)
-            for f in self._files:
-                scan = f.scan()
+            for f, scan in scans:
                 bad = _against_file(s, head, scan, began.get(f.name))
                 if bad is not None:
                     seq, why = bad
