@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DatabaseError
 
 import tokenmill.store.db
@@ -205,6 +205,42 @@ def test_an_invoice_without_a_seal_is_seen(shop: Shop):
     shop.sql("INSERT INTO invoices SELECT 'inv_forged', 'TM-forged', tenant, currency, "
              "period_start + 1, period_end, issued_at, tax_rate, body FROM invoices")  # fmt: skip
     assert any("TM-forged (inv_forged) has no seal" in p for p in shop.problems())
+
+
+def test_an_invoice_issued_while_the_seals_are_read_is_no_problem(shop: Shop):
+    """Issuing goes on while `audit verify` or the console checks: an invoice that commits
+    (with its seal) between the seals' read and the invoices' read is not 'not issued by
+    TokenMill'."""
+    _usage(shop.db, 2, DEC.start + 3600, prefix="d")
+    issued: list[dict] = []
+
+    def issue_once(conn, cursor, statement, *_):
+        if not issued and statement.lstrip().startswith("SELECT") and "invoice_seals" in statement:
+            issued.append(shop.close(DEC, now=DEC.end + 86400))
+
+    event.listen(shop.db, "after_cursor_execute", issue_once)
+    try:
+        problems = shop.problems()
+    finally:
+        event.remove(shop.db, "after_cursor_execute", issue_once)
+    assert len(issued) == 1 and problems == []
+
+
+def test_an_invoice_sealed_while_the_audit_log_is_read_is_no_problem(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+):
+    """Its seal is in the table before its audit record: the audit log is read first, so a
+    record read always finds the seal (no 'sealed in audit record N, is gone')."""
+    _usage(shop.db, 2, DEC.start + 3600, prefix="d")
+    details, issued = shop.audit.details, []
+
+    def an_issue_then_the_read(action: str):
+        if not issued:
+            issued.append(shop.close(DEC, now=DEC.end + 86400))
+        return details(action)
+
+    monkeypatch.setattr(shop.audit, "details", an_issue_then_the_read)
+    assert shop.problems() == [] and len(issued) == 1
 
 
 def test_invoices_from_before_seals_are_sealed_once_at_start(tmp_path: Path):

@@ -65,9 +65,10 @@ class Integrity:
 
     def _against_audit(self) -> list[str]:
         """Every seal the audit log recorded (while retention keeps it) is the seal now."""
+        audited = self._audit.details(INVOICE_SEALED)  # first: it is written after the seal
         now = self.seals.current(self._engine)
         out = []
-        for seq, detail in self._audit.details(INVOICE_SEALED):
+        for seq, detail in audited:
             invoice, seal = str(detail.get("invoice")), detail.get("seal")
             if invoice not in now:
                 out.append(f"invoice {invoice}, sealed in audit record {seq}, is gone")

@@ -127,6 +127,12 @@ class InvoiceSeals:
         with Session(engine) as s:
             seals = {r.invoice_id: r for r in s.scalars(select(InvoiceSeal))}
             invoices = s.execute(select(Invoice.id, Invoice.number).order_by(Invoice.id)).all()
+            # An invoice commits with its seal: one issued after the seals were read has its
+            # seal now (the seals first, so a seal read always finds its invoice).
+            unread = [i for i, _ in invoices if i not in seals]
+            if unread:
+                query = select(InvoiceSeal).where(InvoiceSeal.invoice_id.in_(unread))
+                seals |= {r.invoice_id: r for r in s.scalars(query)}
             for invoice_id, number in invoices:
                 row = seals.pop(invoice_id, None)
                 name = f"invoice {number} ({invoice_id})"
