@@ -194,6 +194,25 @@ def test_after_pruning_deleting_the_first_kept_record_is_still_caught(db: Engine
     assert not verdict.ok and verdict.first_bad_seq == 7
 
 
+def test_retention_that_prunes_while_the_chain_is_walked_is_not_a_gap(
+    db: Engine, monkeypatch: pytest.MonkeyPatch
+):
+    """The daily retention run deletes the records `verify` began at: it walks again from
+    the new base instead of reporting them missing."""
+    log = _filled(db, 10)
+    _backdate(db, through_seq=6, days=400)
+    rows, pruned = log._rows, []
+
+    def a_prune_then_the_rows(after_seq: int = 0, batch: int = 1000):
+        if not pruned:
+            pruned.append(log.prune(datetime.now(UTC) - timedelta(days=365)))
+        yield from rows(after_seq, batch)
+
+    monkeypatch.setattr(log, "_rows", a_prune_then_the_rows)
+    verdict = log.verify()
+    assert pruned == [6] and verdict.ok and verdict.checked == 11
+
+
 def test_a_forged_retention_base_is_caught(db: Engine):
     """An intruder deleting old records and moving the base up without the key."""
     log = _filled(db, 10)
