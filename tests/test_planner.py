@@ -5,6 +5,7 @@ own: memory fit, the SLO and rack-power filters, and that money is the cost mode
 """
 
 import json
+import re
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 from tokenmill.cli.main import app
 from tokenmill.economics.cost import HOURS_PER_MONTH, cost_per_million_tokens, payback_months
 from tokenmill.economics.facilities import loads_facilities
+from tokenmill.economics.model_layouts import with_layout
 from tokenmill.economics.models import (
     ModelError,
     custom_model,
@@ -23,8 +25,8 @@ from tokenmill.economics.models import (
     load,
     reference_models,
 )
-from tokenmill.economics.perf_model import Efficiency
-from tokenmill.economics.planner import Demand, PlanError, PlanOptions, Slo, plan
+from tokenmill.economics.perf_model import Efficiency, Workload, predict
+from tokenmill.economics.planner import Demand, PlanError, PlanOptions, Slo, device, plan
 from tokenmill.economics.planner_calibration import CalibrationError, calibrate_on, measured_run
 from tokenmill.fleet.catalog import Accelerator, PriceRange, catalog, find
 
@@ -311,6 +313,61 @@ def test_closed_loop_runs_do_not_set_how_planned_traffic_arrives() -> None:
     assert mixed.source == "calibrated on h100 (3 llama-3.1-8b runs)"  # the fitted share stands
 
 
+def _moe_reports(true: Efficiency, runs: list[tuple[int, int]]) -> list[tuple[str, dict]]:
+    """Bench reports of deepseek-v3 on 8 x H200 (TP8) as the model at `true` predicts them:
+    (prompt tokens, concurrency) each, 512 output tokens, 10 requests."""
+    spec = with_layout("deepseek-v3", replace(find_model("deepseek-v3").spec(),
+                                              compute_precision="fp8"))  # fmt: skip
+    dev = device(find("h200"), 8, "fp8")
+    reports = []
+    for n, c in runs:
+        p = predict(spec, dev, true, Workload(n, 512, c))
+        report = bench_report(f"closed loop, {c} in flight")
+        report["model"] = "deepseek-v3"
+        summary = report["summary"]
+        summary["output_tokens_per_s"] = p.output_tokens_per_s
+        summary["ttft_s"]["p50"], summary["tpot_s"]["p50"] = p.ttft_s, p.tpot_s
+        summary["tenants"] = {"a": {"prompt_tokens": 10 * n, "completion_tokens": 5120, "ok": 10}}
+        reports.append((f"n{n}-c{c}.json", report))
+    return reports
+
+
+def test_a_moe_deployment_is_calibrated_on_the_group_it_ran_on() -> None:
+    """A DeepSeek user benches their 8 x H200 replica: the fit is of that group (its
+    collectives and experts as they ran), and it predicts loads it was not run at. As one
+    H200, the runs cannot have been run (671B of weights)."""
+    true = Efficiency(compute=0.4, bandwidth=0.6, step_overhead_s=0.002, request_overhead_s=0.05)
+    reports = _moe_reports(true, [(1024, 1), (4096, 8), (8192, 32), (1024, 64)])
+    h200 = find("h200")
+    eff = calibrate_on(reports, h200, group=8)
+    assert eff.source.startswith("calibrated on 8 x h200, TP8 (4 deepseek-v3 runs)")
+    spec = with_layout("deepseek-v3", replace(find_model("deepseek-v3").spec(),
+                                              compute_precision="fp8"))  # fmt: skip
+    dev = device(h200, 8, "fp8")
+    for work in (Workload(2048, 256, 16), Workload(6000, 1024, 48)):
+        want, got = predict(spec, dev, true, work), predict(spec, dev, eff, work)
+        for field in ("ttft_s", "tpot_s", "output_tokens_per_s"):
+            assert getattr(got, field) == pytest.approx(getattr(want, field), rel=0.03), field
+    with pytest.raises(CalibrationError, match=r"deepseek-v3 on h200: .*weights"):
+        calibrate_on(reports, h200)
+
+
+@pytest.mark.parametrize(
+    ("layout", "model", "message"),
+    [
+        ("tp+ep", "llama-3.1-8b", "needs a mixture of experts"),
+        ("pp", "deepseek-v3", "layout 'pp' is not one of tp, tp+ep, dp+tp, dp+ep"),
+    ],
+)
+def test_a_layout_the_runs_cannot_have_run_is_refused(
+    layout: str, model: str, message: str
+) -> None:
+    report = bench_report()
+    report["model"] = model
+    with pytest.raises(CalibrationError, match=re.escape(message)):
+        calibrate_on([("r.json", report)], find("h200"), group=8, layout=layout)
+
+
 # --- the command --------------------------------------------------------------------------
 
 
@@ -378,6 +435,21 @@ def test_cli_calibration_is_named_in_the_output(tmp_path: Path) -> None:
     used = {o["accelerator"]: o["efficiency"] for o in json.loads(result.output)["options"]}
     assert used["h100"].startswith("calibrated on h100 (2 llama-3.1-8b runs)")
     assert used["h200"] == "default"
+
+
+def test_cli_calibrates_on_the_group_and_layout_the_reports_ran_on(tmp_path: Path) -> None:
+    true = Efficiency(compute=0.4, bandwidth=0.6)
+    args = []
+    for name, report in _moe_reports(true, [(1024, 1), (4096, 8), (8192, 32)]):
+        (tmp_path / name).write_text(json.dumps(report))
+        args += ["--calibrate", str(tmp_path / name)]
+    result = invoke("--model", "deepseek-v3", "--rate", "2", "--json", *args,
+                    "--calibrated-on", "h200", "--calibrated-tp", "8")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    used = {o["accelerator"]: o["efficiency"] for o in json.loads(result.output)["options"]}
+    assert used["h200"].startswith("calibrated on 8 x h200, TP8 (3 deepseek-v3 runs)")
+    bad = invoke("--model", "deepseek-v3", "--rate", "2", *args, "--calibrated-on", "h200")
+    assert bad.exit_code == 2 and "--calibrated-tp" in " ".join(bad.output.split())
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -74,6 +74,12 @@ def plan(
     ] = None,
     calibrate: Annotated[list[Path] | None, Opt(help="`tokenmill bench --out` report(s)")] = None,
     calibrated_on: Annotated[str | None, Opt(help="Catalog id the reports ran on")] = None,
+    calibrated_tp: Annotated[
+        int, Opt(min=1, help="Accelerators the reports' replica ran on (its TP degree)")
+    ] = 1,
+    calibrated_layout: Annotated[
+        str, Opt(help="How that replica shared a mixture of experts: tp, tp+ep, dp+tp, dp+ep")
+    ] = "tp",
     calibration_for_all: Annotated[bool, Opt(help="Apply the calibration to every option")] = False,
     json_out: Annotated[bool, Opt("--json", help="Print JSON only")] = False,
     chart: Annotated[Path | None, Opt(help="Also draw $/1M and accelerators to this .png")] = None,
@@ -96,7 +102,8 @@ def plan(
         engine=engine,
     )
     if calibrate:
-        opts = _calibrated(opts, calibrate, calibrated_on, calibration_for_all)
+        group = Calibration(calibrated_on, calibrated_tp, calibrated_layout)
+        opts = _calibrated(opts, calibrate, group, calibration_for_all)
     elif calibrated_on is not None:
         raise typer.BadParameter("--calibrated-on needs --calibrate REPORT.json")
     demand = Demand(input_tokens, output_tokens, rate, tokens_per_day)
@@ -203,17 +210,26 @@ def _check_chart(path: Path) -> None:
         raise typer.BadParameter(str(exc), param_hint="--chart") from None
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """What the bench reports ran on: `--calibrated-on`, `-tp` and `-layout`."""
+
+    on: str | None
+    group: int
+    layout: str
+
+
 def _calibrated(
-    opts: PlanOptions, reports: list[Path], on: str | None, for_all: bool
+    opts: PlanOptions, reports: list[Path], ran: Calibration, for_all: bool
 ) -> PlanOptions:
     from tokenmill.economics.planner_calibration import CalibrationError, calibrate_on
 
-    if on is None:
+    if ran.on is None:
         raise typer.BadParameter("--calibrate needs --calibrated-on ID (the catalog accelerator)")
     try:
-        acc = find(on)
+        acc = find(ran.on)
         loaded = [(str(p), _read_json(p)) for p in reports]
-        eff: Efficiency = calibrate_on(loaded, acc)
+        eff: Efficiency = calibrate_on(loaded, acc, group=ran.group, layout=ran.layout)
     except (CatalogError, CalibrationError) as exc:
         raise typer.BadParameter(str(exc)) from None
     if for_all:

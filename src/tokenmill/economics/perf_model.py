@@ -679,9 +679,15 @@ def predict(model: ModelSpec, device: Device, eff: Efficiency, work: Workload) -
 # --------------------------------------------------------------------------- calibration
 
 
-def calibrate(model: ModelSpec, device: Device, runs: list[MeasuredRun]) -> Efficiency:
+def calibrate(
+    model: ModelSpec, device: Device, runs: list[MeasuredRun], held: Efficiency | None = None
+) -> Efficiency:
     """The efficiencies and overheads that best explain `runs` (relative least squares on
-    TTFT, TPOT and request latency). Terms the runs cannot tell apart stay near the defaults."""
+    TTFT, TPOT and request latency), measured on `device` (a whole group: its collectives and
+    layout are part of what was measured). What calibration does not fit (the collectives'
+    interconnect efficiency, the per-layer, per-sequence and per-expert overheads) is `held`'s
+    (default `Efficiency()`), and terms the runs cannot tell apart stay near `held`'s values."""
+    held = held if held is not None else Efficiency()
     if not runs:
         raise ValueError("calibrate needs at least one measured run")
     for run in runs:
@@ -694,9 +700,10 @@ def calibrate(model: ModelSpec, device: Device, runs: list[MeasuredRun]) -> Effi
     # The arrival share scales terms that depend on the fit, so it is searched on a grid (it
     # matters only under concurrency); everything else is fitted linearly at each share.
     shares = _SHARES if any(run.workload.concurrency > 1 for run in runs) else (1.0,)
-    _, values, share = min(_fit_at(model, device, runs, share) for share in shares)
+    _, values, share = min(_fit_at(model, device, runs, share, held) for share in shares)
     rates = [1 / v for v in values[:_RATES]]
-    return Efficiency(
+    return replace(
+        held,
         compute=rates[0],
         bandwidth=rates[1],
         decode_compute=rates[2],
@@ -710,20 +717,19 @@ def calibrate(model: ModelSpec, device: Device, runs: list[MeasuredRun]) -> Effi
 
 
 _SHARES = tuple(i / 20 for i in range(21))
-_HELD = Efficiency()  # what calibrate does not fit: collectives, per-layer overheads, MoE
 
 
 def _fit_at(
-    model: ModelSpec, device: Device, runs: list[MeasuredRun], share: float
+    model: ModelSpec, device: Device, runs: list[MeasuredRun], share: float, held: Efficiency
 ) -> tuple[float, tuple[float, ...], float]:
     """(loss, values, share): the linear fit with `share` held fixed."""
-    prior = _values(Efficiency())
+    prior = _values(held)
     values, loss = prior, 0.0
     for _ in range(50):  # the roof and the prefill queue depend on the fit: refit until settled
         rows: list[tuple[_Cost, float]] = []
         for run in runs:
             w = run.workload
-            ttft, tpot = _costs(model, device, _HELD, w, values, share)
+            ttft, tpot = _costs(model, device, held, w, values, share)
             rows.append((ttft, run.ttft_s))
             if w.output_tokens > 1 and run.tpot_s > 0:
                 rows.append((tpot, run.tpot_s))

@@ -59,11 +59,26 @@ def measured_run(report: Mapping[str, Any], where: str) -> MeasuredRun:
     )
 
 
-def calibrate_on(reports: Sequence[tuple[str, Mapping[str, Any]]], acc: Accelerator) -> Efficiency:
-    """Fit the roofline's efficiency to bench reports measured on one `acc`. The reports name
-    the model they ran; it must be a reference model, the same in all of them."""
+# How a group shares a mixture of experts (`planner.layouts`), as `--calibrated-layout` names it:
+# (data-parallel attention, whole experts spread over the group).
+LAYOUTS = {"tp": (False, False), "tp+ep": (False, True), "dp+tp": (True, False),
+           "dp+ep": (True, True)}  # fmt: skip
+
+
+def calibrate_on(
+    reports: Sequence[tuple[str, Mapping[str, Any]]], acc: Accelerator, *, group: int = 1,
+    layout: str = "tp",
+) -> Efficiency:  # fmt: skip
+    """Fit the roofline's efficiency to bench reports measured on one replica of `group`
+    `acc`s sharing the model as `layout` (`LAYOUTS`). The reports name the model they ran; it
+    must be a reference model, the same in all of them. What calibration does not fit stays at
+    `Efficiency()`'s values, not a published-figure entry's: on published load sweeps of one
+    deployment, the entries' fitted per-layer and per-sequence costs kept calibration from
+    following the deployment (`benchmarks/calibration_sweeps.py`)."""
     if not reports:
         raise CalibrationError("no bench reports to calibrate on")
+    if layout not in LAYOUTS:
+        raise CalibrationError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
     names = {str(r.get("model", "")) for _, r in reports}
     if len(names) != 1:
         raise CalibrationError(f"bench reports ran different models {sorted(names)}; give one")
@@ -77,9 +92,26 @@ def calibrate_on(reports: Sequence[tuple[str, Mapping[str, Any]]], acc: Accelera
     if compute is None:
         raise CalibrationError(f"{acc.id} has no TFLOPS figure at {' or '.join(formats)}")
     spec = with_layout(model.id, replace(model.spec(), compute_precision=compute))
-    runs = [measured_run(report, where) for where, report in reports]
-    eff = perf_model.calibrate(spec, device(acc, 1, compute), runs)
-    source = f"calibrated on {acc.id} ({len(runs)} {model.id} runs)"
+    attention_dp, expert_parallel = LAYOUTS[layout]
+    if (attention_dp or expert_parallel) and (spec.moe is None or group == 1):
+        raise CalibrationError(f"layout {layout} needs a mixture of experts on more than one "
+                               f"accelerator ({model.id} on {group})")  # fmt: skip
+    where = acc.id if group == 1 else f"{group} x {acc.id}"
+    runs = [measured_run(report, at) for at, report in reports]
+    try:
+        dev = replace(device(acc, group, compute), attention_dp=attention_dp,
+                      expert_parallel=expert_parallel)  # fmt: skip
+        weights = perf_model.resident_weight_bytes(spec, dev)
+        if weights > dev.memory_bytes:
+            raise ValueError(f"its weights ({weights / 1e9:,.0f} GB) do not fit {where}'s "
+                             f"memory ({dev.memory_bytes / 1e9:,.0f} GB): give the "
+                             "accelerators the runs' replica had (--calibrated-tp)")  # fmt: skip
+        eff = perf_model.calibrate(spec, dev, runs)
+    except ValueError as exc:  # a group that cannot be (PlanError), a run it cannot explain
+        raise CalibrationError(f"{model.id} on {where}: {exc}") from None
+    if group > 1:
+        where += f", {dev.layout}"
+    source = f"calibrated on {where} ({len(runs)} {model.id} runs)"
     if all(_CLOSED_LOOP.fullmatch(str(r.get("mode", ""))) for _, r in reports):
         # A closed loop's requests arrive as others end, in step with the engine's iterations;
         # the traffic being planned for arrives at random and queues behind others' prefills.

@@ -1,0 +1,147 @@
+"""Calibration on a deployment's own runs, checked on published load sweeps (issue 17).
+
+The plan tells a mixture-of-experts user to measure their own deployment and calibrate, since
+the published figures of one model on one part ran several-fold apart between engine
+releases. This checks that advice the way a user would follow it, on the published sweeps
+that look most like a user's own bench runs: one model, one group of accelerators, one
+engine, one prompt and output length, three or more concurrencies, with TTFT, TPOT and
+throughput all published (closed loops; bursts and static batches are left out, since
+calibration fits the steady state). For each sweep `perf_model.calibrate` is fitted on the
+group and layout the sweep ran on (as `tokenmill plan --calibrate ... --calibrated-tp N`
+does), on two of its points:
+- `ends`: the lowest and the highest concurrency; the points between are predicted
+  (interpolation);
+- `low`: the two lowest concurrencies; the points above are predicted (extrapolation to more
+  load than was measured).
+Every other point of the sweep is predicted three ways: calibrated as the product does it
+(what calibration does not fit at `Efficiency()`'s values), calibrated holding those terms at
+the packaged entry the figure maps to (its fitted per-layer, per-sequence and per-expert
+costs), and with the packaged entry alone. Published figures are means or medians as their
+sources give them; `tokenmill bench` reports medians. The sweeps were seen while designing
+the model (rounds 1-6), and the product's choice of held terms was made on them: this is a
+check of calibration's reach, not an unseen test.
+
+    python benchmarks/calibration_sweeps.py    # seconds; writes results/calibration_sweeps.json
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import planner_figures as pf
+from tokenmill.economics.perf_model import Efficiency, MeasuredRun, calibrate
+
+ROUNDS = (*pf.DEV, pf.ROUND6)
+NEEDED = ("ttft_ms", "tpot_ms", "output_tokens_per_s")
+OUT = Path(__file__).parent / "results" / "calibration_sweeps.json"
+Pick = Callable[[Sequence[pf.Mapped]], tuple[list[pf.Mapped], list[pf.Mapped]]]
+
+
+def sweeps() -> dict[str, list[pf.Mapped]]:
+    """Closed-loop sweeps of three or more concurrencies, by what is held fixed."""
+    pick, _ = pf.efficiencies_from("data")
+    found: dict[str, list[pf.Mapped]] = defaultdict(list)
+    for path in ROUNDS:
+        _, figures = pf.load(path)
+        for fig in figures:
+            m = pf.map_figure(fig, efficiency=pick)
+            if isinstance(m, pf.Unmapped) or m.burst is not None or m.stages > 1:
+                continue
+            if m.replicas != 1 or not all(k in m.published for k in NEEDED):
+                continue
+            w = m.work
+            key = (f"{m.reference} on {m.tensor_parallel} x {m.accelerator.id}"
+                   f"{' dp' if m.attention_dp else ''}{' ep' if m.expert_parallel else ''}, "
+                   f"{fig.get('engine', '?')}, {w.input_tokens}/{w.output_tokens}")  # fmt: skip
+            found[key].append(m)
+    return {k: sorted(v, key=lambda m: m.work.concurrency) for k, v in found.items()
+            if len({m.work.concurrency for m in v}) >= 3}  # fmt: skip
+
+
+def ends(points: Sequence[pf.Mapped]) -> tuple[list[pf.Mapped], list[pf.Mapped]]:
+    return [points[0], points[-1]], list(points[1:-1])
+
+
+def low(points: Sequence[pf.Mapped]) -> tuple[list[pf.Mapped], list[pf.Mapped]]:
+    return list(points[:2]), list(points[2:])
+
+
+def measured(m: pf.Mapped) -> MeasuredRun:
+    p = m.published
+    return MeasuredRun(m.work, p["ttft_ms"] / 1000, p["tpot_ms"] / 1000, p["output_tokens_per_s"])
+
+
+def calibrated(on: Sequence[pf.Mapped], held: Efficiency | None = None) -> Efficiency:
+    m = on[0]
+    dev = replace(pf.device(m.accelerator, m.tensor_parallel, m.model.compute_precision),
+                  attention_dp=m.attention_dp, expert_parallel=m.expert_parallel)  # fmt: skip
+    return calibrate(m.model, dev, [measured(x) for x in on], held=held)
+
+
+def ratios(m: pf.Mapped, eff: Efficiency) -> dict[str, float]:
+    row = pf.evaluate(replace(m, efficiency=eff))
+    return {k: row["metrics"][k]["ratio"] for k in NEEDED}
+
+
+def within(r: dict[str, float], metrics: Sequence[str] = NEEDED) -> bool:
+    return all(abs(math.log(r[k])) <= math.log(1.25) for k in metrics)
+
+
+SPEED = ("tpot_ms", "output_tokens_per_s")  # what $/1M rests on, without the TTFT
+
+
+def run() -> dict[str, Any]:
+    out: dict[str, Any] = {"ways": {}}
+    found = sweeps()
+    for name, way in (("ends", ends), ("low", low)):
+        rows = []
+        for key, points in found.items():
+            on, others = way(points)
+            product, holding = calibrated(on), calibrated(on, held=on[0].efficiency)
+            for m in others:
+                got = {"calibrated": ratios(m, product), "holding_entry": ratios(m, holding),
+                       "entry": ratios(m, m.efficiency)}  # fmt: skip
+                row = {"sweep": key, "id": m.id, "concurrency": m.work.concurrency,
+                       "calibrated_on": [x.work.concurrency for x in on]} | got  # fmt: skip
+                for k, r in got.items():
+                    row[f"within_{k}"], row[f"speed_within_{k}"] = within(r), within(r, SPEED)
+                rows.append(row)
+        counts = [k for k in rows[0] if k.startswith(("within_", "speed_within_"))]
+        out["ways"][name] = {"points": len(rows)} | {k: sum(r[k] for r in rows) for k in counts}
+        out["ways"][name]["rows"] = rows
+    out["sweeps"] = {k: [m.work.concurrency for m in v] for k, v in found.items()}
+    return out
+
+
+def main() -> None:
+    results = run()
+    OUT.write_text(json.dumps(results, indent=1) + "\n")
+    for key, points in results["sweeps"].items():
+        print(f"sweep: {key}: c = {points}")
+    for name, way in results["ways"].items():
+        print(f"\n{name}: {way['points']} points; within ±25% on TTFT, TPOT and throughput "
+              f"(on TPOT and throughput): calibrated {way['within_calibrated']} "
+              f"({way['speed_within_calibrated']}), calibrated holding the entry's overheads "
+              f"{way['within_holding_entry']} ({way['speed_within_holding_entry']}), the entry "
+              f"alone {way['within_entry']} ({way['speed_within_entry']})")  # fmt: skip
+        for r in way["rows"]:
+            cells = "  ".join(" ".join(f"{v:.2f}" for v in r[k].values())
+                              for k in ("calibrated", "holding_entry", "entry"))  # fmt: skip
+            print(
+                f"  {'Y' if r['within_calibrated'] else '.'} c={r['concurrency']:<4} {cells}  "
+                f"{r['id'][:56]}"
+            )
+    print(
+        f"\nratios: predicted / published TTFT, TPOT, output tok/s, calibrated, calibrated "
+        f"holding the entry's overheads, the entry alone; written to {OUT}"
+    )
+
+
+if __name__ == "__main__":
+    main()
