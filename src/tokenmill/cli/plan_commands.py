@@ -325,7 +325,8 @@ def _print(result: Plan) -> None:
         console.print(
             "[yellow]mixture of experts: the same model on the same parts ran several-fold "
             "apart between engine releases in the published figures; measure yours "
-            "(`tokenmill bench`, then --calibrate) before quoting its $/1M[/]",
+            "(`tokenmill bench` at the load you will run, then --calibrate with "
+            "--calibrated-on and --calibrated-tp) before quoting its $/1M[/]",
             soft_wrap=True,
         )
     if result.excluded:
