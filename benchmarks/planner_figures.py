@@ -292,8 +292,13 @@ def _spec(
     ref: ReferenceModel, fig: Mapping[str, Any], acc: Accelerator
 ) -> tuple[ModelSpec, list[str]]:
     precision = fig["precision"]
+    notes = []
+    if precision == "nvfp4":  # NVIDIA's FP4 checkpoints: FP4 matmuls on Blackwell
+        precision = "fp4"
+        notes.append("nvfp4 as fp4: every weight at 4 bits (the block scales and the layers "
+                     "the checkpoint keeps at FP8 are not counted)")  # fmt: skip
     kv_bits = 8.0 if fig.get("kv_precision") == "fp8" else 16.0
-    notes = [] if kv_bits == 16 else ["fp8 KV cache (stated)"]
+    notes += [] if kv_bits == 16 else ["fp8 KV cache (stated)"]
     artifact = precision in PUBLISHED_4BIT and ref.served_bits is not None
     fmt = ref.default_precision if artifact else precision
     spec = ref.spec(fmt, kv_bits=kv_bits)

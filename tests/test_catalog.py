@@ -23,6 +23,7 @@ REQUIRED = {
     "h200": "NVIDIA",
     "h20": "NVIDIA",
     "b200": "NVIDIA",
+    "b300": "NVIDIA",
     "gb200": "NVIDIA",
     "l40s": "NVIDIA",
     "a100": "NVIDIA",
