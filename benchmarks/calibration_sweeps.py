@@ -26,6 +26,7 @@ check of calibration's reach, not an unseen test.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from collections import defaultdict
@@ -43,11 +44,11 @@ OUT = Path(__file__).parent / "results" / "calibration_sweeps.json"
 Pick = Callable[[Sequence[pf.Mapped]], tuple[list[pf.Mapped], list[pf.Mapped]]]
 
 
-def sweeps() -> dict[str, list[pf.Mapped]]:
+def sweeps(paths: Sequence[Path] = ROUNDS) -> dict[str, list[pf.Mapped]]:
     """Closed-loop sweeps of three or more concurrencies, by what is held fixed."""
     pick, _ = pf.efficiencies_from("data")
     found: dict[str, list[pf.Mapped]] = defaultdict(list)
-    for path in ROUNDS:
+    for path in paths:
         _, figures = pf.load(path)
         for fig in figures:
             m = pf.map_figure(fig, efficiency=pick)
@@ -78,13 +79,20 @@ def measured(m: pf.Mapped) -> MeasuredRun:
 
 
 def calibrated(on: Sequence[pf.Mapped], held: Efficiency | None = None) -> Efficiency:
+    """Fitted on `on` (the first sets the group), holding `held` (default `Efficiency()`) with
+    the engine's admission interval as the busiest point ran it (a single request finds the
+    engine idle, whatever the interval)."""
     m = on[0]
     dev = replace(pf.device(m.accelerator, m.tensor_parallel, m.model.compute_precision),
                   attention_dp=m.attention_dp, expert_parallel=m.expert_parallel)  # fmt: skip
+    interval = max(on, key=lambda x: x.work.concurrency).efficiency.admission_interval
+    held = replace(held or Efficiency(), admission_interval=interval)
     return calibrate(m.model, dev, [measured(x) for x in on], held=held)
 
 
 def ratios(m: pf.Mapped, eff: Efficiency) -> dict[str, float]:
+    """Predicted / published at `eff`, with the engine's admission interval as `m` ran it."""
+    eff = replace(eff, admission_interval=m.efficiency.admission_interval)
     row = pf.evaluate(replace(m, efficiency=eff))
     return {k: row["metrics"][k]["ratio"] for k in NEEDED}
 
@@ -96,9 +104,9 @@ def within(r: dict[str, float], metrics: Sequence[str] = NEEDED) -> bool:
 SPEED = ("tpot_ms", "output_tokens_per_s")  # what $/1M rests on, without the TTFT
 
 
-def run() -> dict[str, Any]:
-    out: dict[str, Any] = {"ways": {}}
-    found = sweeps()
+def run(paths: Sequence[Path] = ROUNDS) -> dict[str, Any]:
+    out: dict[str, Any] = {"figures": [str(p.name) for p in paths], "ways": {}}
+    found = sweeps(paths)
     for name, way in (("ends", ends), ("low", low)):
         rows = []
         for key, points in found.items():
@@ -112,7 +120,8 @@ def run() -> dict[str, Any]:
                 for k, r in got.items():
                     row[f"within_{k}"], row[f"speed_within_{k}"] = within(r), within(r, SPEED)
                 rows.append(row)
-        counts = [k for k in rows[0] if k.startswith(("within_", "speed_within_"))]
+        counts = [f"{speed}within_{k}" for speed in ("", "speed_")
+                  for k in ("calibrated", "holding_entry", "entry")]  # fmt: skip
         out["ways"][name] = {"points": len(rows)} | {k: sum(r[k] for r in rows) for k in counts}
         out["ways"][name]["rows"] = rows
     out["sweeps"] = {k: [m.work.concurrency for m in v] for k, v in found.items()}
@@ -120,8 +129,13 @@ def run() -> dict[str, Any]:
 
 
 def main() -> None:
-    results = run()
-    OUT.write_text(json.dumps(results, indent=1) + "\n")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--figures", type=Path, action="append",
+                    help="a figures file (repeatable); default: rounds 1-6")  # fmt: skip
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args()
+    results = run(args.figures or ROUNDS)
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
     for key, points in results["sweeps"].items():
         print(f"sweep: {key}: c = {points}")
     for name, way in results["ways"].items():
@@ -139,7 +153,7 @@ def main() -> None:
             )
     print(
         f"\nratios: predicted / published TTFT, TPOT, output tok/s, calibrated, calibrated "
-        f"holding the entry's overheads, the entry alone; written to {OUT}"
+        f"holding the entry's overheads, the entry alone; written to {args.out}"
     )
 
 

@@ -90,7 +90,8 @@ def simulate(
     iterations = ReplicaIterations(model, device, eff)
     engines, slots = microbatches(device, max(1, max_running))
     spec = FleetSpec(replicas=engines, slots=slots, cache_blocks=1, model=iterations,
-                     token_budget=token_budget)  # fmt: skip
+                     token_budget=token_budget,
+                     admission_interval=round(eff.admission_interval))  # fmt: skip
     jobs = [Job(id=str(i), tenant="bench", model="m", input_tokens=n, max_output_tokens=m,
                 arrived=0.0, deadline=math.inf) for i, (n, m) in enumerate(requests)]  # fmt: skip
     result = FleetSimulator(spec, ReplicaPicker()).run(jobs)

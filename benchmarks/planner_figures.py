@@ -47,7 +47,10 @@ Workload conventions (each mapped figure lists the ones it used under `conventio
   (`served_bits`; a model published otherwise stays unmapped), and
   `int8` is 8-bit weights; where the catalog has no matmul peak at that precision the matmuls
   run at the 16-bit rate (what engines do on Hopper and MI300X: dequantise, then bf16 GEMMs).
+  NVIDIA's `nvfp4` checkpoints count as `fp4` (4-bit weights and matmuls).
 - KV cache at 8 bits only where the figure states an fp8 KV cache, else 16.
+- `recv_interval`: the engine looks for new requests every N decode iterations (SGLang's
+  --scheduler-recv-interval, as the figure's recipe sets it; `Efficiency.admission_interval`).
 """
 
 from __future__ import annotations
@@ -256,6 +259,10 @@ def map_figure(
     engine = efficiency_data.engine_family(fig.get("engine"), acc.vendor)
     eff = efficiency(fig.get("engine") if engine else None, acc.vendor,
                      figure_version(fig, engine))  # fmt: skip
+    if "recv_interval" in fig:  # the engine looks for new requests every N decode iterations
+        eff = replace(eff, admission_interval=int(fig["recv_interval"]))
+        conventions.append(f"new requests taken every {fig['recv_interval']} decode iterations "
+                           "(stated)")  # fmt: skip
     n, m = round(fig["input_tokens"]), round(fig["output_tokens"])
     if n + m > spec.max_context:
         return Unmapped(ident, f"{n} + {m} tokens exceed {ref.name}'s context {spec.max_context}")

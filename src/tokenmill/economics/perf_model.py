@@ -22,7 +22,10 @@ the engine's prefill work, solved by mean value analysis of the closed loop. Bet
 (a closed loop on an engine that prefills a prompt in one iteration, such as llama.cpp below its
 batch size: a request is sent as another ends) it waits only for the decode iteration just begun
 and prefills together with those that arrived in the same iteration. `random_arrival_share`
-mixes the two. TTFT and TPOT are means; a request's latency is R = TTFT + (output - 1) x TPOT,
+mixes the two. An engine that looks for new requests only every N decode iterations (SGLang's
+--scheduler-recv-interval, `admission_interval`) keeps a request that arrives while others
+decode waiting (N - 1) / 2 iterations more on average; the simulator runs the looks. TTFT
+and TPOT are means; a request's latency is R = TTFT + (output - 1) x TPOT,
 and a replica delivers c x output / R tokens per second.
 
 Peaks come from the hardware catalog; `Efficiency` says how much of each peak an engine really
@@ -239,6 +242,10 @@ class Efficiency:
     # the rest arrive as a closed loop does on an engine that prefills a prompt in one
     # iteration: as another request ends, between iterations, finding no prefill under way.
     random_arrival_share: float = 1.0
+    # Decode iterations between the engine's looks for new requests (SGLang's
+    # --scheduler-recv-interval; 1: every iteration). A request that arrives while others
+    # decode waits for the next look; a prefill iteration is followed by one at once.
+    admission_interval: float = 1.0
     # Tensor parallelism and MoE (not fitted by `calibrate`; see efficiency_data.py). The share
     # of the link's bandwidth an all-reduce reaches: NCCL's app-level target on 8 x H100 is 370
     # GB/s of NVLink 4's 450 each way (NVIDIA/nccl issue #1442, a maintainer, 2025-01).
@@ -574,6 +581,8 @@ def _costs(
     # is) and the prefills of requests that arrived just before it: a queue in front of the
     # engine's prefill work, visited once per cycle, the rest of the cycle being a delay.
     in_flight = step(c - 1)
+    # waiting for the engine's next look: (interval - 1) / 2 decode iterations on average
+    request += (eff.admission_interval - 1) / 2 * in_flight
     elsewhere = request + in_flight + overhead + (c - 1) * rider + (m - 1) * tpot
     ahead, busy = _prefill_queue(c, elsewhere.at(values) / prefill.at(values))
     at_random = (1 - busy) * in_flight + ahead * prefill

@@ -72,6 +72,9 @@ class FleetSpec:
     block_tokens: int = 512
     model: IterationTime = IterationModel()
     token_budget: int | None = None  # tokens per iteration; None: whole prompts at once
+    # decode iterations between a busy replica's looks for new requests (SGLang's
+    # --scheduler-recv-interval); it looks at once after an iteration that prefilled
+    admission_interval: int = 1
 
 
 @dataclass
@@ -94,6 +97,7 @@ class _Replica:
     running: list[_Seq] = field(default_factory=list)
     busy: bool = False
     starting: bool = False  # an iteration starts once every arrival of this instant is in
+    unlooked: int = 0  # decode-only iterations since it last took new requests
 
 
 @dataclass
@@ -214,14 +218,18 @@ class FleetSimulator:
         budget = self.spec.token_budget
         left = sys.maxsize if budget is None else budget - len(contexts)
         partial = [s for s in replica.running if s.prefill]  # chunked prompts go on first
+        interval = self.spec.admission_interval
+        looks = interval <= 1 or not decoding or replica.unlooked >= interval
         prefills = []
-        for seq in partial + replica.waiting:
+        for seq in partial + (replica.waiting if looks else []):
             if left <= 0:
                 break
             seq.chunk = min(seq.prefill, left)
             left -= seq.chunk
             prefills.append((seq.chunk, seq.cached + seq.done))
         started = max(0, len(prefills) - len(partial))
+        # the look counts from here; an iteration that prefills is followed by a look
+        replica.unlooked = interval if prefills else (0 if looks else replica.unlooked) + 1
         replica.running += replica.waiting[:started]
         replica.waiting = replica.waiting[started:]
         replica.busy = True
