@@ -315,6 +315,16 @@ def test_round_six_is_all_held_out_and_unseen() -> None:
     assert len(figures) == 62 and _mapped(figures) == 19
 
 
+def test_round_seven_is_all_held_out_and_unseen() -> None:
+    """benchmarks/data/published_figures_round7.toml: 44 load-sweep figures (DeepSeek-R1) from
+    5 sources no earlier round used, committed before any prediction; no fit reads it. Every
+    one maps once B300 is in the catalog and NVIDIA's FP4 checkpoint counts as fp4."""
+    figures = _round(pf.ROUND7, (*pf.DEV, pf.ROUND6), "")
+    assert pf.ROUND7 not in pf.DEV
+    assert len(figures) == 44 and _mapped(figures) == 44
+    assert {f["architecture"] for f in figures} == {"moe"}
+
+
 def test_the_fit_reads_only_the_fit_halves() -> None:
     import planner_fit  # benchmarks/, on the path since _load
 
