@@ -128,12 +128,46 @@ def run(paths: Sequence[Path] = ROUNDS) -> dict[str, Any]:
     return out
 
 
+BAND = Path(__file__).parents[1] / "src" / "tokenmill" / "economics" / "data"
+BAND = BAND / "calibration_bands.toml"
+
+
+def speed_ratio(ratios: dict[str, float]) -> float:
+    """Predicted / published speed on the worst of the three (times inverted)."""
+    speeds = [r if k == "output_tokens_per_s" else 1 / r for k, r in ratios.items()]
+    return max(speeds, key=lambda x: abs(math.log(x)))
+
+
+def write_band(results: Sequence[Path], out: Path = BAND) -> None:
+    """The product's calibrated points of `results` as `planner_band` reads them: `between`,
+    the points between the two calibrated loads (`ends`); `beyond`, those above them (`low`)."""
+    lines = ["# How far a calibrated planner figure may be off: published load-sweep points",
+             "# predicted after calibrating on two other points of the same sweep.",
+             "# benchmarks/calibration_sweeps.py --write-band; do not edit by hand.",
+             "schema_version = 1",
+             f'source = "{", ".join(str(r) for r in results)}"', ""]  # fmt: skip
+    for path in results:
+        done = json.loads(path.read_text())
+        for way, where in (("ends", "between"), ("low", "beyond")):
+            for row in done["ways"][way]["rows"]:
+                lines += ["[[figure]]", f'id = "{row["id"]}"', f'where = "{where}"',
+                          f"concurrency = {row['concurrency']}",
+                          f"calibrated_on = {row['calibrated_on']}",
+                          f"speed_ratio = {speed_ratio(row['calibrated']):.4f}", ""]  # fmt: skip
+    out.write_text("\n".join(lines))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--figures", type=Path, action="append",
                     help="a figures file (repeatable); default: rounds 1-6")  # fmt: skip
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--write-band", type=Path, nargs="+", metavar="RESULTS",
+                    help="write the calibrated band from these results, and stop")  # fmt: skip
     args = ap.parse_args()
+    if args.write_band:
+        write_band(args.write_band)
+        return
     results = run(args.figures or ROUNDS)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     for key, points in results["sweeps"].items():

@@ -27,6 +27,7 @@ from tokenmill.economics.models import (
 )
 from tokenmill.economics.perf_model import Efficiency, Workload, predict
 from tokenmill.economics.planner import Demand, PlanError, PlanOptions, Slo, device, plan
+from tokenmill.economics.planner_band import calibrated_band
 from tokenmill.economics.planner_calibration import CalibrationError, calibrate_on, measured_run
 from tokenmill.fleet.catalog import Accelerator, PriceRange, catalog, find
 
@@ -352,6 +353,17 @@ def test_a_moe_deployment_is_calibrated_on_the_group_it_ran_on() -> None:
         calibrate_on(reports, h200)
 
 
+def test_a_calibrated_option_carries_the_calibrations_band() -> None:
+    """Published load sweeps predicted after calibrating on two of their points: between the
+    calibrated loads the band is narrower than beyond them, and beyond is extrapolating."""
+    between, beyond = calibrated_band(16, (8, 64)), calibrated_band(128, (8, 64))
+    assert between.figures >= 13 and beyond.figures >= 13
+    assert not between.extrapolating
+    assert beyond.extrapolating == ("128 requests in flight, calibrated at 8-64",)
+    assert between.plus_minus < beyond.plus_minus
+    assert "sweep points" in between.text()
+
+
 @pytest.mark.parametrize(
     ("layout", "model", "message"),
     [
@@ -446,8 +458,14 @@ def test_cli_calibrates_on_the_group_and_layout_the_reports_ran_on(tmp_path: Pat
     result = invoke("--model", "deepseek-v3", "--rate", "2", "--json", *args,
                     "--calibrated-on", "h200", "--calibrated-tp", "8")  # fmt: skip
     assert result.exit_code == 0, result.output
-    used = {o["accelerator"]: o["efficiency"] for o in json.loads(result.output)["options"]}
-    assert used["h200"].startswith("calibrated on 8 x h200, TP8 (3 deepseek-v3 runs)")
+    options = {o["accelerator"]: o for o in json.loads(result.output)["options"]}
+    assert options["h200"]["efficiency"].startswith("calibrated on 8 x h200, TP8 (3 deepseek-v3")
+    # its band is the calibration's own check, not the published MoE figures'
+    band = options["h200"]["uncertainty"]
+    inside = 1 <= options["h200"]["concurrency_per_replica"] <= 32
+    assert band["scope"] == f"calibrated, {'between' if inside else 'beyond'} its loads"
+    assert band["extrapolating"] is not inside
+    assert options["b200"]["uncertainty"]["scope"].startswith("MoE")
     bad = invoke("--model", "deepseek-v3", "--rate", "2", *args, "--calibrated-on", "h200")
     assert bad.exit_code == 2 and "--calibrated-tp" in " ".join(bad.output.split())
 

@@ -222,7 +222,7 @@ class Calibration:
 def _calibrated(
     opts: PlanOptions, reports: list[Path], ran: Calibration, for_all: bool
 ) -> PlanOptions:
-    from tokenmill.economics.planner_calibration import CalibrationError, calibrate_on
+    from tokenmill.economics.planner_calibration import CalibrationError, calibrate_on, loads
 
     if ran.on is None:
         raise typer.BadParameter("--calibrate needs --calibrated-on ID (the catalog accelerator)")
@@ -234,7 +234,7 @@ def _calibrated(
         raise typer.BadParameter(str(exc)) from None
     if for_all:
         return replace(opts, efficiency=replace(eff, source=eff.source + ", applied to all"))
-    return replace(opts, calibrated={acc.id: eff})
+    return replace(opts, calibrated={acc.id: eff}, calibrated_loads={acc.id: loads(loaded)})
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from tokenmill.economics.perf_model import (
     Prediction,
     Workload,
 )
-from tokenmill.economics.planner_band import Band
+from tokenmill.economics.planner_band import Band, calibrated_band
 from tokenmill.economics.planner_band import band as validation_band
 from tokenmill.economics.planner_site import Site, SiteError, hour_cost, rack_counts, site_for
 from tokenmill.fleet.catalog import Accelerator, catalog
@@ -109,6 +109,8 @@ class PlanOptions:
     # data's default entry; an Efficiency given here applies to every part.
     efficiency: Efficiency | None = None
     calibrated: Mapping[str, Efficiency] = field(default_factory=dict)  # by accelerator id
+    # the fewest and most requests in flight the calibration's runs had, by accelerator id
+    calibrated_loads: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     engine: str | None = None  # the serving engine planned for, e.g. "vllm", "sglang"
 
 
@@ -441,12 +443,17 @@ def _score(
         efficiency=eff.source,
         estimated=_estimated(low, opts.acquire),
         low_confidence=tuple(sorted(low)),
-        band=_band(acc, spec, dev, concurrency),
+        band=_band(acc, spec, dev, concurrency, opts.calibrated_loads.get(acc.id)),
         layout=dev.layout,
     )
 
 
-def _band(acc: Accelerator, spec: ModelSpec, dev: Device, concurrency: int) -> Band:
+def _band(
+    acc: Accelerator, spec: ModelSpec, dev: Device, concurrency: int,
+    calibrated: tuple[int, int] | None = None,
+) -> Band:  # fmt: skip
+    if calibrated is not None:  # measured on this part: the calibration's own check
+        return calibrated_band(concurrency, calibrated)
     tp = dev.count
     guesses = []
     if tp > 1 and interconnect_assumed(acc):

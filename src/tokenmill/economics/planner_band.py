@@ -47,6 +47,7 @@ class Band:
     figures: int
     scope: str  # the kind the figures were taken from, e.g. "MoE, TP8, NVIDIA"
     extrapolating: tuple[str, ...] = ()  # why the option lies outside the validated kinds
+    unit: str = "held-out figure"  # what `figures` counts
 
     @property
     def plus_minus(self) -> float:
@@ -56,7 +57,7 @@ class Band:
     def text(self) -> str:
         lo, hi = round((self.low - 1) * 100), round((self.high - 1) * 100)
         width = f"{lo:+d}%/{hi:+d}%" if self.figures else "no held-out figure"
-        where = f" ({self.scope}: {self.figures} held-out figure{'s' * (self.figures != 1)})"
+        where = f" ({self.scope}: {self.figures} {self.unit}{'s' * (self.figures != 1)})"
         flag = "; extrapolating: " + "; ".join(self.extrapolating) if self.extrapolating else ""
         return width + (where if self.figures else "") + flag
 
@@ -84,6 +85,31 @@ def load(text: str) -> tuple[str, tuple[Validated, ...]]:
 def packaged() -> tuple[str, tuple[Validated, ...]]:
     data = resources.files("tokenmill.economics").joinpath("data/validation_bands.toml")
     return load(data.read_text("utf-8"))
+
+
+@functools.cache
+def calibrated_points() -> dict[str, tuple[float, ...]]:
+    """Speed ratios of published load-sweep points predicted after calibrating on two other
+    points of their sweep (`data/calibration_bands.toml`), by where they lay: "between" the
+    calibrated loads or "beyond" them."""
+    data = resources.files("tokenmill.economics").joinpath("data/calibration_bands.toml")
+    doc = tomllib.loads(data.read_text("utf-8"))
+    points: dict[str, list[float]] = {"between": [], "beyond": []}
+    for f in doc.get("figure", []):
+        points[f["where"]].append(float(f["speed_ratio"]))
+    return {k: tuple(v) for k, v in points.items()}
+
+
+def calibrated_band(concurrency: int, loads: tuple[int, int]) -> Band:
+    """The band of an option planned on a calibration measured at `loads` (the fewest and most
+    requests in flight of its runs): the published sweeps' points between their calibrated
+    loads, or, for an option outside them, those beyond, flagged as extrapolating."""
+    lo, hi = loads
+    inside = lo <= concurrency <= hi
+    speeds = [1 / r for r in calibrated_points()["between" if inside else "beyond"]]
+    reasons = () if inside else (f"{concurrency} requests in flight, calibrated at {lo}-{hi}",)
+    scope = "calibrated, between its loads" if inside else "calibrated, beyond its loads"
+    return Band(min(speeds), max(speeds), len(speeds), scope, reasons, "sweep point")
 
 
 def band(

@@ -59,6 +59,15 @@ def measured_run(report: Mapping[str, Any], where: str) -> MeasuredRun:
     )
 
 
+def loads(reports: Sequence[tuple[str, Mapping[str, Any]]]) -> tuple[int, int]:
+    """The fewest and most requests in flight among the reports' runs: beyond them, a
+    calibrated figure extrapolates (`planner_band.calibrated_band`)."""
+    flights = [measured_run(report, where).workload.concurrency for where, report in reports]
+    if not flights:
+        raise CalibrationError("no bench reports to calibrate on")
+    return min(flights), max(flights)
+
+
 # How a group shares a mixture of experts (`planner.layouts`), as `--calibrated-layout` names it:
 # (data-parallel attention, whole experts spread over the group).
 LAYOUTS = {"tp": (False, False), "tp+ep": (False, True), "dp+tp": (True, False),
