@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from tokenmill.cli.main import app
 from tokenmill.economics.cost import HOURS_PER_MONTH, cost_per_million_tokens, payback_months
+from tokenmill.economics.efficiency_data import efficiency_for
 from tokenmill.economics.facilities import loads_facilities
 from tokenmill.economics.model_layouts import with_layout
 from tokenmill.economics.models import (
@@ -25,7 +26,7 @@ from tokenmill.economics.models import (
     load,
     reference_models,
 )
-from tokenmill.economics.perf_model import Efficiency, Workload, predict
+from tokenmill.economics.perf_model import Efficiency, Workload, iteration_seconds, predict
 from tokenmill.economics.planner import Demand, PlanError, PlanOptions, Slo, device, plan
 from tokenmill.economics.planner_band import calibrated_band
 from tokenmill.economics.planner_calibration import CalibrationError, calibrate_on, measured_run
@@ -351,6 +352,26 @@ def test_a_moe_deployment_is_calibrated_on_the_group_it_ran_on() -> None:
             assert getattr(got, field) == pytest.approx(getattr(want, field), rel=0.03), field
     with pytest.raises(CalibrationError, match=r"deepseek-v3 on h200: .*weights"):
         calibrate_on(reports, h200)
+
+
+def test_an_engine_that_looks_for_requests_every_30_iterations_is_planned_slower_to_start() -> None:
+    """`--admission-interval 30` (SGLang's --scheduler-recv-interval): the same option, at the
+    same load, starts answering later; its tokens/s barely move."""
+    h200 = only("h200")
+    demand, slo = Demand(1024, 256, requests_per_s=2), Slo(ttft_s=60, tpot_s=1)
+    plain = plan(find_model("llama-3.1-70b"), demand, slo, PlanOptions(), accelerators=h200)
+    spaced = plan(find_model("llama-3.1-70b"), demand, slo,
+                  PlanOptions(admission_interval=30), accelerators=h200)  # fmt: skip
+    (a,), (b,) = plain.options, spaced.options
+    assert (a.tensor_parallel, a.concurrency) == (b.tensor_parallel, b.concurrency)
+    assert a.concurrency > 1
+    # the others' decode iteration a new request waits through, (30 - 1) / 2 of them
+    spec = replace(find_model("llama-3.1-70b").spec(), compute_precision=a.compute_precision)
+    dev = device(CAT["h200"], a.tensor_parallel, a.compute_precision)
+    step = iteration_seconds(spec, dev, efficiency_for(None, "NVIDIA"), [],
+                             [1024 + 128] * (a.concurrency - 1))  # fmt: skip
+    assert b.prediction.ttft_s - a.prediction.ttft_s == pytest.approx(14.5 * step, rel=0.01)
+    assert b.output_tokens_per_s == pytest.approx(a.output_tokens_per_s, rel=0.05)
 
 
 def test_a_calibrated_option_carries_the_calibrations_band() -> None:

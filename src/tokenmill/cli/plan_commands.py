@@ -68,6 +68,14 @@ def plan(
             "pick that release's efficiencies ('sglang 0.4.6'); default: its newest"
         ),
     ] = None,
+    admission_interval: Annotated[
+        int | None,
+        Opt(
+            min=1,
+            help="Decode iterations between the engine's looks for new requests "
+            "(SGLang --scheduler-recv-interval); default 1, as engines ship",
+        ),
+    ] = None,
     quote: Annotated[
         list[str] | None,
         Opt(help="Your price for a part, ID=USD: per hour when rented, per unit when owned"),
@@ -100,6 +108,7 @@ def plan(
         interest_rate=_decimal(interest_rate, "--interest-rate"),
         max_per_node=max_per_node,
         engine=engine,
+        admission_interval=admission_interval,
     )
     if calibrate:
         group = Calibration(calibrated_on, calibrated_tp, calibrated_layout)
@@ -229,7 +238,13 @@ def _calibrated(
     try:
         acc = find(ran.on)
         loaded = [(str(p), _read_json(p)) for p in reports]
-        eff: Efficiency = calibrate_on(loaded, acc, group=ran.group, layout=ran.layout)
+        eff: Efficiency = calibrate_on(
+            loaded,
+            acc,
+            group=ran.group,
+            layout=ran.layout,
+            admission_interval=opts.admission_interval or 1,
+        )
     except (CatalogError, CalibrationError) as exc:
         raise typer.BadParameter(str(exc)) from None
     if for_all:

@@ -112,6 +112,9 @@ class PlanOptions:
     # the fewest and most requests in flight the calibration's runs had, by accelerator id
     calibrated_loads: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     engine: str | None = None  # the serving engine planned for, e.g. "vllm", "sglang"
+    # decode iterations between the engine's looks for new requests (SGLang's
+    # --scheduler-recv-interval); None: the efficiency's (engines default to 1)
+    admission_interval: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +315,8 @@ def _evaluate(
         kv_last = kv_request * _replicas(spec, widest)
         return Exclusion(acc, "memory", _memory_reason(acc, spec, kv_last, demand, widest))
     eff = opts.calibrated.get(acc.id) or opts.efficiency or efficiency_for(opts.engine, acc.vendor)
+    if opts.admission_interval is not None:
+        eff = replace(eff, admission_interval=opts.admission_interval)
     scored: list[Option | Exclusion] = []
     for group in fitting:
         for dev in layouts(spec, group):

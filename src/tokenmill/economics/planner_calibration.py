@@ -76,11 +76,12 @@ LAYOUTS = {"tp": (False, False), "tp+ep": (False, True), "dp+tp": (True, False),
 
 def calibrate_on(
     reports: Sequence[tuple[str, Mapping[str, Any]]], acc: Accelerator, *, group: int = 1,
-    layout: str = "tp",
+    layout: str = "tp", admission_interval: int = 1,
 ) -> Efficiency:  # fmt: skip
     """Fit the roofline's efficiency to bench reports measured on one replica of `group`
-    `acc`s sharing the model as `layout` (`LAYOUTS`). The reports name the model they ran; it
-    must be a reference model, the same in all of them. What calibration does not fit stays at
+    `acc`s sharing the model as `layout` (`LAYOUTS`), on an engine that looks for new requests
+    every `admission_interval` decode iterations. The reports name the model they ran; it must
+    be a reference model, the same in all of them. What calibration does not fit stays at
     `Efficiency()`'s values, not a published-figure entry's: on published load sweeps of one
     deployment, the entries' fitted per-layer and per-sequence costs kept calibration from
     following the deployment (`benchmarks/calibration_sweeps.py`)."""
@@ -115,7 +116,8 @@ def calibrate_on(
             raise ValueError(f"its weights ({weights / 1e9:,.0f} GB) do not fit {where}'s "
                              f"memory ({dev.memory_bytes / 1e9:,.0f} GB): give the "
                              "accelerators the runs' replica had (--calibrated-tp)")  # fmt: skip
-        eff = perf_model.calibrate(spec, dev, runs)
+        held = Efficiency(admission_interval=admission_interval)
+        eff = perf_model.calibrate(spec, dev, runs, held)
     except ValueError as exc:  # a group that cannot be (PlanError), a run it cannot explain
         raise CalibrationError(f"{model.id} on {where}: {exc}") from None
     if group > 1:
