@@ -98,6 +98,9 @@ def test_a_dry_run_refuses_what_create_would(srv: ServerProcess) -> None:
     assert resp.status_code == 400 and "model file not found" in resp.json()["error"]["message"]
     external = {"name": "dry-f", "engine": "openai", "endpoint": "http://127.0.0.1:9/v1"}
     assert dry_run(srv, external).json()["placement"] is None
+    # a NUL byte in a path is a bad request, not a server error (schemathesis found a 500)
+    resp = dry_run(srv, {"name": "dry-g", "engine": "llamacpp", "model_path": "a\u0000.gguf"})
+    assert resp.status_code == 400 and resp.json()["error"]["param"] == "model_path"
 
 
 def test_the_cli_prints_the_placement(srv: ServerProcess) -> None:

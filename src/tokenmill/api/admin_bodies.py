@@ -1,9 +1,9 @@
 """The admin surface's request bodies: strict (unknown fields refused), bounded."""
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from tokenmill.security.accounts import MAX_WEIGHT, MIN_WEIGHT, KeySpec
 from tokenmill.security.keys import KeyLimits, ToolPolicy
@@ -12,6 +12,18 @@ from tokenmill.security.roles import Role, Scope
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _no_nul(value: str) -> str:
+    """A path or URL the operating system gets: a NUL byte ends it there (and `open` refuses
+    it outright), so it is a bad request, not a server error."""
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
+# A file path or endpoint URL given to the operating system.
+SystemString = Annotated[str, Field(max_length=1024), AfterValidator(_no_nul)]
 
 
 class TenantIn(Body):
@@ -90,8 +102,8 @@ class AgentIn(LimitsIn):
 class DeploymentIn(Body):
     name: str = Field(min_length=1, max_length=128)
     engine: Literal["llamacpp", "openai"]
-    model_path: str | None = Field(default=None, max_length=1024)
-    endpoint: str | None = Field(default=None, max_length=1024)
+    model_path: SystemString | None = None
+    endpoint: SystemString | None = None
     upstream_model: str | None = Field(default=None, max_length=256)
     replicas: int = Field(default=1, ge=0, le=64)
     # The autoscaler's range (default: fixed at `replicas`); min 0 allows scale-to-zero.
@@ -103,7 +115,7 @@ class DeploymentIn(Body):
 class RolloutIn(Body):
     """A rolling update's new spec: what is given replaces the current (options whole)."""
 
-    model_path: str | None = Field(default=None, max_length=1024)
+    model_path: SystemString | None = None
     upstream_model: str | None = Field(default=None, max_length=256)
     options: dict[str, int | float | str | bool] | None = None
 
