@@ -30,7 +30,7 @@ import argparse
 import json
 import math
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,6 @@ from tokenmill.economics.perf_model import Efficiency, MeasuredRun, calibrate
 ROUNDS = (*pf.DEV, pf.ROUND6)
 NEEDED = ("ttft_ms", "tpot_ms", "output_tokens_per_s")
 OUT = Path(__file__).parent / "results" / "calibration_sweeps.json"
-Pick = Callable[[Sequence[pf.Mapped]], tuple[list[pf.Mapped], list[pf.Mapped]]]
 
 
 def sweeps(paths: Sequence[Path] = ROUNDS) -> dict[str, list[pf.Mapped]]:
