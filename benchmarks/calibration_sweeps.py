@@ -132,9 +132,8 @@ BAND = BAND / "calibration_bands.toml"
 
 
 def speed_ratio(ratios: dict[str, float]) -> float:
-    """Predicted / published speed on the worst of the three (times inverted)."""
-    speeds = [r if k == "output_tokens_per_s" else 1 / r for k, r in ratios.items()]
-    return max(speeds, key=lambda x: abs(math.log(x)))
+    """Predicted / published speed on the worst of the three (`planner_figures.speed_ratio`)."""
+    return pf.speed_ratio({"metrics": {k: {"ratio": r, "judged": True} for k, r in ratios.items()}})
 
 
 def write_band(results: Sequence[Path], out: Path = BAND) -> None:
