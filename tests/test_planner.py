@@ -115,6 +115,15 @@ def test_find_model_forgives_case_org_and_suffix_but_does_not_guess() -> None:
         find_model("llama-3.1-13b")
 
 
+def test_a_quantized_checkpoints_name_finds_the_model_it_quantizes() -> None:
+    """A precision suffix names the same shape stored smaller; the precision is asked apart."""
+    assert find_model("nvidia/Llama-3.1-8B-Instruct-FP8") is LLAMA_8B
+    assert find_model("Llama-3.1-70B-Instruct-AWQ") is LLAMA_70B
+    assert find_model("nvidia/Llama-3.3-70B-Instruct-FP8").id == "llama-3.3-70b"
+    with pytest.raises(ModelError):
+        find_model("FP8")  # a precision alone names nothing
+
+
 def test_custom_model_checks_its_numbers() -> None:
     with pytest.raises(ModelError, match="kv heads"):
         custom_model(params=7e9, layers=32, attention_heads=8, kv_heads=16, head_dim=128)

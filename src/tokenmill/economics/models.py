@@ -204,8 +204,11 @@ def reference_models() -> dict[str, ReferenceModel]:
 
 # --------------------------------------------------------------------------------- lookup
 
-# Qualifiers that name a variant of the same weights' shape, dropped before matching.
-_QUALIFIERS = frozenset({"instruct", "chat", "it", "hf", "base", "gguf"})
+# Qualifiers that name a variant of the same weights' shape, dropped before matching: the
+# tuning, and the precision a quantized checkpoint is stored in ("Llama-3.1-8B-Instruct-FP8";
+# the precision itself is asked for on its own).
+_QUALIFIERS = frozenset({"instruct", "chat", "it", "hf", "base", "gguf", "fp8", "fp4", "nvfp4",
+                         "mxfp4", "int8", "int4", "awq", "gptq", "bf16", "fp16"})  # fmt: skip
 
 
 def _key(text: str) -> str:
