@@ -606,14 +606,19 @@ def _print(results: Mapping[str, Any]) -> None:
         print(f"- {u['id']} ({u['part']}): {u['reason']}")
 
 
-def efficiencies_from(choice: str) -> tuple[EfficiencyFor, dict[str, Any]]:
+def efficiencies_from(
+    choice: str, min_figures: int = 0
+) -> tuple[EfficiencyFor, dict[str, Any]]:  # fmt: skip
     """`default`: `Efficiency()` for every figure (the baseline); `data`: the packaged
-    `economics/data/efficiencies.toml` by engine family and vendor; else a file of that form."""
+    `economics/data/efficiencies.toml` by engine family and vendor; else a file of that form.
+    Entries fitted on fewer than `min_figures` figures are left out (the default entry never)."""
     if choice == "default":
         return default_efficiency, {"efficiencies": "perf_model.Efficiency() for every figure"}
     path = Path(choice) if choice != "data" else None
     entries = (efficiency_data.load(path.read_text("utf-8")) if path is not None
                else efficiency_data.packaged())  # fmt: skip
+    entries = [e for e in entries if e.engine == efficiency_data.ANY
+               or len(e.fitted_on) >= min_figures]  # fmt: skip
 
     def pick(engine: str | None, vendor: str, version: tuple[int, ...] | None = None) -> Efficiency:
         return efficiency_data.efficiency_for(engine, vendor, entries, version)
@@ -621,7 +626,8 @@ def efficiencies_from(choice: str) -> tuple[EfficiencyFor, dict[str, Any]]:
     where = str(path) if path is not None else "src/tokenmill/economics/data/efficiencies.toml"
     described = [{"id": e.id, "engine": e.engine, "vendor": e.vendor, "label": e.label,
                   "source": e.source, "values": dict(e.values)} for e in entries]  # fmt: skip
-    return pick, {"efficiencies": where, "efficiency_entries": described}
+    return pick, {"efficiencies": where, "min_figures": min_figures,
+                  "efficiency_entries": described}  # fmt: skip
 
 
 BANDS = (
@@ -699,6 +705,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="write here instead")
     ap.add_argument("--efficiencies", default="data",
                     help="default | data | PATH to an efficiencies TOML")  # fmt: skip
+    ap.add_argument("--min-figures", type=int, default=0,
+                    help="leave out the entries fitted on fewer figures than this")  # fmt: skip
     ap.add_argument("--burst-spread", type=float, default=BURST_SPREAD,
                     help="log-spread of a burst's lengths (0: all at the means; "
                          "planner_burst.lengths)")  # fmt: skip
@@ -721,7 +729,7 @@ def main() -> None:
     if args.step == "baseline" and args.out is None:
         ap.error("the baseline run is kept as it is; name another --step")
     BURST_SPREAD = args.burst_spread
-    pick, described = efficiencies_from(args.efficiencies)
+    pick, described = efficiencies_from(args.efficiencies, args.min_figures)
     results = (
         {"run_info": run_info(), "step": args.step, "burst_spread": BURST_SPREAD}
         | described

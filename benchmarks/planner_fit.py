@@ -446,6 +446,17 @@ def main() -> None:
         action="store_true",
         help="only FIT figures at one request in flight (what exposes fixed costs)",
     )
+    ap.add_argument(
+        "--family-params",
+        help="comma-separated: what each family's entry fits (default: --params); the "
+        "others stay at the default entry's values",
+    )
+    ap.add_argument(
+        "--default-from",
+        type=Path,
+        help="take this efficiencies file's default entry as it is, not fitted again "
+        "(to refit the families alone)",
+    )
     ap.add_argument("--out", type=Path, default=DATA / "efficiencies.toml")
     ap.add_argument(
         "--jobs",
@@ -466,6 +477,11 @@ def main() -> None:
     unknown = set(names) - set(PARAMS)
     if unknown:
         ap.error(f"cannot fit {sorted(unknown)}; choose from {', '.join(PARAMS)}")
+    family_names = names
+    if args.family_params is not None:
+        family_names = [n.strip() for n in args.family_params.split(",") if n.strip()]
+        if set(family_names) - set(names):
+            ap.error(f"--family-params {sorted(set(family_names) - set(names))} not in --params")
     experts = not args.no_moe_shapes
     figs = fit_figures(experts)
     global POOL
@@ -485,30 +501,39 @@ def main() -> None:
         base, kept = prior_entry.efficiency(), dict(prior_entry.values)
     start = replace(base, **{n: START[n] for n in names
                              if n in START and not getattr(base, n)})  # fmt: skip
-    FREE.update(n for n in names if n.endswith("_s") and FREE_OVERHEADS)
-    default, score = fit_staged(figs, start, names, experts, not args.joint)
-    FREE.clear()
     listed = [*dict.fromkeys([*kept, *names])]  # what the entries list: kept values too
     ids = [f["fig"]["id"] for f in figs]
-    print(f"default: loss {score:.3f} over {len(ids)} FIT figures: "
-          + ", ".join(f"{n} {getattr(default, n):.4g}" for n in listed))  # fmt: skip
-    entries = [_entry("default", ANY, ANY, default, listed, ids, "the prior for every engine "
-                      "family; used when the engine is not known")]  # fmt: skip
+    if args.default_from is not None:
+        taken = pick(load(args.default_from.read_text("utf-8")), ANY, ANY)
+        default = taken.efficiency()
+        entries = [replace(taken, source=f"{taken.source} (taken from {args.default_from.name}"
+                           f" at commit {_commit()}, not fitted again)")]  # fmt: skip
+    else:
+        FREE.update(n for n in names if n.endswith("_s") and FREE_OVERHEADS)
+        default, score = fit_staged(figs, start, names, experts, not args.joint)
+        FREE.clear()
+        print(f"default: loss {score:.3f} over {len(ids)} FIT figures: "
+              + ", ".join(f"{n} {getattr(default, n):.4g}" for n in listed))  # fmt: skip
+        entries = [_entry("default", ANY, ANY, default, listed, ids, "the prior for every "
+                          "engine family; used when the engine is not known")]  # fmt: skip
     groups: dict[Group, list[dict[str, Any]]] = {}
     for f in figs:
         if f["family"] is not None:
             groups.setdefault(_group(f), []).append(f)
     family_prior = default if args.family_prior == "default" else start
     for (family, vendor, since), members in [] if args.no_groups else sorted(groups.items()):
-        eff, score = fit_staged(members, family_prior, names, experts, not args.joint)
+        eff, score = fit_staged(members, family_prior, family_names, experts, not args.joint)
         member_ids = [f["fig"]["id"] for f in members]
         release = "-" + version_text(since) if since else ""
         print(f"{family}{release} on {vendor}: loss {score:.3f} over {len(members)}: "
               + ", ".join(f"{n} {getattr(eff, n):.4g}" for n in names))  # fmt: skip
         prior_text = ("the default entry" if args.family_prior == "default"
                       else "Efficiency() with the START overheads")  # fmt: skip
+        held = [n for n in names if n not in family_names]
+        note = f"prior: {prior_text}" + (f"; {', '.join(held)} held at the default entry's"
+                                         if held else "")  # fmt: skip
         entries.append(_entry(f"{family}{release}-{vendor.lower()}", family, vendor, eff, listed,
-                              member_ids, f"prior: {prior_text}", since))  # fmt: skip
+                              member_ids, note, since))  # fmt: skip
     write(entries, args.out, HEADER)
     print(f"wrote {args.out}")
 

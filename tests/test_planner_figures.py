@@ -423,3 +423,46 @@ def test_a_stated_pipeline_is_mapped_to_stages() -> None:
     assert (mapped.tensor_parallel, mapped.stages) == (8, 2)
     row = pf.evaluate(mapped)
     assert row["device"].startswith("2 x 8 x H100")
+
+
+def test_entries_fitted_on_too_few_figures_can_be_left_out() -> None:
+    """`--min-figures N`: a family fitted on fewer than N figures falls back to the next entry
+    (its older release, its engine on any vendor, or the default), never the default itself."""
+    from tokenmill.economics import efficiency_data
+
+    entries = efficiency_data.packaged()
+    few = next(e for e in entries if e.engine != efficiency_data.ANY and len(e.fitted_on) < 7)
+    many = next(e for e in entries if len(e.fitted_on) >= 7 and e.engine != efficiency_data.ANY)
+    pick, described = pf.efficiencies_from("data", min_figures=7)
+    kept = {e["id"] for e in described["efficiency_entries"]}
+    assert few.id not in kept and many.id in kept and "default" in kept
+    assert described["min_figures"] == 7
+    fallback = efficiency_data.pick(
+        [e for e in entries if e.id != few.id], few.engine, few.vendor, few.since or None
+    )
+    assert pick(few.engine, few.vendor, few.since or None) == fallback.efficiency()
+    everything, _ = pf.efficiencies_from("data")
+    assert everything(few.engine, few.vendor, few.since or None) == few.efficiency()
+
+
+def test_a_refit_of_the_families_alone_keeps_the_default_entry_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`planner_fit.py --default-from FILE`: the default entry is taken, not fitted again (what
+    `--family-params` refits the families against); a family parameter that --params does not
+    list is refused."""
+    import planner_fit
+    from tokenmill.economics import efficiency_data
+
+    packaged = planner_fit.DATA / "efficiencies.toml"
+    out = tmp_path / "families.toml"
+    argv = ["planner_fit.py", "--default-from", str(packaged), "--no-groups", "--jobs", "1",
+            "--out", str(out)]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    planner_fit.main()
+    (entry,) = efficiency_data.load(out.read_text("utf-8"))
+    default = efficiency_data.pick(efficiency_data.packaged(), "*", "*")
+    assert entry.values == default.values and "not fitted again" in entry.source
+    monkeypatch.setattr(sys, "argv", [*argv, "--params", "compute", "--family-params", "bandwidth"])
+    with pytest.raises(SystemExit):
+        planner_fit.main()
