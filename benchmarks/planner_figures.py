@@ -90,6 +90,7 @@ ROUND4 = Path(__file__).parent / "data" / "published_figures_round4.toml"  # MoE
 ROUND5 = Path(__file__).parent / "data" / "published_figures_round5.toml"  # MoE only
 ROUND6 = Path(__file__).parent / "data" / "published_figures_round6.toml"  # all held out
 ROUND7 = Path(__file__).parent / "data" / "published_figures_round7.toml"  # all held out
+ROUND8 = Path(__file__).parent / "data" / "published_figures_round8.toml"  # all held out
 # The files whose FIT halves a fit reads (planner_fit.py), each split by SPLIT_RULE. A round is
 # all held out until it has been predicted once (`--all-held-out`: round 2 in
 # results/planner_figures-round2-step6.json, rounds 3 and 4 in round3-step8-unseen and
