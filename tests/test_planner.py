@@ -383,6 +383,24 @@ def test_an_engine_that_looks_for_requests_every_30_iterations_is_planned_slower
     assert b.output_tokens_per_s == pytest.approx(a.output_tokens_per_s, rel=0.05)
 
 
+def test_an_fp8_kv_cache_holds_twice_the_requests_and_reads_half_the_bytes() -> None:
+    """`--kv-cache fp8` (vLLM/SGLang --kv-cache-dtype fp8, TensorRT-LLM on a ModelOpt
+    checkpoint): KV bytes per token halve, so a memory-bound option runs more requests in
+    flight, and each decode step reads less."""
+    h100 = only("h100")
+    demand, slo = Demand(2000, 2000, requests_per_s=50), Slo(ttft_s=30, tpot_s=1)
+    model = find_model("llama-3.1-8b")
+    bf16 = plan(model, demand, slo, PlanOptions(precision="fp8"), accelerators=h100)
+    fp8 = plan(model, demand, slo, PlanOptions(precision="fp8", kv_cache="fp8"), accelerators=h100)
+    assert fp8.spec.kv_bytes_per_token == bf16.spec.kv_bytes_per_token / 2
+    (a,), (b,) = bf16.options, fp8.options
+    assert a.tensor_parallel == b.tensor_parallel == 1
+    assert b.concurrency > 1.5 * a.concurrency  # the KV blocks bound both
+    assert b.usd_per_million < a.usd_per_million
+    with pytest.raises(PlanError, match="unknown KV cache format 'int4'"):
+        plan(model, demand, slo, PlanOptions(kv_cache="int4"), accelerators=h100)
+
+
 def test_a_calibrated_option_carries_the_calibrations_band() -> None:
     """Published load sweeps predicted after calibrating on two of their points: between the
     calibrated loads the band is narrower than beyond them, and beyond is extrapolating."""
@@ -434,6 +452,16 @@ def test_cli_json_parses_and_ranks_by_cost() -> None:
     assert costs == sorted(costs) and costs
     assert data["demand"]["requests_per_s"] == pytest.approx(1e9 / 86400 / 1200)
     assert {e["kind"] for e in data["excluded"]} >= {"missing figure"}
+
+
+def test_cli_says_when_the_kv_cache_is_fp8() -> None:
+    base = ["--model", "llama-3.1-8b", "--rate", "2", "--precision", "fp8"]
+    text = invoke(*base, "--kv-cache", "fp8")
+    assert text.exit_code == 0, text.output
+    assert "KV 64 KiB/token (fp8 KV cache)" in text.output
+    data = json.loads(invoke(*base, "--kv-cache", "fp8", "--json").output)
+    assert data["model"]["kv_cache"] == "fp8" and data["model"]["kv_bytes_per_token"] == 65536
+    assert json.loads(invoke(*base, "--json").output)["model"]["kv_cache"] == "bf16"
 
 
 def test_cli_quotes_replace_and_fill_catalog_prices() -> None:
@@ -512,6 +540,7 @@ def test_cli_calibrates_on_the_group_and_layout_the_reports_ran_on(tmp_path: Pat
         (["--rate", "1"], "give --model NAME"),
         (["--model", "llama-3.1-8b", "--rate", "1", "--chart", "plan.svg"], "name it *.png"),
         (["--model", "llama-3.1-8b", "--rate", "1", "--calibrated-on", "h100"], "--calibrate"),
+        (["--model", "llama-3.1-8b", "--rate", "1", "--kv-cache", "int4"], "choose from bf16"),
     ],
 )  # fmt: skip
 def test_cli_bad_input_exits_2_with_a_reason(args: list[str], message: str) -> None:

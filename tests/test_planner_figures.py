@@ -480,3 +480,18 @@ def test_a_refit_of_the_families_alone_keeps_the_default_entry_as_it_is(
     monkeypatch.setattr(sys, "argv", [*argv, "--params", "compute", "--family-params", "bandwidth"])
     with pytest.raises(SystemExit):
         planner_fit.main()
+
+
+def test_nvidias_modelopt_checkpoints_map_with_the_fp8_kv_cache_they_carry() -> None:
+    """An nvidia/...-FP8 checkpoint with no KV precision stated keeps its KV cache at FP8 (the
+    ModelOpt export's default); a stated precision wins, and other checkpoints stay 16-bit."""
+    _, figures = pf.load(pf.ROUND8)
+    fig = next(f for f in figures if f["id"] == "r8b-trtllm10-llama8b-h100-tp1-1000-1000")
+    assert "kv_precision" not in fig and fig["model"].startswith("nvidia/")
+    mapped = pf.map_figure(fig)
+    assert isinstance(mapped, pf.Mapped) and mapped.model.kv_bits == 8
+    assert any("ModelOpt" in c for c in mapped.conventions)
+    stated = pf.map_figure({**fig, "kv_precision": "bf16"})
+    assert isinstance(stated, pf.Mapped) and stated.model.kv_bits == 16
+    other = pf.map_figure({**fig, "model": "meta-llama/Llama-3.1-8B-Instruct"})
+    assert isinstance(other, pf.Mapped) and other.model.kv_bits == 16

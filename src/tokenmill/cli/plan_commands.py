@@ -76,6 +76,13 @@ def plan(
             "(SGLang --scheduler-recv-interval); default 1, as engines ship",
         ),
     ] = None,
+    kv_cache: Annotated[
+        str,
+        Opt(
+            help="How the engine stores the KV cache: bf16 (as engines ship), fp8 (vLLM/SGLang "
+            "--kv-cache-dtype fp8; TensorRT-LLM on a ModelOpt FP8/FP4 checkpoint)"
+        ),
+    ] = "bf16",
     quote: Annotated[
         list[str] | None,
         Opt(help="Your price for a part, ID=USD: per hour when rented, per unit when owned"),
@@ -109,6 +116,7 @@ def plan(
         max_per_node=max_per_node,
         engine=engine,
         admission_interval=admission_interval,
+        kv_cache=kv_cache,
     )
     if calibrate:
         group = Calibration(calibrated_on, calibrated_tp, calibrated_layout)
@@ -244,6 +252,7 @@ def _calibrated(
             group=ran.group,
             layout=ran.layout,
             admission_interval=opts.admission_interval or 1,
+            kv_cache=opts.kv_cache,
         )
     except (CatalogError, CalibrationError) as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -309,7 +318,9 @@ def _print(result: Plan) -> None:
     console.print(
         f"[bold]{m.name}[/] at {opts.precision or m.default_precision} "
         f"({spec.weight_bits:g} bits/weight): weights {spec.weight_bytes / 1e9:.4g} GB, "
-        f"KV {spec.kv_bytes_per_token / 1024:.0f} KiB/token\n"
+        f"KV {spec.kv_bytes_per_token / 1024:.0f} KiB/token"
+        + ("" if opts.kv_cache == "bf16" else f" ({opts.kv_cache} KV cache)")
+        + "\n"
         f"demand {d.rate:.3g} req/s x ({d.input_tokens} in + {d.output_tokens} out) = "
         f"{d.rate * d.tokens_per_request:,.0f} tokens/s; SLO TTFT {result.slo.ttft_s * 1000:g} ms, "
         f"TPOT {result.slo.tpot_s * 1000:g} ms\n"

@@ -115,6 +115,13 @@ class PlanOptions:
     # decode iterations between the engine's looks for new requests (SGLang's
     # --scheduler-recv-interval); None: the efficiency's (engines default to 1)
     admission_interval: int | None = None
+    # how the KV cache is stored (`KV_CACHE_BITS`): engines keep it at the model's 16 bits
+    # unless told (vLLM/SGLang --kv-cache-dtype fp8) or the checkpoint carries FP8 KV scales
+    kv_cache: str = "bf16"
+
+
+# KV cache formats a plan can assume, bits per element.
+KV_CACHE_BITS = {"bf16": 16.0, "fp16": 16.0, "fp8": 8.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +198,9 @@ def _check(model: ReferenceModel, demand: Demand, slo: Slo, opts: PlanOptions) -
         raise PlanError(f"max accelerators per node must be >= 1, got {opts.max_per_node}")
     if opts.price_per_million is not None and not opts.price_per_million >= 0:
         raise PlanError(f"the token price must be >= 0, got {opts.price_per_million}")
+    if opts.kv_cache not in KV_CACHE_BITS:
+        raise PlanError(f"unknown KV cache format {opts.kv_cache!r}; choose from "
+                        f"{', '.join(KV_CACHE_BITS)}")  # fmt: skip
 
 
 # --------------------------------------------------------------------------------- plan
@@ -213,7 +223,8 @@ def plan(
                         owned=opts.acquire == "owned")  # fmt: skip
     except SiteError as exc:
         raise PlanError(str(exc)) from None
-    spec = with_layout(model.id, model.spec(opts.precision, weight_bits=opts.weight_bits))
+    spec = with_layout(model.id, model.spec(opts.precision, weight_bits=opts.weight_bits,
+                                            kv_bits=KV_CACHE_BITS[opts.kv_cache]))  # fmt: skip
     precision = opts.precision or model.default_precision
     scored: list[Option] = []
     excluded: list[Exclusion] = []

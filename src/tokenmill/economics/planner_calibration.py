@@ -12,7 +12,7 @@ from tokenmill.economics import perf_model
 from tokenmill.economics.model_layouts import with_layout
 from tokenmill.economics.models import FORMATS, ModelError, find_model
 from tokenmill.economics.perf_model import Efficiency, MeasuredRun, Workload
-from tokenmill.economics.planner import device
+from tokenmill.economics.planner import KV_CACHE_BITS, device
 from tokenmill.fleet.catalog import Accelerator
 
 _CLOSED_LOOP = re.compile(r"closed loop, (\d+) in flight")
@@ -76,15 +76,15 @@ LAYOUTS = {"tp": (False, False), "tp+ep": (False, True), "dp+tp": (True, False),
 
 def calibrate_on(
     reports: Sequence[tuple[str, Mapping[str, Any]]], acc: Accelerator, *, group: int = 1,
-    layout: str = "tp", admission_interval: int = 1,
+    layout: str = "tp", admission_interval: int = 1, kv_cache: str = "bf16",
 ) -> Efficiency:  # fmt: skip
-    """Fit the roofline's efficiency to bench reports measured on one replica of `group`
-    `acc`s sharing the model as `layout` (`LAYOUTS`), on an engine that looks for new requests
-    every `admission_interval` decode iterations. The reports name the model they ran; it must
-    be a reference model, the same in all of them. What calibration does not fit stays at
-    `Efficiency()`'s values, not a published-figure entry's: on published load sweeps of one
-    deployment, the entries' fitted per-layer and per-sequence costs kept calibration from
-    following the deployment (`benchmarks/calibration_sweeps.py`)."""
+    """Fit the roofline's efficiency to bench reports measured on one replica of `group` `acc`s
+    sharing the model as `layout` (`LAYOUTS`), on an engine that looks for new requests every
+    `admission_interval` decode iterations and keeps its KV cache as `kv_cache`. The reports
+    name the model they ran; it must be a reference model, the same in all of them. What
+    calibration does not fit stays at `Efficiency()`'s values, not a published-figure entry's:
+    on published load sweeps of one deployment, the entries' fitted per-layer and per-sequence
+    costs kept calibration from following the deployment (`benchmarks/calibration_sweeps.py`)."""
     if not reports:
         raise CalibrationError("no bench reports to calibrate on")
     if layout not in LAYOUTS:
@@ -101,7 +101,10 @@ def calibrate_on(
     compute = next((p for p in formats if acc.tflops(p)), None)
     if compute is None:
         raise CalibrationError(f"{acc.id} has no TFLOPS figure at {' or '.join(formats)}")
-    spec = with_layout(model.id, replace(model.spec(), compute_precision=compute))
+    if kv_cache not in KV_CACHE_BITS:
+        raise CalibrationError(f"unknown KV cache format {kv_cache!r}")
+    spec = with_layout(model.id, replace(model.spec(kv_bits=KV_CACHE_BITS[kv_cache]),
+                                         compute_precision=compute))  # fmt: skip
     attention_dp, expert_parallel = LAYOUTS[layout]
     if (attention_dp or expert_parallel) and (spec.moe is None or group == 1):
         raise CalibrationError(f"layout {layout} needs a mixture of experts on more than one "

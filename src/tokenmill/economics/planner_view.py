@@ -78,6 +78,7 @@ def view(plan: Plan) -> dict[str, Any]:
             "weight_bits": spec.weight_bits,
             "weights_gb": round(spec.weight_bytes / 1e9, 3),
             "kv_bytes_per_token": spec.kv_bytes_per_token,
+            "kv_cache": opts.kv_cache,
         },
         "demand": {
             "requests_per_s": d.rate,
