@@ -6,7 +6,9 @@ causal attention 4 x layers x heads x head_dim FLOPs per (query, earlier token) 
 is never faster than reading the weights once. Decode is memory-bound: each step reads the
 weights (for a mixture of experts, the experts the batch touches) and every sequence's KV cache
 to make one token per sequence, plus each sequence's matmul and attention FLOPs and a fixed
-step overhead. All terms add up: the kernels of a step run one after another.
+step overhead. These terms add up: the kernels of a step run one after another. The engine's
+CPU work per scheduled sequence (`sequence_overhead_s`) runs beside them, and a step takes the
+longer of the two.
 
 Concurrency, `c` requests in flight on an engine with continuous batching (a closed loop: a new
 request arrives as another ends): a request's prefill runs in one iteration with the others'
@@ -484,9 +486,26 @@ def iteration_cost(
     cache: a cached prefix or the chunks before this one), and decodes one token for each
     sequence in `decode_contexts` (each its context length). A prefill is never faster than
     reading the weights once (the roof binding at `values`, default `eff`'s); a decode token
-    riding in a prefill's batch is one more row of the prefill's matmuls. `predict` builds its
-    steady state from these iterations; the fleet simulator runs them one by one."""
+    riding in a prefill's batch is one more row of the prefill's matmuls. The engine's CPU work
+    per scheduled sequence (`sequence_overhead_s`) runs beside the GPU's (`_gpu_work`): the
+    iteration takes the longer of the two. `predict` builds its steady state from these
+    iterations; the fleet simulator runs them one by one."""
     values = _values(eff) if values is None else values
+    gpu = _gpu_work(model, device, eff, prefills, decode_contexts, values)
+    cpu = _fixed((len(decode_contexts) + len(prefills)) * eff.sequence_overhead_s)
+    return gpu if gpu.at(values) >= cpu.at(values) else cpu
+
+
+def _gpu_work(
+    model: ModelSpec, device: Device, eff: Efficiency, prefills: Sequence[tuple[float, float]],
+    decode_contexts: Sequence[float], values: Sequence[float],
+) -> _Cost:  # fmt: skip
+    """`iteration_cost` but the engine's CPU work, which runs beside it: engines prepare the
+    next batch while the current one runs (SGLang's overlap scheduler from 0.4, TensorRT-LLM's
+    C++ executor and its PyTorch backend's overlap scheduler, vLLM's output processing off the
+    engine loop from 0.6). Added to it instead, a per-sequence cost fitted on small batches
+    made TensorRT-LLM's batches of 800-1,600 twice too slow (docs/benchmarks.md, issue 17,
+    eighth slice)."""
     fixed, per_token = _per_iteration(model, device, eff)
     flops, bandwidth = device.flops, device.bandwidth
     overhead = _term("step_overhead_s", 1.0) + _fixed(fixed)
@@ -497,7 +516,7 @@ def iteration_cost(
     tokens = new + batch
     imbalance = _expert_imbalance(model, device, tokens)
     experts = _expert_overheads(model, device, tokens, eff)
-    per_sequence = _fixed(per_token + eff.sequence_overhead_s)
+    per_sequence = _fixed(per_token)
     if not new:
         per_sequence += _matmuls(model, flops, "decode_compute", eff, imbalance)
         return (
@@ -509,8 +528,7 @@ def iteration_cost(
     floor = _weights(model, device, new, bandwidth, eff) + _fixed(per_token * new)
     roof = floor if floor.at(values) > prefill.at(values) else prefill
     rider = _matmuls(model, flops, "compute", eff, imbalance) + per_sequence
-    scheduled = _fixed(len(prefills) * eff.sequence_overhead_s)
-    return overhead + roof + scheduled + experts + batch * rider + kv_and_attention
+    return overhead + roof + experts + batch * rider + kv_and_attention
 
 
 def iteration_seconds(
@@ -545,17 +563,15 @@ def _costs(
     `eff` gives the terms `values` does not fit (collectives, per-layer overheads, MoE)."""
     n, m, c = work.input_tokens, work.output_tokens, work.concurrency
     fixed, per_token = _per_iteration(model, device, eff)
-    scheduled = _fixed(per_token + eff.sequence_overhead_s)  # one sequence's share of a step
-    prefill = _prefill_work(model, device, eff, n, model.pairs(n, 0), per_token) + _fixed(
-        eff.sequence_overhead_s
-    )
+    # the GPU's work, as in `iteration_cost` (the CPU's per sequence runs beside it): a
+    # prompt's prefill, and a decode token riding in a prefill's batch
+    prefill = _prefill_work(model, device, eff, n, model.pairs(n, 0), per_token)
     ctx = n + m / 2  # mean context while decoding
     overhead = _term("step_overhead_s", 1.0) + _fixed(fixed)
-    # a decode token riding in a prefill's batch (as in `iteration_cost`)
     rider = (
         _matmuls(model, device.flops, "compute", eff)
         + _kv_and_attention(model, device, model.attended(ctx))
-        + scheduled
+        + _fixed(per_token)
     )
 
     def step(batch: int) -> _Cost:
