@@ -38,7 +38,7 @@ from typing import Any
 import planner_figures as pf
 from tokenmill.economics.perf_model import Efficiency, MeasuredRun, calibrate
 
-ROUNDS = (*pf.DEV, pf.ROUND6)
+ROUNDS = (pf.FIGURES, pf.ROUND2, pf.ROUND3, pf.ROUND4, pf.ROUND5, pf.ROUND6)  # round 7: --figures
 NEEDED = ("ttft_ms", "tpot_ms", "output_tokens_per_s")
 OUT = Path(__file__).parent / "results" / "calibration_sweeps.json"
 

@@ -202,6 +202,13 @@ class Device:
     # pass each microbatch's activations on (over the network when `network_bandwidth` is set:
     # the stages are in different nodes; `nodes` then counts one stage's).
     stages: int = 1
+    # Peak FLOP/s of the attention's kernels, all devices together (0: `flops`). They compute
+    # in 16 bits whatever format the matmuls' weights are in (`planner.device`).
+    attention_flops: float = 0.0
+
+    @property
+    def attention_peak(self) -> float:
+        return self.attention_flops or self.flops
 
     @property
     def devices(self) -> int:
@@ -457,7 +464,7 @@ def _prefill_work(model: ModelSpec, device: Device, eff: Efficiency, new: float,
     pairs: the matmuls, the attention and the collectives of their activations."""
     return (
         new * _matmuls(model, device.flops, "compute", eff, imbalance)
-        + _term("prefill_attention", model.attention_flops_per_pair * pairs / device.flops)
+        + _term("prefill_attention", model.attention_flops_per_pair * pairs / device.attention_peak)
         + _fixed(per_token * new)
     )
 
@@ -470,7 +477,7 @@ def _kv_and_attention(
     device with the most of the `batch` sequences sets the pace (None: a marginal sequence)."""
     kv_read = context * model.kv_bytes_per_token * kv_replication(model, device)
     cost = _term("bandwidth", kv_read / device.bandwidth) + _term(
-        "decode_attention", context * model.attention_flops_per_pair / device.flops
+        "decode_attention", context * model.attention_flops_per_pair / device.attention_peak
     )
     if device.attention_dp and batch:
         return attention_imbalance(batch, device.count) * cost

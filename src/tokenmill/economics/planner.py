@@ -247,6 +247,7 @@ def device(acc: Accelerator, count: int, precision: str, per_node: int | None = 
     tflops = acc.tflops(precision)
     if tflops is None:
         raise PlanError(f"{acc.id} has no TFLOPS figure at {precision}")
+    sixteen = acc.tflops("bf16") or acc.tflops("fp16") or tflops
     link = acc.interconnect_gbs * GB / 2 if acc.interconnect_gbs else PCIE4_BYTES_PER_S
     latency = acc.collective_latency_us
     node = per_node or acc.per_node
@@ -256,6 +257,7 @@ def device(acc: Accelerator, count: int, precision: str, per_node: int | None = 
     return Device(
         name=f"{count} x {acc.name}" if count > 1 else acc.name,
         flops=tflops * 1e12 * count,
+        attention_flops=min(tflops, sixteen) * 1e12 * count,
         bandwidth=acc.memory_bandwidth_gbs * GB * count,
         memory_bytes=acc.memory_gb * GB * count,
         count=count,
