@@ -225,6 +225,8 @@ def map_figure(
     except CatalogError:
         return Unmapped(ident, f"no catalog accelerator for {fig['accelerator']!r}")
     count, tp, dp, ep = fig["count"], fig.get("tp"), fig.get("dp"), fig.get("ep")
+    dies = 2 if re.search(r"\bdual\b", fig["accelerator"], re.IGNORECASE) else 1
+    count *= dies  # a dual card (Arc Pro B60 Dual) is two GPUs to an engine; `count` is cards
     if ep == 1:  # EP1: every expert sliced over the TP group, the plain TP layout
         ep = None
     attention_dp = bool(fig.get("attention_dp"))
@@ -251,7 +253,7 @@ def map_figure(
     if not published:
         return Unmapped(ident, "no metric the planner predicts (output tokens/s, TTFT, TPOT, "
                                "latency) for one replica")  # fmt: skip
-    conventions: list[str] = []
+    conventions: list[str] = [f"{count // dies} dual cards: {count} GPUs"] if dies > 1 else []
     if tp is None:
         tp = count // replicas // stages
         conventions.append(f"TP not stated: one group of {tp} GPUs")

@@ -410,6 +410,11 @@ def test_round_eight_is_all_held_out_and_unseen() -> None:
     figures = _round(pf.ROUND8, pf.DEV, "")
     assert pf.ROUND8 not in pf.DEV
     assert len(figures) == 115 and _mapped(figures) == 38
+    dual = next(f for f in figures if f["accelerator"] == "Arc-Pro-B60-Dual-48GB")
+    assert dual["count"] == 4  # cards, each two GPUs
+    mapped = pf.map_figure(dual)
+    assert isinstance(mapped, pf.Mapped)
+    assert mapped.tensor_parallel * mapped.replicas == 8
     unmapped = [pf.map_figure(f) for f in figures]
     reasons = {u.reason for u in unmapped if isinstance(u, pf.Unmapped)}
     assert all("input_tokens not stated" in r or "Nemotron" in r for r in reasons)

@@ -33,11 +33,13 @@ and a replica delivers c x output / R tokens per second.
 Peaks come from the hardware catalog; `Efficiency` says how much of each peak an engine really
 reaches. The matmuls run at the weights' format (FP8 weights: the FP8 peak); attention runs at
 the 16-bit peak whatever that format (`Device.attention_flops`): FlashAttention, FlashInfer and
-FlashMLA compute in bf16 unless an engine is told to use an FP8 attention kernel. With the prefill's binding roof and the queue length held fixed, every predicted time
-is linear in the inverse efficiencies and the overheads, so `calibrate` fits them to measured
-runs by least squares on relative errors (TTFT, TPOT and request latency), each efficiency in
-(0, 1] and each overhead >= 0, and refits until roof and queue settle; the arrival share is
-searched on a grid. Prefill has a fixed, a linear (matmuls) and a quadratic (attention) part:
+FlashMLA compute in bf16 unless an engine is told to use an FP8 attention kernel.
+
+With the prefill's binding roof and the queue length held fixed, every predicted time is
+linear in the inverse efficiencies and the overheads, so `calibrate` fits them to measured runs
+by least squares on relative errors (TTFT, TPOT and request latency), each efficiency in (0, 1]
+and each overhead >= 0, and refits until roof and queue settle; the arrival share is searched
+on a grid. Prefill has a fixed, a linear (matmuls) and a quadratic (attention) part:
 calibrating it needs runs at three or more prompt lengths.
 
 Tensor parallelism: a group of `Device.count` accelerators adds up its peaks, and every
