@@ -451,9 +451,10 @@ def test_attention_computes_at_the_16_bit_peak_whatever_the_weights_format() -> 
     assert device(CAT["h100"], 8, "bf16").attention_peak == device(CAT["h100"], 8, "bf16").flops
     at_fp8 = dataclasses.replace(fp8, attention_flops=fp8.flops)
     work = Workload(16_000, 2, 1)
-    slower = predict(LLAMA_70B, fp8, DEFAULT, work).ttft_s - predict(
-        LLAMA_70B, at_fp8, DEFAULT, work
-    ).ttft_s
+    slower = (
+        predict(LLAMA_70B, fp8, DEFAULT, work).ttft_s
+        - predict(LLAMA_70B, at_fp8, DEFAULT, work).ttft_s
+    )
     attention = LLAMA_70B.attention_flops_per_pair * LLAMA_70B.pairs(16_000, 0)
     expected = attention * (1 / fp8.attention_peak - 1 / fp8.flops) / DEFAULT.compute
     assert slower == pytest.approx(expected, rel=1e-6)
