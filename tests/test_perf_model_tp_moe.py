@@ -386,6 +386,20 @@ def test_a_band_narrows_to_the_kind_and_says_when_it_extrapolates() -> None:
     assert guess.extrapolating == ("PCIe",)
 
 
+def test_a_band_gives_its_middle_80_percent_beside_its_range() -> None:
+    """One outlier sets the range; the 10th-90th percentiles show the common case."""
+    ratios = [1 / s for s in (0.9, 0.95, 1.0, 1.0, 1.05, 1.1, 1.0, 0.98, 1.02, 0.05)]
+    figs = [planner_band.Validated(f"d{i}", "dense", 1, "NVIDIA", 8, r)
+            for i, r in enumerate(ratios)]  # fmt: skip
+    b = planner_band.band("dense", 1, "NVIDIA", 8, figures=figs)
+    assert (b.low, b.high) == (pytest.approx(0.05), pytest.approx(1.1))
+    assert b.typical is not None
+    assert b.typical[0] == pytest.approx(0.05 + 0.9 * (0.9 - 0.05))  # inclusive quantile
+    assert b.typical[1] == pytest.approx(1.05 + 0.1 * (1.1 - 1.05))
+    assert "10 held-out figures; 8 in 10 within -18%/+6%" in b.text()
+    assert planner_band.band("dense", 1, "NVIDIA", 8, figures=figs[:9]).typical is None
+
+
 def test_a_band_says_when_no_held_out_figure_ran_the_layout() -> None:
     figs = [planner_band.Validated(f"m{i}", "moe", 8, "AMD", 64, r) for i, r in enumerate((1, 2))]
     ep = planner_band.band("moe", 8, "AMD", 64, layout="TP + EP experts", figures=figs)

@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import functools
 import math
+import statistics
 import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
 MIN_FIGURES = 2
+# Below this many figures a band gives its range only: a 10th-90th percentile of fewer is
+# mostly the range again.
+TYPICAL_FIGURES = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,9 @@ class Band:
     scope: str  # the kind the figures were taken from, e.g. "MoE, TP8, NVIDIA"
     extrapolating: tuple[str, ...] = ()  # why the option lies outside the validated kinds
     unit: str = "held-out figure"  # what `figures` counts
+    # The middle 80% of the figures (10th and 90th percentiles), where there are at least
+    # TYPICAL_FIGURES: a range is set by its worst figure, this by the common case.
+    typical: tuple[float, float] | None = None
 
     @property
     def plus_minus(self) -> float:
@@ -55,11 +62,24 @@ class Band:
         return max(1 - self.low, self.high - 1, 0.0)
 
     def text(self) -> str:
-        lo, hi = round((self.low - 1) * 100), round((self.high - 1) * 100)
-        width = f"{lo:+d}%/{hi:+d}%" if self.figures else "no held-out figure"
-        where = f" ({self.scope}: {self.figures} {self.unit}{'s' * (self.figures != 1)})"
+        width = _percent(self.low, self.high) if self.figures else "no held-out figure"
+        middle = f"; 8 in 10 within {_percent(*self.typical)}" if self.typical else ""
+        where = f" ({self.scope}: {self.figures} {self.unit}{'s' * (self.figures != 1)}{middle})"
         flag = "; extrapolating: " + "; ".join(self.extrapolating) if self.extrapolating else ""
         return width + (where if self.figures else "") + flag
+
+
+def _percent(low: float, high: float) -> str:
+    return f"{round((low - 1) * 100):+d}%/{round((high - 1) * 100):+d}%"
+
+
+def _band(speeds: Sequence[float], scope: str, reasons: tuple[str, ...],
+          unit: str = "held-out figure") -> Band:  # fmt: skip
+    typical = None
+    if len(speeds) >= TYPICAL_FIGURES:
+        deciles = statistics.quantiles(speeds, n=10, method="inclusive")
+        typical = (deciles[0], deciles[-1])
+    return Band(min(speeds), max(speeds), len(speeds), scope, reasons, unit, typical)
 
 
 def tp_bucket(tp: int) -> str:
@@ -109,7 +129,7 @@ def calibrated_band(concurrency: int, loads: tuple[int, int]) -> Band:
     speeds = [1 / r for r in calibrated_points()["between" if inside else "beyond"]]
     reasons = () if inside else (f"{concurrency} requests in flight, calibrated at {lo}-{hi}",)
     scope = "calibrated, between its loads" if inside else "calibrated, beyond its loads"
-    return Band(min(speeds), max(speeds), len(speeds), scope, reasons, "sweep point")
+    return _band(speeds, scope, reasons, "sweep point")
 
 
 def band(
@@ -150,5 +170,5 @@ def band(
         chosen = [f for f in known if match(f)]
         if len(chosen) >= MIN_FIGURES or (scope == "all" and chosen):
             speeds = [1 / f.speed_ratio for f in chosen]
-            return Band(min(speeds), max(speeds), len(chosen), scope, tuple(reasons))
+            return _band(speeds, scope, tuple(reasons))
     return Band(1.0, 1.0, 0, "none", tuple(reasons) or ("no validation data",))

@@ -57,6 +57,8 @@ def _band(o: Option) -> dict[str, Any] | None:
         "published_speed_low": round(b.low, 3),  # published / predicted speed, held out
         "published_speed_high": round(b.high, 3),
         "plus_minus": round(b.plus_minus, 3),
+        # the middle 80% of the held-out figures (None below planner_band.TYPICAL_FIGURES)
+        "published_speed_p10_p90": [round(x, 3) for x in b.typical] if b.typical else None,
         "held_out_figures": b.figures,
         "scope": b.scope,
         "extrapolating": bool(b.extrapolating),
