@@ -175,7 +175,7 @@ def test_a_small_moe_batch_reads_the_dense_part_and_the_touched_experts() -> Non
     read = (dense + 8 * shape.moe_layers * shape.expert_params) / (dev.bandwidth * 0.7)
     matmuls = 2 * DSV3.active_params / (dev.flops * 0.5)
     kv = 2 * DSV3.kv_bytes_per_token * 8 / (dev.bandwidth * 0.7)  # mean context 1 + 2 / 2
-    attention = 2 * DSV3.attention_flops_per_pair / (dev.flops * 0.5)
+    attention = 2 * DSV3.attention_flops_per_pair / (dev.attention_peak * 0.5)  # bf16
     assert one == pytest.approx(read + matmuls + kv + attention, rel=1e-6)
 
 
