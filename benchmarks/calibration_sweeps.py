@@ -38,7 +38,9 @@ from typing import Any
 import planner_figures as pf
 from tokenmill.economics.perf_model import Efficiency, MeasuredRun, calibrate
 
-ROUNDS = (pf.FIGURES, pf.ROUND2, pf.ROUND3, pf.ROUND4, pf.ROUND5, pf.ROUND6)  # round 7: --figures
+# Rounds 1-6, as this script's results were made (round 7's sweeps have runs of their own, with
+# --figures, in docs/benchmarks.md); pf.DEV holds round 7 too since issue 17's ninth slice.
+ROUNDS = (pf.FIGURES, pf.ROUND2, pf.ROUND3, pf.ROUND4, pf.ROUND5, pf.ROUND6)
 NEEDED = ("ttft_ms", "tpot_ms", "output_tokens_per_s")
 OUT = Path(__file__).parent / "results" / "calibration_sweeps.json"
 

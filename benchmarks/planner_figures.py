@@ -128,6 +128,10 @@ RELEASED = {("vllm", (0, 11)): "2025-10-02"}
 # before the held-out ones were predicted this way (docs/benchmarks.md, issue 17 third slice).
 BURST_SPREAD = 0.0
 Part = Literal["fit", "held_out"]
+# Boards that carry two GPUs an engine sees as two devices, with separate memories (the
+# catalog's arc-pro-b60 entry, source arc-pro-b60-dual): a figure's `count` of them is twice
+# as many accelerators.
+DUAL_GPU_BOARDS = ("arc pro b60 dual",)
 # 4-bit weight formats a model is published in (gpt-oss's MXFP4 experts, Kimi-K2-Thinking's
 # INT4 ones): the model's own artifact at its `served_bits`
 PUBLISHED_4BIT = frozenset({"mxfp4", "int4"})
@@ -225,8 +229,8 @@ def map_figure(
     except CatalogError:
         return Unmapped(ident, f"no catalog accelerator for {fig['accelerator']!r}")
     count, tp, dp, ep = fig["count"], fig.get("tp"), fig.get("dp"), fig.get("ep")
-    dies = 2 if re.search(r"\bdual\b", fig["accelerator"], re.IGNORECASE) else 1
-    count *= dies  # a dual card (Arc Pro B60 Dual) is two GPUs to an engine; `count` is cards
+    dies = 2 if _normal(fig["accelerator"]).startswith(DUAL_GPU_BOARDS) else 1
+    count *= dies  # `count` is boards; an engine sees each board's two GPUs
     if ep == 1:  # EP1: every expert sliced over the TP group, the plain TP layout
         ep = None
     attention_dp = bool(fig.get("attention_dp"))
@@ -300,6 +304,10 @@ def map_figure(
     return Mapped(ident, ref.id, spec, acc, tp, replicas, Workload(n, m, c), published, judged,
                   tuple(conventions), engine, eff, burst, "sharegpt" in ident.lower(),
                   attention_dp, bool(ep), stages)  # fmt: skip
+
+
+def _normal(name: str) -> str:
+    return " ".join(re.split(r"[\s_-]+", name.lower()))
 
 
 def _modelopt_checkpoint(fig: Mapping[str, Any]) -> bool:
@@ -690,6 +698,7 @@ def write_bands(runs: Sequence[Mapping[str, Any]], out: Path = BANDS) -> None:
                   f'engine = "{r["engine_family"] or "unknown"}"',
                   f'concurrency = {r["workload"]["concurrency"]}',
                   f"speed_ratio = {speed_ratio(r):.4f}", f'layout = "{r["layout"]}"',
+                  f'accelerator = "{r["accelerator"]}"',
                   ""]  # fmt: skip
     out.write_text("\n".join(lines))
 

@@ -521,23 +521,22 @@ def test_a_stated_pipeline_is_mapped_to_stages() -> None:
 
 
 def test_entries_fitted_on_too_few_figures_can_be_left_out() -> None:
-    """`--min-figures N`: a family fitted on fewer than N figures falls back to the next entry
-    (its older release, its engine on any vendor, or the default), never the default itself."""
+    """`--min-figures N`: a family fitted on fewer than N figures is not used; its figures take
+    the next entry that is (its older release, its engine on any vendor, else the default)."""
     from tokenmill.economics import efficiency_data
 
-    entries = efficiency_data.packaged()
-    few = next(e for e in entries if e.engine != efficiency_data.ANY and len(e.fitted_on) < 7)
-    many = next(e for e in entries if len(e.fitted_on) >= 7 and e.engine != efficiency_data.ANY)
+    entries = {e.id: e for e in efficiency_data.packaged()}
+    few, many = entries["sglang-amd"], entries["sglang-0.5-nvidia"]
+    assert len(few.fitted_on) < 7 <= len(many.fitted_on)  # the premise, as packaged
     pick, described = pf.efficiencies_from("data", min_figures=7)
     kept = {e["id"] for e in described["efficiency_entries"]}
     assert few.id not in kept and many.id in kept and "default" in kept
     assert described["min_figures"] == 7
-    version = few.since or (0,)  # the release `few` starts from (an era's first: the oldest)
-    enough = [e for e in entries if e.engine == efficiency_data.ANY or len(e.fitted_on) >= 7]
-    fallback = efficiency_data.pick(enough, few.engine, few.vendor, version)
-    assert pick(few.engine, few.vendor, version) == fallback.efficiency()
+    # no other SGLang entry on AMD, nor one for any vendor: SGLang 0.4 on AMD takes the default
+    assert pick("sglang", "AMD", (0, 4)) == entries["default"].efficiency()
     everything, _ = pf.efficiencies_from("data")
-    assert everything(few.engine, few.vendor, version) == few.efficiency()
+    assert everything("sglang", "AMD", (0, 4)) == few.efficiency()
+    assert pick("sglang", "NVIDIA", (0, 5, 6)) == many.efficiency()
 
 
 def test_a_refit_of_the_families_alone_keeps_the_default_entry_as_it_is(

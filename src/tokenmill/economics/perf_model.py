@@ -206,13 +206,13 @@ class Device:
     # pass each microbatch's activations on (over the network when `network_bandwidth` is set:
     # the stages are in different nodes; `nodes` then counts one stage's).
     stages: int = 1
-    # Peak FLOP/s of the attention's kernels, all devices together (0: `flops`). They compute
-    # in 16 bits whatever format the matmuls' weights are in (`planner.device`).
-    attention_flops: float = 0.0
+    # Peak FLOP/s of the attention's kernels, all devices together (None: `flops`). They
+    # compute in 16 bits whatever format the matmuls' weights are in (`planner.device`).
+    attention_flops: float | None = None
 
     @property
     def attention_peak(self) -> float:
-        return self.attention_flops or self.flops
+        return self.flops if self.attention_flops is None else self.attention_flops
 
     @property
     def devices(self) -> int:
@@ -645,6 +645,8 @@ def _check(model: ModelSpec, device: Device, work: Workload) -> None:
         raise ValueError(f"{model.name}: weight_bits and kv_bits must be > 0")
     if not (device.flops > 0 and device.bandwidth > 0 and device.memory_bytes > 0):
         raise ValueError(f"{device.name}: flops, bandwidth and memory_bytes must be > 0")
+    if not device.attention_peak > 0:
+        raise ValueError(f"{device.name}: attention_flops must be > 0")
     if not (device.link_bandwidth >= 0 and device.link_latency_s >= 0):
         raise ValueError(f"{device.name}: link_bandwidth and link_latency_s must be >= 0")
     if device.stages < 1:

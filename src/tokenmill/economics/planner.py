@@ -247,7 +247,11 @@ def device(acc: Accelerator, count: int, precision: str, per_node: int | None = 
     tflops = acc.tflops(precision)
     if tflops is None:
         raise PlanError(f"{acc.id} has no TFLOPS figure at {precision}")
+    # Attention runs at the 16-bit rate whatever the matmuls' format (an int8 peak can be far
+    # below it: GB300's); an fp32 part (a CPU) runs it at fp32, a part with no 16-bit figure at
+    # the peak it has.
     sixteen = acc.tflops("bf16") or acc.tflops("fp16") or tflops
+    attention = tflops if precision == "fp32" else sixteen
     link = acc.interconnect_gbs * GB / 2 if acc.interconnect_gbs else PCIE4_BYTES_PER_S
     latency = acc.collective_latency_us
     node = per_node or acc.per_node
@@ -257,7 +261,7 @@ def device(acc: Accelerator, count: int, precision: str, per_node: int | None = 
     return Device(
         name=f"{count} x {acc.name}" if count > 1 else acc.name,
         flops=tflops * 1e12 * count,
-        attention_flops=min(tflops, sixteen) * 1e12 * count,
+        attention_flops=attention * 1e12 * count,
         bandwidth=acc.memory_bandwidth_gbs * GB * count,
         memory_bytes=acc.memory_gb * GB * count,
         count=count,
@@ -480,7 +484,7 @@ def _band(
         guesses.append("the experts' shape is unknown (custom MoE)")
     arch = "moe" if spec.active_params < spec.params else "dense"
     return validation_band(arch, tp, acc.vendor, concurrency, layout=dev.layout_kind,
-                           assumptions=guesses)  # fmt: skip
+                           assumptions=guesses, accelerator=acc.id)  # fmt: skip
 
 
 def _returns(

@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import functools
 import math
-import statistics
 import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
 MIN_FIGURES = 2
-# Below this many figures a band gives its range only: a 10th-90th percentile of fewer is
-# mostly the range again.
-TYPICAL_FIGURES = 10
+# Below this many figures a band gives its range only: the middle 80% of fewer is the range.
+MIDDLE_FIGURES = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +38,7 @@ class Validated:
     concurrency: int
     speed_ratio: float  # predicted / published speed, worst judged metric
     layout: str = "TP"  # perf_model.Device.layout_kind the figure ran
+    accelerator: str = ""  # the catalog id of the part it ran on ("": not recorded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +51,10 @@ class Band:
     scope: str  # the kind the figures were taken from, e.g. "MoE, TP8, NVIDIA"
     extrapolating: tuple[str, ...] = ()  # why the option lies outside the validated kinds
     unit: str = "held-out figure"  # what `figures` counts
-    # The middle 80% of the figures (10th and 90th percentiles), where there are at least
-    # TYPICAL_FIGURES: a range is set by its worst figure, this by the common case.
-    typical: tuple[float, float] | None = None
+    # (low, high, figures within) once the tenth of the figures at each end is set aside,
+    # where there are at least MIDDLE_FIGURES: a range is set by its worst figure, this by the
+    # common case.
+    middle: tuple[float, float, int] | None = None
 
     @property
     def plus_minus(self) -> float:
@@ -63,7 +63,10 @@ class Band:
 
     def text(self) -> str:
         width = _percent(self.low, self.high) if self.figures else "no held-out figure"
-        middle = f"; 8 in 10 within {_percent(*self.typical)}" if self.typical else ""
+        middle = ""
+        if self.middle:
+            low, high, within = self.middle
+            middle = f"; {within} of them within {_percent(low, high)}"
         where = f" ({self.scope}: {self.figures} {self.unit}{'s' * (self.figures != 1)}{middle})"
         flag = "; extrapolating: " + "; ".join(self.extrapolating) if self.extrapolating else ""
         return width + (where if self.figures else "") + flag
@@ -75,11 +78,13 @@ def _percent(low: float, high: float) -> str:
 
 def _band(speeds: Sequence[float], scope: str, reasons: tuple[str, ...],
           unit: str = "held-out figure") -> Band:  # fmt: skip
-    typical = None
-    if len(speeds) >= TYPICAL_FIGURES:
-        deciles = statistics.quantiles(speeds, n=10, method="inclusive")
-        typical = (deciles[0], deciles[-1])
-    return Band(min(speeds), max(speeds), len(speeds), scope, reasons, unit, typical)
+    ordered = sorted(speeds)
+    middle = None
+    if len(ordered) >= MIDDLE_FIGURES:
+        tail = len(ordered) // 10  # set aside at each end: what is left is at least 80%
+        low, high = ordered[tail], ordered[-1 - tail]
+        middle = (low, high, sum(low <= x <= high for x in ordered))
+    return Band(ordered[0], ordered[-1], len(ordered), scope, reasons, unit, middle)
 
 
 def tp_bucket(tp: int) -> str:
@@ -93,7 +98,7 @@ def load(text: str) -> tuple[str, tuple[Validated, ...]]:
         raise ValueError("validation bands: schema_version 1 and a source are required")
     figures = tuple(
         Validated(f["id"], f["architecture"], int(f["tp"]), f["vendor"], int(f["concurrency"]),
-                  float(f["speed_ratio"]), f.get("layout", "TP"))
+                  float(f["speed_ratio"]), f.get("layout", "TP"), f.get("accelerator", ""))
         for f in doc.get("figure", [])
     )  # fmt: skip
     if any(not (math.isfinite(f.speed_ratio) and f.speed_ratio > 0) for f in figures):
@@ -135,9 +140,10 @@ def calibrated_band(concurrency: int, loads: tuple[int, int]) -> Band:
 def band(
     architecture: str, tp: int, vendor: str, concurrency: int, *, layout: str = "TP",
     assumptions: Sequence[str] = (), figures: Sequence[Validated] | None = None,
+    accelerator: str | None = None,
 ) -> Band:  # fmt: skip
-    """The band for an option of this kind, run in `layout` (`Device.layout_kind`);
-    `assumptions` are guesses it rests on."""
+    """The band for an option of this kind, run in `layout` (`Device.layout_kind`) on
+    `accelerator` (a catalog id; None: not checked); `assumptions` are guesses it rests on."""
     known = packaged()[1] if figures is None else figures
     arch = "MoE" if architecture == "moe" else "dense"
     bucket = tp_bucket(tp)
@@ -166,6 +172,9 @@ def band(
                        f"{kinds[0][0]} is {max(f.concurrency for f in own)}")  # fmt: skip
     if not any(f.architecture == architecture and f.layout == layout for f in known):
         reasons.append(f"no held-out {arch} figure ran {layout}")
+    if accelerator and not any(f.architecture == architecture and f.accelerator == accelerator
+                               for f in known):  # fmt: skip
+        reasons.append(f"no held-out {arch} figure ran {accelerator}")
     for scope, match in kinds:
         chosen = [f for f in known if match(f)]
         if len(chosen) >= MIN_FIGURES or (scope == "all" and chosen):

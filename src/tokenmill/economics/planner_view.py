@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from tokenmill.economics.planner import Exclusion, Option, Plan
+from tokenmill.economics.planner_band import Band
 
 MICRO = Decimal("0.000001")
 
@@ -57,13 +58,21 @@ def _band(o: Option) -> dict[str, Any] | None:
         "published_speed_low": round(b.low, 3),  # published / predicted speed, held out
         "published_speed_high": round(b.high, 3),
         "plus_minus": round(b.plus_minus, 3),
-        # the middle 80% of the held-out figures (None below planner_band.TYPICAL_FIGURES)
-        "published_speed_p10_p90": [round(x, 3) for x in b.typical] if b.typical else None,
+        "published_speed_middle": _middle(b),
         "held_out_figures": b.figures,
         "scope": b.scope,
         "extrapolating": bool(b.extrapolating),
         "extrapolating_because": list(b.extrapolating),
     }
+
+
+def _middle(b: Band) -> dict[str, Any] | None:
+    """The band once a tenth of its figures is set aside at each end (None below
+    planner_band.MIDDLE_FIGURES figures)."""
+    if b.middle is None:
+        return None
+    low, high, figures = b.middle
+    return {"low": round(low, 3), "high": round(high, 3), "figures": figures}
 
 
 def _exclusion(e: Exclusion) -> dict[str, str]:
