@@ -144,6 +144,13 @@ class ModelSpec:
         share = self.window_layers / self.layers
         return (1 - share) * context + share * min(context, self.sliding_window)
 
+    def attended_by(self, contexts: Sequence[float]) -> float:
+        """`attended` summed over sequences at `contexts` (without a window, their sum: the
+        simulator asks this of every iteration of batches of up to thousands)."""
+        if self.sliding_window is None or not self.window_layers:
+            return float(sum(contexts))
+        return float(sum(self.attended(c) for c in contexts))
+
     def pairs(self, new: float, earlier: float) -> float:
         """(query, cached token) pairs of prefilling `new` tokens after `earlier` ones of the
         same sequence, averaged over the layers as `attended` is."""
@@ -521,7 +528,7 @@ def _gpu_work(
     flops, bandwidth = device.flops, device.bandwidth
     overhead = _term("step_overhead_s", 1.0) + _fixed(fixed)
     batch = len(decode_contexts)
-    attended = float(sum(model.attended(c) for c in decode_contexts))
+    attended = model.attended_by(decode_contexts)
     kv_and_attention = _kv_and_attention(model, device, attended, batch)
     new = float(sum(n for n, _ in prefills))
     tokens = new + batch
