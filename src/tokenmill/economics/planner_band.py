@@ -9,8 +9,11 @@ the range of published / predicted speed over the held-out figures of its kind: 
 architecture, TP bucket and vendor when at least `MIN_FIGURES` exist, else the closest wider
 kind (architecture and vendor, architecture and TP, architecture, everything), and the option is
 flagged as extrapolating whenever its own kind has none, no held-out figure of its architecture
-ran its layout (expert parallelism, a pipeline), or it rests on a guess (an interconnect the
-catalog lacks, a MoE whose experts' shape is unknown, a batch beyond any validated one).
+ran its layout (expert parallelism, a pipeline) or its part (the band is borrowed from the
+vendor's others), or it rests on a guess (an interconnect the catalog lacks, a MoE whose
+experts' shape is unknown, a batch beyond any validated one). A band of ten or more figures
+also gives its middle: the range once a tenth of them is set aside at each end, and how many
+lie within it.
 """
 
 from __future__ import annotations
