@@ -81,7 +81,7 @@ from tokenmill.economics.perf_model import (
     predict,
 )
 from tokenmill.economics.planner import MAX_CONCURRENCY, device, pipeline
-from tokenmill.fleet.catalog import Accelerator, CatalogError, find
+from tokenmill.fleet.catalog import Accelerator, CatalogError, find, mentions
 
 FIGURES = Path(__file__).parent / "data" / "published_figures.toml"
 ROUND2 = Path(__file__).parent / "data" / "published_figures_round2.toml"
@@ -229,7 +229,7 @@ def map_figure(
     except CatalogError:
         return Unmapped(ident, f"no catalog accelerator for {fig['accelerator']!r}")
     count, tp, dp, ep = fig["count"], fig.get("tp"), fig.get("dp"), fig.get("ep")
-    dies = 2 if _normal(fig["accelerator"]).startswith(DUAL_GPU_BOARDS) else 1
+    dies = 2 if any(mentions(fig["accelerator"], b) for b in DUAL_GPU_BOARDS) else 1
     count *= dies  # `count` is boards; an engine sees each board's two GPUs
     if ep == 1:  # EP1: every expert sliced over the TP group, the plain TP layout
         ep = None
@@ -304,10 +304,6 @@ def map_figure(
     return Mapped(ident, ref.id, spec, acc, tp, replicas, Workload(n, m, c), published, judged,
                   tuple(conventions), engine, eff, burst, "sharegpt" in ident.lower(),
                   attention_dp, bool(ep), stages)  # fmt: skip
-
-
-def _normal(name: str) -> str:
-    return " ".join(re.split(r"[\s_-]+", name.lower()))
 
 
 def _modelopt_checkpoint(fig: Mapping[str, Any]) -> bool:

@@ -287,6 +287,11 @@ def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
     return n > 0 and any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
 
 
+def mentions(query: str, key: str) -> bool:
+    """`key`'s tokens appear contiguously in `query`'s, as `find` matches names."""
+    return _contains(_tokens(query), _tokens(key))
+
+
 def find(query: str, accelerators: Mapping[str, Accelerator] | None = None) -> Accelerator:
     """Find an accelerator by id, name, alias or a device name as tools report it.
 
