@@ -58,23 +58,24 @@ def test_a_cached_prefix_saves_prefill_but_its_attention_still_costs():
 
 
 def test_a_token_budget_serves_decodes_first_and_chunks_long_prompts():
-    asked: list[tuple[list[tuple[int, int]], list[int]]] = []
+    asked: list[tuple[list[tuple[int, int]], tuple[int, float]]] = []
 
     def model(prefills, contexts):  # type: ignore[no-untyped-def]
-        asked.append((list(prefills), list(contexts)))
+        asked.append((list(prefills), (len(contexts), contexts.total())))
         return 0.01
 
     spec = FleetSpec(replicas=1, slots=4, model=model, token_budget=4096)
     sim = FleetSimulator(spec, ReplicaPicker())
     result = sim.run([_job(0, at=0.0, inp=100, out=50), _job(1, at=0.005, inp=10_000, out=2)])
-    # job 0 prefills alone; then it decodes first, job 1's 10,000 tokens fill what is left
-    assert asked[0] == ([(100, 0)], [])
-    assert asked[1] == ([(4095, 0)], [101])
-    assert asked[2] == ([(4095, 4095)], [102])
-    assert asked[3] == ([(1810, 8190)], [103])
-    assert asked[4] == ([], [104, 10_001])  # job 1's first token came with its last chunk
+    # job 0 prefills alone; then it decodes first, job 1's 10,000 tokens fill what is left;
+    # the decoding contexts as (how many, their sum)
+    assert asked[0] == ([(100, 0)], (0, 0))
+    assert asked[1] == ([(4095, 0)], (1, 101))
+    assert asked[2] == ([(4095, 4095)], (1, 102))
+    assert asked[3] == ([(1810, 8190)], (1, 103))
+    assert asked[4] == ([], (2, 104 + 10_001))  # job 1's first token came with its last chunk
     assert sorted(result.ttft_s) == [pytest.approx(0.01), pytest.approx(0.04 - 0.005)]
-    assert all(len(p) <= 1 and sum(n for n, _ in p) + len(c) <= 4096 for p, c in asked)
+    assert all(len(p) <= 1 and sum(n for n, _ in p) + c[0] <= 4096 for p, c in asked)
 
 
 def test_every_request_finishes_once_and_the_slots_drain():

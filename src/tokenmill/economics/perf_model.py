@@ -86,6 +86,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from tokenmill.core.contexts import Contexts, SameContexts, contexts_of
 from tokenmill.economics.collectives import (
     ACTIVATION_BYTES,
     ALL_REDUCES_PER_LAYER,
@@ -144,12 +145,12 @@ class ModelSpec:
         share = self.window_layers / self.layers
         return (1 - share) * context + share * min(context, self.sliding_window)
 
-    def attended_by(self, contexts: Sequence[float]) -> float:
-        """`attended` summed over sequences at `contexts` (without a window, their sum: the
-        simulator asks this of every iteration of batches of up to thousands)."""
+    def attended_by(self, contexts: Contexts) -> float:
+        """`attended` summed over sequences at `contexts`."""
         if self.sliding_window is None or not self.window_layers:
-            return float(sum(contexts))
-        return float(sum(self.attended(c) for c in contexts))
+            return contexts.total()
+        share = self.window_layers / self.layers
+        return (1 - share) * contexts.total() + share * contexts.capped(self.sliding_window)
 
     def pairs(self, new: float, earlier: float) -> float:
         """(query, cached token) pairs of prefilling `new` tokens after `earlier` ones of the
@@ -497,7 +498,7 @@ def _kv_and_attention(
 
 def iteration_cost(
     model: ModelSpec, device: Device, eff: Efficiency, prefills: Sequence[tuple[float, float]],
-    decode_contexts: Sequence[float], values: Sequence[float] | None = None,
+    decode_contexts: Sequence[float] | Contexts, values: Sequence[float] | None = None,
 ) -> _Cost:  # fmt: skip
     """One engine iteration with a token budget, as a cost linear in the fitted values: it
     prefills `prefills`, each (new tokens, earlier tokens of its sequence already in the KV
@@ -509,14 +510,15 @@ def iteration_cost(
     iteration takes the longer of the two. `predict` builds its steady state from these
     iterations; the fleet simulator runs them one by one."""
     values = _values(eff) if values is None else values
-    gpu = _gpu_work(model, device, eff, prefills, decode_contexts, values)
-    cpu = _fixed((len(decode_contexts) + len(prefills)) * eff.sequence_overhead_s)
+    decode = contexts_of(decode_contexts)
+    gpu = _gpu_work(model, device, eff, prefills, decode, values)
+    cpu = _fixed((len(decode) + len(prefills)) * eff.sequence_overhead_s)
     return gpu if gpu.at(values) >= cpu.at(values) else cpu
 
 
 def _gpu_work(
     model: ModelSpec, device: Device, eff: Efficiency, prefills: Sequence[tuple[float, float]],
-    decode_contexts: Sequence[float], values: Sequence[float],
+    decode_contexts: Contexts, values: Sequence[float],
 ) -> _Cost:  # fmt: skip
     """`iteration_cost` but the engine's CPU work, which runs beside it: engines prepare the
     next batch while the current one runs (SGLang's overlap scheduler from 0.4, TensorRT-LLM's
@@ -551,7 +553,7 @@ def _gpu_work(
 
 def iteration_seconds(
     model: ModelSpec, device: Device, eff: Efficiency, prefills: Sequence[tuple[float, float]],
-    decode_contexts: Sequence[float],
+    decode_contexts: Sequence[float] | Contexts,
 ) -> float:  # fmt: skip
     """Seconds of one engine iteration (`iteration_cost` at `eff`)."""
     return iteration_cost(model, device, eff, prefills, decode_contexts).at(_values(eff))
@@ -566,9 +568,7 @@ class ReplicaIterations:
     device: Device
     eff: Efficiency
 
-    def __call__(
-        self, prefills: Sequence[tuple[int, int]], decode_contexts: Sequence[int]
-    ) -> float:
+    def __call__(self, prefills: Sequence[tuple[int, int]], decode_contexts: Contexts) -> float:
         return iteration_seconds(self.model, self.device, self.eff, prefills, decode_contexts)
 
 
@@ -593,15 +593,15 @@ def _costs(
     )
 
     def step(batch: int) -> _Cost:
-        return iteration_cost(model, device, eff, [], [ctx] * batch, values)
+        return iteration_cost(model, device, eff, [], SameContexts(ctx, batch), values)
 
-    first = iteration_cost(model, device, eff, [(n, 0)], [ctx] * (c - 1), values)  # our prefill
+    first = iteration_cost(model, device, eff, [(n, 0)], SameContexts(ctx, c - 1), values)  # ours
 
     # Other requests' prefills, (c - 1) / (m + 1) per iteration on average: an iteration with
     # k of them prefills them in place of k decode tokens (what `iteration_cost` says that
     # costs; the average k taken between the two whole numbers around it).
     def mixed(k: int) -> _Cost:
-        return iteration_cost(model, device, eff, [(n, 0)] * k, [ctx] * (c - k), values)
+        return iteration_cost(model, device, eff, [(n, 0)] * k, SameContexts(ctx, c - k), values)
 
     per_iteration = (c - 1) / (m + 1)
     k = math.floor(per_iteration)

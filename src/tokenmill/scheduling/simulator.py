@@ -7,7 +7,8 @@ sequence; with a `token_budget` (vLLM's max_num_batched_tokens), decoding sequen
 and prompts are prefilled in chunks of what the budget leaves, oldest first, so a long prompt
 spreads over several iterations. How long one takes is an injected `IterationTime`, asked
 with the iteration's prefills (new tokens, tokens of the sequence cached or prefilled before
-them) and its decoding sequences' context lengths: the planner's performance model
+them) and its decoding sequences' context lengths (`core.contexts.Contexts`, kept by
+iteration number: `decode_batch`): the planner's performance model
 (`economics.perf_model.ReplicaIterations`, wired in by whoever builds the simulator:
 scheduling does not import economics), or `IterationModel`, a fitted `a + b x prefill tokens
 + c x decoding sequences + e x (new x cached tokens)` for the CPU llama.cpp calibration
@@ -25,7 +26,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from tokenmill.core.contexts import Contexts
 from tokenmill.scheduling.core import Dispatch, Limits, Rejected, SchedulerCore
+from tokenmill.scheduling.decode_batch import DecodeBatch
 from tokenmill.scheduling.job import Job
 from tokenmill.scheduling.kv_cache import BlockCache, PromptCache, SlotCache
 from tokenmill.scheduling.router import Picker, ReplicaSlot
@@ -33,12 +36,10 @@ from tokenmill.scheduling.router import Picker, ReplicaSlot
 
 class IterationTime(Protocol):
     """Seconds of one engine iteration that prefills `prefills`, each (new tokens, tokens of
-    its sequence already cached before them), and decodes one token for each sequence in
-    `decode_contexts` (each its context length)."""
+    its sequence already cached before them), and decodes one token for each sequence of
+    `decode_contexts` (their context lengths)."""
 
-    def __call__(
-        self, prefills: Sequence[tuple[int, int]], decode_contexts: Sequence[int]
-    ) -> float: ...
+    def __call__(self, prefills: Sequence[tuple[int, int]], decode_contexts: Contexts) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,7 @@ class IterationModel:
     def seconds(self, prefill_tokens: int, decoding: int, attention: int = 0) -> float:
         return self.a + self.b * prefill_tokens + self.c * decoding + self.e * attention
 
-    def __call__(
-        self, prefills: Sequence[tuple[int, int]], decode_contexts: Sequence[int]
-    ) -> float:
+    def __call__(self, prefills: Sequence[tuple[int, int]], decode_contexts: Contexts) -> float:
         new = sum(n for n, _ in prefills)
         attention = sum(n * cached for n, cached in prefills)
         return self.seconds(new, len(decode_contexts), attention)
@@ -81,12 +80,13 @@ class FleetSpec:
 class _Seq:
     job: Job
     prefill: int  # tokens still to prefill (0 once its first token is out)
-    decode: int  # tokens still to generate after the first
+    decode: int  # tokens to generate after the first
     cached: int = 0  # prompt tokens found in the prefix cache
     handle: int = 0  # its place in the replica's cache, released when it finishes
     done: int = 0  # prompt tokens prefilled by earlier chunks
     chunk: int = 0  # prompt tokens the running iteration prefills
     first_at: float = 0.0  # when its first token came
+    order: int = 0  # when it joined an iteration: the engine's order of its sequences
 
 
 @dataclass
@@ -94,7 +94,8 @@ class _Replica:
     slot: ReplicaSlot
     cache: PromptCache
     waiting: list[_Seq] = field(default_factory=list)  # admitted, not yet in an iteration
-    running: list[_Seq] = field(default_factory=list)
+    prefilling: list[_Seq] = field(default_factory=list)  # in iterations, prompt not done
+    decoding: DecodeBatch[_Seq] = field(default_factory=DecodeBatch)
     busy: bool = False
     starting: bool = False  # an iteration starts once every arrival of this instant is in
     unlooked: int = 0  # decode-only iterations since it last took new requests
@@ -148,6 +149,7 @@ class FleetSimulator:
         self._order = itertools.count()
         self.result = SimResult()
         self._then: Callable[[Job, float], Iterable[Job]] | None = None
+        self._joined = itertools.count()
 
     def run(
         self, jobs: Iterable[Job], then: Callable[[Job, float], Iterable[Job]] | None = None
@@ -212,16 +214,14 @@ class FleetSimulator:
             self._at(now, "start", replica)
 
     def _start_iteration(self, replica: _Replica, now: float) -> None:
-        decoding = [s for s in replica.running if not s.prefill]
-        # a decoding sequence attends over its prompt and the tokens it has made so far
-        contexts = [s.job.input_tokens + s.job.max_output_tokens - s.decode for s in decoding]
+        decoding = replica.decoding
         budget = self.spec.token_budget
-        left = sys.maxsize if budget is None else budget - len(contexts)
-        partial = [s for s in replica.running if s.prefill]  # chunked prompts go on first
+        left = sys.maxsize if budget is None else budget - len(decoding)
+        partial = replica.prefilling  # chunked prompts go on first
         interval = self.spec.admission_interval
         looks = interval <= 1 or not decoding or replica.unlooked >= interval
         prefills = []
-        for seq in partial + (replica.waiting if looks else []):
+        for seq in itertools.chain(partial, replica.waiting if looks else ()):
             if left <= 0:
                 break
             seq.chunk = min(seq.prefill, left)
@@ -230,38 +230,50 @@ class FleetSimulator:
         started = max(0, len(prefills) - len(partial))
         # the look counts from here; an iteration that prefills is followed by a look
         replica.unlooked = interval if prefills else (0 if looks else replica.unlooked) + 1
-        replica.running += replica.waiting[:started]
+        for seq in replica.waiting[:started]:
+            seq.order = next(self._joined)
+        replica.prefilling += replica.waiting[:started]
         replica.waiting = replica.waiting[started:]
         replica.busy = True
-        seconds = self.spec.model(prefills, contexts)
+        seconds = self.spec.model(prefills, decoding)
         self._at(now + seconds, "iteration", replica)
 
     def _iteration_done(self, replica: _Replica, now: float) -> None:
+        finished = [(key, True, seq) for key, seq in replica.decoding.advance()]
+        first: list[tuple[int, bool, _Seq]] = []  # prompts done: their first token is out
         still: list[_Seq] = []
-        for seq in replica.running:
+        for seq in replica.prefilling:
             if seq.chunk:
                 seq.prefill -= seq.chunk
                 seq.done += seq.chunk
                 seq.chunk = 0
-                if not seq.prefill:
-                    seq.first_at = now
-                    self.result.ttft_s.append(now - seq.job.arrived)
-                    self.core.on_first_token(seq.job, now)
-                    self.core.on_prompt_counted(seq.job, seq.job.input_tokens, seq.cached)
-            elif not seq.prefill:
-                seq.decode -= 1
-            if seq.decode > 0 or seq.prefill:
+            if seq.prefill:
                 still.append(seq)
             else:
-                self.result.e2e_s.append(now - seq.job.arrived)
-                ttft = seq.first_at - seq.job.arrived
-                self.result.finished.append((seq.job, ttft, now - seq.job.arrived))
-                replica.cache.release(seq.handle)
-                self.core.finish(seq.job, now)
-                for job in self._then(seq.job, now) if self._then is not None else ():
-                    self._at(max(now, job.arrived), "arrive", job)
-        replica.running = still
+                first.append((seq.order, False, seq))
+        replica.prefilling = still
+        # in the engine's order of its sequences, as it reports them
+        for _, decoded, seq in heapq.merge(first, finished):
+            if not decoded:
+                seq.first_at = now
+                self.result.ttft_s.append(now - seq.job.arrived)
+                self.core.on_first_token(seq.job, now)
+                self.core.on_prompt_counted(seq.job, seq.job.input_tokens, seq.cached)
+                if seq.decode > 0:
+                    context = seq.job.input_tokens + seq.job.max_output_tokens - seq.decode
+                    replica.decoding.add(seq.order, seq, context, seq.decode)
+                    continue
+            self._finish(replica, seq, now)
         replica.busy = False
         self._dispatch(now)
-        if (replica.running or replica.waiting) and not replica.busy:
+        if (replica.prefilling or replica.decoding or replica.waiting) and not replica.busy:
             self._start_iteration(replica, now)
+
+    def _finish(self, replica: _Replica, seq: _Seq, now: float) -> None:
+        self.result.e2e_s.append(now - seq.job.arrived)
+        ttft = seq.first_at - seq.job.arrived
+        self.result.finished.append((seq.job, ttft, now - seq.job.arrived))
+        replica.cache.release(seq.handle)
+        self.core.finish(seq.job, now)
+        for job in self._then(seq.job, now) if self._then is not None else ():
+            self._at(max(now, job.arrived), "arrive", job)
