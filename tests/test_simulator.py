@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tokenmill.core.contexts import ContextList
 from tokenmill.economics.efficiency_data import efficiency_for
 from tokenmill.economics.model_layouts import with_layout
 from tokenmill.economics.models import find_model
@@ -19,6 +20,7 @@ from tokenmill.economics.perf_model import (
     ModelSpec,
     ReplicaIterations,
     Workload,
+    iteration_seconds,
     microbatches,
     predict,
 )
@@ -241,6 +243,33 @@ def test_the_simulator_runs_the_planners_model_in_expert_layouts(
     eff = dataclasses.replace(efficiency_for("vllm", "nvidia"), random_arrival_share=0.0)
     predicted = predict(spec, dev, eff, work).output_tokens_per_s
     assert _closed_loop(spec, dev, eff, work) == pytest.approx(predicted, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("model_id", "tp", "attention_dp", "expert_parallel", "per_sequence"),
+    [
+        ("llama-3.1-8b", 1, False, False, 0.0),
+        ("gpt-oss-20b", 1, False, False, 0.0),  # half its layers attend to 128 tokens
+        ("qwen3-30b-a3b", 2, True, True, 0.0),
+        ("mixtral-8x7b", 2, False, False, 1e-3),  # the CPU's work sets the step
+    ],
+)
+def test_decode_iterations_drawn_as_a_line_are_the_planners_iterations(
+    model_id: str, tp: int, attention_dp: bool, expert_parallel: bool, per_sequence: float
+) -> None:
+    """The simulator's replica draws a decode-only iteration as a line in the tokens its
+    sequences attend to, once per batch size (`ReplicaIterations`): it must be the iteration
+    `iteration_seconds` costs, for any batch and contexts."""
+    spec = with_layout(model_id, find_model(model_id).spec("bf16"))
+    group = device(catalog()["h100"], tp, spec.compute_precision)
+    dev = dataclasses.replace(group, attention_dp=attention_dp, expert_parallel=expert_parallel)
+    eff = dataclasses.replace(efficiency_for("vllm", "nvidia"), sequence_overhead_s=per_sequence)
+    iterations = ReplicaIterations(spec, dev, eff)
+    rng = random.Random(7)
+    for _ in range(40):
+        contexts = [rng.randint(1, 20_000) for _ in range(rng.choice((1, 3, 64, 700)))]
+        expected = iteration_seconds(spec, dev, eff, [], contexts)
+        assert iterations([], ContextList(contexts)) == pytest.approx(expected, rel=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -84,7 +84,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from tokenmill.core.contexts import Contexts, SameContexts, contexts_of
 from tokenmill.economics.collectives import (
@@ -559,17 +559,45 @@ def iteration_seconds(
     return iteration_cost(model, device, eff, prefills, decode_contexts).at(_values(eff))
 
 
+# A context long enough that the line `_decode_line` draws through it keeps its slope exact
+_FAR = 1e6
+
+
 @dataclass(frozen=True, slots=True)
 class ReplicaIterations:
     """One replica's iteration times, as the fleet simulator asks for them
-    (`scheduling.simulator.IterationTime`): the planner's model on `device` at `eff`."""
+    (`scheduling.simulator.IterationTime`): the planner's model on `device` at `eff`. A burst
+    runs thousands of decode-only iterations at each batch size, and the GPU's work in one is a
+    line in the tokens its sequences attend to (only the KV reads and the attention grow with
+    the contexts, `_kv_and_attention`): the line is drawn once per batch size."""
 
     model: ModelSpec
     device: Device
     eff: Efficiency
+    _lines: dict[int, tuple[float, float]] = field(default_factory=dict, compare=False)
 
     def __call__(self, prefills: Sequence[tuple[int, int]], decode_contexts: Contexts) -> float:
-        return iteration_seconds(self.model, self.device, self.eff, prefills, decode_contexts)
+        if prefills:
+            return iteration_seconds(self.model, self.device, self.eff, prefills, decode_contexts)
+        batch = len(decode_contexts)
+        line = self._lines.get(batch)
+        if line is None:
+            line = self._lines[batch] = self._decode_line(batch)
+        gpu = line[0] + line[1] * self.model.attended_by(decode_contexts)
+        return max(gpu, batch * self.eff.sequence_overhead_s)  # as `iteration_cost` takes it
+
+    def _decode_line(self, batch: int) -> tuple[float, float]:
+        """The GPU's seconds for `batch` decode tokens attending to none, and per token they
+        attend to."""
+        values = _values(self.eff)
+
+        def gpu(context: float) -> tuple[float, float]:
+            contexts = SameContexts(context, batch)
+            cost = _gpu_work(self.model, self.device, self.eff, [], contexts, values)
+            return cost.at(values), self.model.attended_by(contexts)
+
+        (none, _), (far, attended) = gpu(0.0), gpu(_FAR)
+        return none, (far - none) / attended if attended else 0.0
 
 
 def _costs(
