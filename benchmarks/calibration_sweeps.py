@@ -39,7 +39,8 @@ import planner_figures as pf
 from tokenmill.economics.perf_model import Efficiency, MeasuredRun, calibrate
 
 # Rounds 1-6, as this script's results were made (round 7's sweeps have runs of their own, with
-# --figures, in docs/benchmarks.md); pf.DEV holds round 7 too since issue 17's ninth slice.
+# --figures, in docs/benchmarks.md); pf.DEV holds rounds 7 and 8 too (issue 17's ninth and
+# tenth slices).
 ROUNDS = (pf.FIGURES, pf.ROUND2, pf.ROUND3, pf.ROUND4, pf.ROUND5, pf.ROUND6)
 NEEDED = ("ttft_ms", "tpot_ms", "output_tokens_per_s")
 OUT = Path(__file__).parent / "results" / "calibration_sweeps.json"

@@ -5,8 +5,8 @@
         --efficiencies default --out benchmarks/results/planner_fit-step1-overhead.toml
 
 Only figures the frozen split (`planner_figures.split`, tests/test_planner_figures.py) puts in
-FIT are read, from the files `planner_figures.DEV` names (rounds 1-5); the HELD-OUT halves
-and round 6 are never seen here. The loss is the sum over FIT figures of
+FIT are read, from the files `planner_figures.DEV` names (rounds 1-8); the HELD-OUT halves
+are never seen here. The loss is the sum over FIT figures of
 log(predicted / published)^2 for every judged metric (the metrics `planner_figures.py`
 judges), plus a ridge `RIDGE` x (log(value / prior))^2 per fitted parameter (an overhead's
 measured from its START: log((value + START) / (prior + START))), so a parameter the figures
