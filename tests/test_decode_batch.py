@@ -1,6 +1,7 @@
 """The simulator's decoding sequences kept by iteration number (`scheduling.decode_batch`)
 against the plain list of contexts it replaces."""
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -37,3 +38,12 @@ def test_a_batch_reads_as_the_list_of_its_contexts(joins: list[list[tuple[int, i
         assert left == [(k, f"s{k}") for k in ended]  # in key order
         for k in ended:
             del plain[k]
+
+
+def test_a_key_is_used_once_and_a_sequence_decodes_at_least_once() -> None:
+    batch: DecodeBatch[str] = DecodeBatch()
+    batch.add(1, "a", 100, 5)
+    with pytest.raises(ValueError, match="key taken"):
+        batch.add(1, "b", 100, 5)
+    with pytest.raises(ValueError, match="0 iterations"):
+        batch.add(2, "c", 100, 0)

@@ -270,6 +270,12 @@ def test_decode_iterations_drawn_as_a_line_are_the_planners_iterations(
         contexts = [rng.randint(1, 20_000) for _ in range(rng.choice((1, 3, 64, 700)))]
         expected = iteration_seconds(spec, dev, eff, [], contexts)
         assert iterations([], ContextList(contexts)) == pytest.approx(expected, rel=1e-12)
+        assert iterations([], contexts) == pytest.approx(expected, rel=1e-12)  # a plain list
+    # another efficiency draws its own lines (none carried over from the first)
+    slower = dataclasses.replace(eff, bandwidth=eff.bandwidth / 2)
+    expected = iteration_seconds(spec, dev, slower, [], contexts)
+    again = dataclasses.replace(iterations, eff=slower)([], contexts)
+    assert again == pytest.approx(expected, rel=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -559,7 +559,8 @@ def iteration_seconds(
     return iteration_cost(model, device, eff, prefills, decode_contexts).at(_values(eff))
 
 
-# A context long enough that the line `_decode_line` draws through it keeps its slope exact
+# Where `_decode_line` draws its line's second point: any context would do (the cost is linear
+# in the tokens attended), a far one keeps the rounding of the slope small.
 _FAR = 1e6
 
 
@@ -574,16 +575,21 @@ class ReplicaIterations:
     model: ModelSpec
     device: Device
     eff: Efficiency
-    _lines: dict[int, tuple[float, float]] = field(default_factory=dict, compare=False)
+    _lines: dict[int, tuple[float, float]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )  # by batch size; not carried over by `dataclasses.replace`
 
-    def __call__(self, prefills: Sequence[tuple[int, int]], decode_contexts: Contexts) -> float:
+    def __call__(
+        self, prefills: Sequence[tuple[int, int]], decode_contexts: Sequence[float] | Contexts
+    ) -> float:
         if prefills:
             return iteration_seconds(self.model, self.device, self.eff, prefills, decode_contexts)
-        batch = len(decode_contexts)
+        decode = contexts_of(decode_contexts)
+        batch = len(decode)
         line = self._lines.get(batch)
         if line is None:
             line = self._lines[batch] = self._decode_line(batch)
-        gpu = line[0] + line[1] * self.model.attended_by(decode_contexts)
+        gpu = line[0] + line[1] * self.model.attended_by(decode)
         return max(gpu, batch * self.eff.sequence_overhead_s)  # as `iteration_cost` takes it
 
     def _decode_line(self, batch: int) -> tuple[float, float]:

@@ -57,7 +57,10 @@ class DecodeBatch(Generic[T]):
         self._windows: dict[int, _Window] = {}
 
     def add(self, key: int, item: T, context: int, iterations: int) -> None:
-        """`item` decodes from the next iteration on, at `context` in it, for `iterations`."""
+        """`item` decodes from the next iteration on, at `context` in it, for `iterations`
+        (at least one). `key` is new for the batch's whole life."""
+        if iterations < 1 or key in self._offsets:
+            raise ValueError(f"sequence {key}: {iterations} iterations, or its key taken")
         offset = context - self.now
         self._offsets[key] = offset
         self._offset_sum += offset

@@ -37,7 +37,8 @@ from tokenmill.scheduling.router import Picker, ReplicaSlot
 class IterationTime(Protocol):
     """Seconds of one engine iteration that prefills `prefills`, each (new tokens, tokens of
     its sequence already cached before them), and decodes one token for each sequence of
-    `decode_contexts` (their context lengths)."""
+    `decode_contexts` (their context lengths, valid during the call only: the simulator's
+    batch moves on)."""
 
     def __call__(self, prefills: Sequence[tuple[int, int]], decode_contexts: Contexts) -> float: ...
 
@@ -217,7 +218,7 @@ class FleetSimulator:
         decoding = replica.decoding
         budget = self.spec.token_budget
         left = sys.maxsize if budget is None else budget - len(decoding)
-        partial = replica.prefilling  # chunked prompts go on first
+        partial = list(replica.prefilling)  # chunked prompts go on first
         interval = self.spec.admission_interval
         looks = interval <= 1 or not decoding or replica.unlooked >= interval
         prefills = []
@@ -259,9 +260,8 @@ class FleetSimulator:
                 self.result.ttft_s.append(now - seq.job.arrived)
                 self.core.on_first_token(seq.job, now)
                 self.core.on_prompt_counted(seq.job, seq.job.input_tokens, seq.cached)
-                if seq.decode > 0:
-                    context = seq.job.input_tokens + seq.job.max_output_tokens - seq.decode
-                    replica.decoding.add(seq.order, seq, context, seq.decode)
+                if seq.decode > 0:  # it attends to its prompt and its first token
+                    replica.decoding.add(seq.order, seq, seq.job.input_tokens + 1, seq.decode)
                     continue
             self._finish(replica, seq, now)
         replica.busy = False
