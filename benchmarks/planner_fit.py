@@ -40,6 +40,7 @@ import planner_figures as pf
 from tokenmill.economics.efficiency_data import (
     ANY,
     Entry,
+    bounds,
     load,
     pick,
     version_text,
@@ -56,10 +57,6 @@ FREE_OVERHEADS = True  # the default entry's overheads move without a ridge (--r
 # touched expert (`expert_overhead_s`), per layer or per sequence, fitted per release.
 PARAMS = ("compute", "bandwidth", "step_overhead_s", "request_overhead_s", "layer_overhead_s",
           "sequence_overhead_s", "expert_overhead_s")  # fmt: skip
-RATE_BOUNDS = (0.005, 1.0)
-# seconds: 0.1 us (nothing) to 250 ms (was 50 ms: SGLang 0.5.6 on 8 x B200 takes 99-166 ms to a
-# first token of a 600-token prompt at one request in flight, whose prefill computes in ~3 ms)
-OVERHEAD_BOUNDS = (1e-7, 0.25)
 # Where a zero overhead starts a log-space search (and what it is pulled toward).
 START = {"step_overhead_s": 1e-4, "request_overhead_s": 1e-3, "layer_overhead_s": 1e-5,
          "sequence_overhead_s": 1e-6, "expert_overhead_s": 1e-6}  # fmt: skip
@@ -73,10 +70,6 @@ ERAS: dict[str, tuple[int, ...]] = {"sglang": (0, 5), "vllm": (0, 11)}
 VENDOR_NAMES = {"NVIDIA": "NVIDIA", "AMD": "AMD", "Huawei": "Ascend"}
 ENGINE_NAMES = {"vllm": "vLLM", "tensorrt-llm": "TensorRT-LLM", "sglang": "SGLang",
                 "vllm-ascend": "vLLM-Ascend", "mindie": "MindIE", "atom": "ATOM"}  # fmt: skip
-
-
-def _bounds(name: str) -> tuple[float, float]:
-    return OVERHEAD_BOUNDS if name.endswith("_s") else RATE_BOUNDS
 
 
 def _value(eff: Efficiency, name: str) -> float:
@@ -295,7 +288,7 @@ def fit(
     def at(x: Sequence[float]) -> Efficiency:
         values = {}
         for name, z in zip(names, x, strict=True):
-            lo, hi = _bounds(name)
+            lo, hi = bounds(name)
             values[name] = min(hi, max(lo, math.exp(z)))
         return replace(prior, **values)
 
@@ -303,8 +296,8 @@ def fit(
         return loss(figs, at(x), prior, names, experts)
 
     x = [math.log(_value(prior, n)) for n in names]
-    bounds = [tuple(math.log(b) for b in _bounds(n)) for n in names]
-    x = _coordinates(objective, x, bounds)  # type: ignore[arg-type]
+    ranges = [tuple(math.log(b) for b in bounds(n)) for n in names]
+    x = _coordinates(objective, x, ranges)  # type: ignore[arg-type]
     x = _nelder_mead(objective, x, step=0.1)  # a polish across coordinates
     best = at(x)
     return best, loss(figs, best, prior, names, experts)

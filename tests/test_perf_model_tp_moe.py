@@ -281,6 +281,27 @@ def test_efficiencies_pick_the_most_specific_entry() -> None:
     assert efficiency_data.efficiency_for(None, "AMD", entries).source == "default"
 
 
+def test_a_fitted_value_at_the_edge_of_its_range_is_named() -> None:
+    """A fit that leaves a rate at either end of its range, or an overhead at its largest, was
+    asked for more than the term can give: `at_bounds` names it (a cited entry, never)."""
+    low, high = efficiency_data.RATE_BOUNDS
+    longest = efficiency_data.OVERHEAD_BOUNDS[1]
+    fitted = 'fitted_on = ["f1"]\n'
+    entries = _entries(
+        ("a", "vllm", "AMD", "a", fitted + f"values = {{bandwidth = {high}, compute = 0.5, "
+                                           f"request_overhead_s = {longest}}}"),
+        ("b", "vllm", "NVIDIA", "b", fitted + f"values = {{compute = {low}, "
+                                              "request_overhead_s = 1e-7}"),
+        ("c", "sglang", "AMD", "c", f"values = {{bandwidth = {high}}}"),  # cited, not fitted
+    )  # fmt: skip
+    assert [e.at_bounds() for e in entries] == [
+        (),
+        ("bandwidth", "request_overhead_s"),
+        ("compute",),
+        (),
+    ]
+
+
 def test_an_engine_release_picks_the_entry_it_has_reached() -> None:
     """SGLang 0.4.x and 0.5.x differ by more than one entry fits: an entry may hold from a
     release on; a name without a version gets the newest (what a deployment installs)."""

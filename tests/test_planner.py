@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tokenmill.cli.main import app
+from tokenmill.economics import efficiency_data
 from tokenmill.economics.cost import HOURS_PER_MONTH, cost_per_million_tokens, payback_months
 from tokenmill.economics.efficiency_data import efficiency_for
 from tokenmill.economics.facilities import loads_facilities
@@ -361,6 +362,30 @@ def test_a_moe_deployment_is_calibrated_on_the_group_it_ran_on() -> None:
             assert getattr(got, field) == pytest.approx(getattr(want, field), rel=0.03), field
     with pytest.raises(CalibrationError, match=r"deepseek-v3 on h200: .*weights"):
         calibrate_on(reports, h200)
+
+
+def test_an_option_on_an_entry_fitted_to_its_bounds_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An efficiency entry the fit left at the edge of a range (here vLLM on NVIDIA's
+    per-request overhead at 250 ms) stands in for what the model lacks: the option's band says
+    so, unless the plan runs on an efficiency of its own."""
+    text = (
+        'schema_version = 1\n[[efficiency]]\nid = "default"\nengine = "*"\nvendor = "*"\n'
+        'label = "default"\nsource = "t"\nvalues = {bandwidth = 0.7}\n'
+        '[[efficiency]]\nid = "v"\nengine = "vllm"\nvendor = "NVIDIA"\nlabel = "vLLM here"\n'
+        'source = "t"\nfitted_on = ["f"]\nvalues = {request_overhead_s = 0.25}\n'
+    )
+    monkeypatch.setattr(efficiency_data, "packaged", lambda: efficiency_data.load(text))
+    demand, slo = Demand(1024, 256, requests_per_s=2), Slo(ttft_s=60, tpot_s=1)
+    (vllm,) = plan(
+        LLAMA_8B, demand, slo, PlanOptions(engine="vllm"), accelerators=only("h100")
+    ).options
+    assert "vLLM here: request_overhead_s at the fit's bound" in vllm.band.extrapolating
+    (other,) = plan(LLAMA_8B, demand, slo, PlanOptions(), accelerators=only("h100")).options
+    own = PlanOptions(engine="vllm", efficiency=Efficiency())
+    (given,) = plan(LLAMA_8B, demand, slo, own, accelerators=only("h100")).options
+    assert not any("fit's bound" in r for r in other.band.extrapolating + given.band.extrapolating)
 
 
 def test_an_engine_that_looks_for_requests_every_30_iterations_is_planned_slower_to_start() -> None:

@@ -33,6 +33,17 @@ from tokenmill.economics.perf_model import Efficiency, check_efficiency
 ANY = "*"
 # The Efficiency fields a data entry may set (what a fit can move).
 SETTABLE = frozenset(f.name for f in fields(Efficiency)) - {"source"}
+# The range a fit moves an entry's values in (benchmarks/planner_fit.py): a rate as a share of
+# its peak; an overhead (a name ending in _s) in seconds, 0.1 us (nothing) to 250 ms (was 50 ms:
+# SGLang 0.5.6 on 8 x B200 takes 99-166 ms to a first token of a 600-token prompt at one
+# request in flight, whose prefill computes in ~3 ms).
+RATE_BOUNDS = (0.005, 1.0)
+OVERHEAD_BOUNDS = (1e-7, 0.25)
+
+
+def bounds(name: str) -> tuple[float, float]:
+    """The range a fit moves the value `name` in."""
+    return OVERHEAD_BOUNDS if name.endswith("_s") else RATE_BOUNDS
 
 
 class EfficiencyDataError(ValueError):
@@ -52,6 +63,21 @@ class Entry:
 
     def efficiency(self, base: Efficiency | None = None) -> Efficiency:
         return replace(base or Efficiency(), **self.values, source=self.label)
+
+    def at_bounds(self) -> tuple[str, ...]:
+        """The fitted values the fit left at the edge of their range (`bounds`): a rate at
+        either end, an overhead at its largest (its smallest is "none", a fine answer). The
+        figures asked more of that term than the range allows: the term stands in for what the
+        model does not have, and a plan on the entry leans on it."""
+        if not self.fitted_on:
+            return ()
+
+        def at_edge(name: str, value: float) -> bool:
+            low, high = bounds(name)
+            edges = (high,) if name.endswith("_s") else (low, high)
+            return any(math.isclose(value, edge, rel_tol=1e-6) for edge in edges)
+
+        return tuple(name for name, value in self.values.items() if at_edge(name, value))
 
 
 # Engine names as published figures and deployments write them -> family.
@@ -196,13 +222,20 @@ def pick(
     raise EfficiencyDataError("efficiencies: no default entry")  # load() refuses this
 
 
+def entry_for(
+    engine: str | None, vendor: str | None, entries: Sequence[Entry] | None = None,
+    version: tuple[int, ...] | None = None,
+) -> Entry:  # fmt: skip
+    """The entry for `engine` (a name as written, with or without its version, or a family) on
+    a `vendor`'s part; `version`, the release when the name writes none."""
+    family = engine_family(engine, vendor) or engine
+    return pick(entries if entries is not None else packaged(), family, vendor,
+                engine_version(engine) or version)  # fmt: skip
+
+
 def efficiency_for(
     engine: str | None, vendor: str | None, entries: Sequence[Entry] | None = None,
     version: tuple[int, ...] | None = None,
 ) -> Efficiency:  # fmt: skip
-    """The efficiencies for `engine` (a name as written, with or without its version, or a
-    family) on a `vendor`'s part; `version`, the release when the name writes none."""
-    family = engine_family(engine, vendor) or engine
-    chosen = pick(entries if entries is not None else packaged(), family, vendor,
-                  engine_version(engine) or version)  # fmt: skip
-    return chosen.efficiency()
+    """The efficiencies of `entry_for`'s entry."""
+    return entry_for(engine, vendor, entries, version).efficiency()

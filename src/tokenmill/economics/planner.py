@@ -14,12 +14,12 @@ Pure computation: no server, no database, nothing slow to import.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Literal
 
-from tokenmill.economics import perf_model
+from tokenmill.economics import efficiency_data, perf_model
 from tokenmill.economics.collectives import (
     NETWORK_BYTES_PER_S,
     NETWORK_LATENCY_S,
@@ -32,7 +32,6 @@ from tokenmill.economics.cost import (
     cost_per_million_tokens,
     payback_months,
 )
-from tokenmill.economics.efficiency_data import efficiency_for
 from tokenmill.economics.facilities import FacilityBook, default_facilities
 from tokenmill.economics.model_layouts import with_layout
 from tokenmill.economics.models import FORMATS, ReferenceModel
@@ -331,7 +330,8 @@ def _evaluate(
         widest = candidates[-1]
         kv_last = kv_request * _replicas(spec, widest)
         return Exclusion(acc, "memory", _memory_reason(acc, spec, kv_last, demand, widest))
-    eff = opts.calibrated.get(acc.id) or opts.efficiency or efficiency_for(opts.engine, acc.vendor)
+    entry = _data_entry(acc, opts)
+    eff = opts.calibrated.get(acc.id) or opts.efficiency or entry.efficiency()
     if opts.admission_interval is not None:
         eff = replace(eff, admission_interval=opts.admission_interval)
     scored: list[Option | Exclusion] = []
@@ -465,19 +465,37 @@ def _score(
         efficiency=eff.source,
         estimated=_estimated(low, opts.acquire),
         low_confidence=tuple(sorted(low)),
-        band=_band(acc, spec, dev, concurrency, opts.calibrated_loads.get(acc.id)),
+        band=_band(
+            acc, spec, dev, concurrency, opts.calibrated_loads.get(acc.id), _leans_on(acc, opts)
+        ),
         layout=dev.layout,
     )
 
 
+def _data_entry(acc: Accelerator, opts: PlanOptions) -> efficiency_data.Entry:
+    """The efficiency data's entry for `acc` (what the plan runs on unless calibrated on `acc`
+    or given an efficiency)."""
+    return efficiency_data.entry_for(opts.engine, acc.vendor)
+
+
+def _leans_on(acc: Accelerator, opts: PlanOptions) -> list[str]:
+    """The fitted values at the edge of their range in the entry an option runs on: said, since
+    such a value stands in for something the model does not have."""
+    if opts.efficiency is not None or acc.id in opts.calibrated:
+        return []
+    entry = _data_entry(acc, opts)
+    names = entry.at_bounds()
+    return [f"{entry.label}: {', '.join(names)} at the fit's bound"] if names else []
+
+
 def _band(
     acc: Accelerator, spec: ModelSpec, dev: Device, concurrency: int,
-    calibrated: tuple[int, int] | None = None,
+    calibrated: tuple[int, int] | None = None, leans: Sequence[str] = (),
 ) -> Band:  # fmt: skip
     if calibrated is not None:  # measured on this part: the calibration's own check
         return calibrated_band(concurrency, calibrated)
     tp = dev.count
-    guesses = []
+    guesses = list(leans)
     if tp > 1 and interconnect_assumed(acc):
         guesses.append(f"{acc.id} interconnect taken as PCIe 4.0 (no catalog figure)")
     if spec.active_params < spec.params and spec.moe is None:
