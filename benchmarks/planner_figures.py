@@ -44,9 +44,12 @@ Workload conventions (each mapped figure lists the ones it used under `conventio
   the network (`collectives.py`). Prefill-decode disaggregation, EP inside a wider TP group
   and speculative decoding stay unmapped.
 - Weight-only formats: `mxfp4` and `int4` are the model's published 4-bit artifact
-  (`served_bits`; a model published otherwise stays unmapped), and
+  (`served_bits`; a model published otherwise stays unmapped; MLPerf's gpt-oss runs write
+  `fp4` for the original MXFP4 checkpoint), and
   `int8` is 8-bit weights; where the catalog has no matmul peak at that precision the matmuls
   run at the 16-bit rate (what engines do on Hopper and MI300X: dequantise, then bf16 GEMMs).
+  MXFP4 on NVIDIA Blackwell runs as its engine runs it (`models.matmul_precisions`, as the
+  planner does): TensorRT-LLM with FP8 activations (W4A8), other engines in bf16.
   NVIDIA's `nvfp4` checkpoints count as `fp4` (4-bit weights and matmuls).
 - KV cache at 8 bits only where the figure states an fp8 KV cache, else 16.
 - `recv_interval`: the engine looks for new requests every N decode iterations (SGLang's
@@ -70,7 +73,13 @@ from typing import Any, Literal, Protocol
 import planner_burst
 from tokenmill.economics import efficiency_data
 from tokenmill.economics.model_layouts import with_layout
-from tokenmill.economics.models import FORMATS, ModelError, ReferenceModel, find_model
+from tokenmill.economics.models import (
+    FORMATS,
+    ModelError,
+    ReferenceModel,
+    find_model,
+    matmul_precisions,
+)
 from tokenmill.economics.perf_model import (
     Device,
     Efficiency,
@@ -331,15 +340,21 @@ def _spec(
     if "kv_precision" not in fig and _modelopt_checkpoint(fig):
         kv_bits = 8.0
         notes.append("fp8 KV cache: NVIDIA's ModelOpt checkpoint carries FP8 KV scales")
-    artifact = precision in PUBLISHED_4BIT and ref.served_bits is not None
+    # MLPerf's gpt-oss submissions state fp4 for the original MXFP4 checkpoint
+    mxfp4 = precision == "fp4" and ref.default_precision == "mxfp4"
+    artifact = (precision in PUBLISHED_4BIT or mxfp4) and ref.served_bits is not None
     fmt = ref.default_precision if artifact else precision
     spec = ref.spec(fmt, kv_bits=kv_bits)
     if artifact:
         notes.append(f"{precision}: the published artifact, {spec.weight_bits:g} bits per weight")
-    compute = next((p for p in FORMATS[fmt].compute if acc.tflops(p)), None)
+    family = efficiency_data.engine_family(fig.get("engine"), acc.vendor)
+    choices = matmul_precisions(fmt, acc.vendor, acc.tflops("fp4") is not None, family)
+    compute = next((p for p in choices if acc.tflops(p)), None)
     if compute is None or precision == "int8":  # int8: weight-only (Baseten's TRT-LLM setup)
         compute = next(p for p in ("bf16", "fp16") if acc.tflops(p))
-        notes.append(f"{precision} weights, matmuls at {compute} (weight-only)")
+    if compute != FORMATS[fmt].compute[0] or precision == "int8":
+        how = "W4A8: fp8 activations" if compute == "fp8" else "weight-only"
+        notes.append(f"{precision} weights, matmuls at {compute} ({how})")
     return replace(spec, compute_precision=compute), notes
 
 

@@ -364,6 +364,25 @@ def test_a_moe_deployment_is_calibrated_on_the_group_it_ran_on() -> None:
         calibrate_on(reports, h200)
 
 
+def test_gpt_oss_is_multiplied_as_engines_multiply_its_mxfp4_experts() -> None:
+    """gpt-oss ships MXFP4 experts, which no engine multiplies in FP4 on NVIDIA: Hopper and
+    MI300X dequantise them to bf16 (they were excluded for want of an FP4 peak before), on
+    Blackwell TensorRT-LLM runs FP8 activations (W4A8) and vLLM bf16; MI355X's FP4 stays."""
+    model = find_model("gpt-oss-120b")
+    demand, slo = Demand(1000, 500, requests_per_s=5), Slo(ttft_s=10, tpot_s=1)
+    parts = only("h100", "mi300x", "b200", "mi355x")
+
+    def precisions(engine: str | None) -> dict[str, str]:
+        result = plan(model, demand, slo, PlanOptions(engine=engine), accelerators=parts)
+        assert not result.excluded
+        return {o.accelerator.id: o.compute_precision for o in result.options}
+
+    assert precisions("tensorrt-llm") == {"h100": "bf16", "mi300x": "bf16", "b200": "fp8",
+                                          "mi355x": "fp4"}  # fmt: skip
+    assert precisions("vllm")["b200"] == precisions(None)["b200"] == "bf16"
+    assert model.spec().weight_bits == pytest.approx(4.47)  # the checkpoint as published
+
+
 def test_an_option_on_an_entry_fitted_to_its_bounds_says_so(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -466,6 +466,19 @@ def test_round_seven_is_load_sweeps_of_deepseek() -> None:
     assert {f["architecture"] for f in figures} == {"moe"}
 
 
+def test_gpt_oss_figures_multiply_as_their_engines_do() -> None:
+    """MLPerf's gpt-oss-120b runs state fp4 for the original MXFP4 checkpoint: the published
+    artifact; on Blackwell, TensorRT-LLM multiplies it with FP8 activations (W4A8)."""
+    _, figures = pf.load(pf.ROUND8)
+    fig = next(
+        f for f in figures if f["id"] == "r8a-mlperf60-nebius-b200-sxm-180gbx8-gpt-oss-120b-offline"
+    )
+    mapped = pf.map_figure(fig)
+    assert isinstance(mapped, pf.Mapped)
+    assert (mapped.model.weight_bits, mapped.model.compute_precision) == (4.47, "fp8")
+    assert "fp4 weights, matmuls at fp8 (W4A8: fp8 activations)" in mapped.conventions
+
+
 def test_round_eight_maps_what_its_sources_state() -> None:
     """benchmarks/data/published_figures_round8.toml: 115 figures (MLPerf Inference v5.1 and
     v6.0 logs; TensorRT-LLM's v1.0 performance overview; Vultr's vLLM sweep), committed after

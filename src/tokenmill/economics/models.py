@@ -29,6 +29,7 @@ __all__ = [
     "custom_model",
     "find_model",
     "load",
+    "matmul_precisions",
     "reference_models",
 ]
 
@@ -63,6 +64,9 @@ FORMATS: Mapping[str, Format] = MappingProxyType(
         "fp8": Format(8, ("fp8",), "8-bit float weights and matmuls"),
         "int8": Format(8, ("int8",), "8-bit integer weights and matmuls"),
         "fp4": Format(4, ("fp4",), "4-bit float weights and matmuls (Blackwell, MI355X)"),
+        # gpt-oss's experts: FP4 matmuls where a part has them, else dequantised (Hopper,
+        # MI300X); on NVIDIA the engine decides (`matmul_precisions`)
+        "mxfp4": Format(4.25, ("fp4", "bf16", "fp16"), "MXFP4 weights (an 8-bit scale per 32)"),
         "q8_0": Format(8.5, _WEIGHT_ONLY, "GGUF Q8_0, weight-only"),
         "q4_1": Format(5.0, _WEIGHT_ONLY, "GGUF Q4_1, weight-only"),
     }
@@ -125,6 +129,22 @@ class ReferenceModel:
             compute_precision=fmt.compute[0],
             max_context=self.max_context,
         )
+
+
+def matmul_precisions(
+    precision: str, vendor: str, fp4: bool, engine: str | None
+) -> tuple[str, ...]:
+    """The precisions, first choice first, that weights stored at `precision` are multiplied
+    at on a `vendor`'s part (`fp4`: it has FP4 matmuls) under `engine` (a family). MXFP4 on
+    NVIDIA Blackwell is never multiplied in FP4: TensorRT-LLM quantizes the activations to
+    MXFP8 (W4A8_MXFP4_MXFP8, its default from SM100: tensorrt_llm/_torch/model_config.py,
+    get_mxfp4_quant_algo; NVIDIA's MLPerf v6.0 gpt-oss configs run it), vLLM keeps them in
+    BF16 (FlashInfer's MXFP4 x BF16 MoE, its default on SM100; MXFP8 only by an environment
+    variable), and other engines are taken as vLLM. No source was found for AMD's MI355X:
+    FP4 as the format says."""
+    if precision == "mxfp4" and vendor == "NVIDIA" and fp4:
+        return ("fp8",) if engine == "tensorrt-llm" else ("bf16", "fp16")
+    return _format(precision).compute
 
 
 def _format(name: str) -> Format:

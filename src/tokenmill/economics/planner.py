@@ -34,7 +34,7 @@ from tokenmill.economics.cost import (
 )
 from tokenmill.economics.facilities import FacilityBook, default_facilities
 from tokenmill.economics.model_layouts import with_layout
-from tokenmill.economics.models import FORMATS, ReferenceModel
+from tokenmill.economics.models import FORMATS, ReferenceModel, matmul_precisions
 from tokenmill.economics.perf_model import (
     USABLE_MEMORY,
     Device,
@@ -312,7 +312,8 @@ def _evaluate(
     acc: Accelerator, spec: ModelSpec, precision: str, demand: Demand, slo: Slo,
     opts: PlanOptions, site: Site,
 ) -> Option | Exclusion:  # fmt: skip
-    compute = FORMATS[precision].compute
+    family = efficiency_data.engine_family(opts.engine, acc.vendor) or opts.engine
+    compute = matmul_precisions(precision, acc.vendor, acc.tflops("fp4") is not None, family)
     missing = _missing(acc, compute, opts)
     if missing:
         return Exclusion(acc, "missing figure", "no catalog figure for " + "; ".join(missing))
