@@ -331,8 +331,8 @@ def _evaluate(
         widest = candidates[-1]
         kv_last = kv_request * _replicas(spec, widest)
         return Exclusion(acc, "memory", _memory_reason(acc, spec, kv_last, demand, widest))
-    entry = _data_entry(acc, opts)
-    eff = opts.calibrated.get(acc.id) or opts.efficiency or entry.efficiency()
+    eff = (opts.calibrated.get(acc.id) or opts.efficiency
+           or efficiency_data.efficiency_for(opts.engine, acc.vendor))  # fmt: skip
     if opts.admission_interval is not None:
         eff = replace(eff, admission_interval=opts.admission_interval)
     scored: list[Option | Exclusion] = []
@@ -473,18 +473,12 @@ def _score(
     )
 
 
-def _data_entry(acc: Accelerator, opts: PlanOptions) -> efficiency_data.Entry:
-    """The efficiency data's entry for `acc` (what the plan runs on unless calibrated on `acc`
-    or given an efficiency)."""
-    return efficiency_data.entry_for(opts.engine, acc.vendor)
-
-
 def _leans_on(acc: Accelerator, opts: PlanOptions) -> list[str]:
     """The fitted values at the edge of their range in the entry an option runs on: said, since
     such a value stands in for something the model does not have."""
     if opts.efficiency is not None or acc.id in opts.calibrated:
         return []
-    entry = _data_entry(acc, opts)
+    entry = efficiency_data.entry_for(opts.engine, acc.vendor)
     names = entry.at_bounds()
     return [f"{entry.label}: {', '.join(names)} at the fit's bound"] if names else []
 
