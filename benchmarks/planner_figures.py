@@ -347,8 +347,8 @@ def _spec(
     spec = ref.spec(fmt, kv_bits=kv_bits)
     if artifact:
         notes.append(f"{precision}: the published artifact, {spec.weight_bits:g} bits per weight")
-    family = efficiency_data.engine_family(fig.get("engine"), acc.vendor)
-    choices = matmul_precisions(fmt, acc.vendor, acc.tflops("fp4") is not None, family)
+    fp4 = acc.tflops("fp4") is not None
+    choices = matmul_precisions(fmt, acc.vendor, fp4, fig.get("engine"))
     compute = next((p for p in choices if acc.tflops(p)), None)
     if compute is None or precision == "int8":  # int8: weight-only (Baseten's TRT-LLM setup)
         compute = next(p for p in ("bf16", "fp16") if acc.tflops(p))

@@ -18,6 +18,7 @@ from types import MappingProxyType
 
 from tokenmill.core import sourced
 from tokenmill.core.sourced import Source
+from tokenmill.economics.efficiency_data import engine_family
 from tokenmill.economics.perf_model import ModelSpec
 
 __all__ = [
@@ -135,7 +136,8 @@ def matmul_precisions(
     precision: str, vendor: str, fp4: bool, engine: str | None
 ) -> tuple[str, ...]:
     """The precisions, first choice first, that weights stored at `precision` are multiplied
-    at on a `vendor`'s part (`fp4`: it has FP4 matmuls) under `engine` (a family). MXFP4 on
+    at on a `vendor`'s part (`fp4`: it has FP4 matmuls) under `engine` (a name as written, or a
+    family). MXFP4 on
     NVIDIA Blackwell is never multiplied in FP4: TensorRT-LLM quantizes the activations to
     MXFP8 (W4A8_MXFP4_MXFP8, its default from SM100: tensorrt_llm/_torch/model_config.py,
     get_mxfp4_quant_algo; NVIDIA's MLPerf v6.0 gpt-oss configs run it), vLLM keeps them in
@@ -143,7 +145,8 @@ def matmul_precisions(
     variable), and other engines are taken as vLLM. No source was found for AMD's MI355X:
     FP4 as the format says."""
     if precision == "mxfp4" and vendor == "NVIDIA" and fp4:
-        return ("fp8",) if engine == "tensorrt-llm" else ("bf16", "fp16")
+        family = engine_family(engine, vendor) or engine
+        return ("fp8",) if family == "tensorrt-llm" else ("bf16", "fp16")
     return _format(precision).compute
 
 

@@ -312,8 +312,7 @@ def _evaluate(
     acc: Accelerator, spec: ModelSpec, precision: str, demand: Demand, slo: Slo,
     opts: PlanOptions, site: Site,
 ) -> Option | Exclusion:  # fmt: skip
-    family = efficiency_data.engine_family(opts.engine, acc.vendor) or opts.engine
-    compute = matmul_precisions(precision, acc.vendor, acc.tflops("fp4") is not None, family)
+    compute = matmul_precisions(precision, acc.vendor, acc.tflops("fp4") is not None, opts.engine)
     missing = _missing(acc, compute, opts)
     if missing:
         return Exclusion(acc, "missing figure", "no catalog figure for " + "; ".join(missing))
