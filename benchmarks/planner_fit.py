@@ -220,6 +220,9 @@ def _nelder_mead(f: Callable[[list[float]], float], x0: list[float], step: float
 
 
 EXPERT_PARAMS = frozenset({"expert_overhead_s", "expert_bandwidth", "expert_compute"})
+# The rates a family without dense figures fits with its MoE ones: the prefill's matmuls.
+# Registered before refit step 17 (docs/benchmarks.md, issue 17 eleventh slice).
+FAMILY_RATES = frozenset({"compute"})
 
 
 def fit_staged(
@@ -232,17 +235,20 @@ def fit_staged(
     """`fit`, in two stages when `staged`: the dense parameters on the dense figures alone,
     then the experts' parameters on the MoE figures with the dense ones held. A MoE figure
     cannot tell a slow expert kernel from a slow dense one; this keeps it from moving what
-    only dense figures can pin. A family without dense figures keeps the prior's dense rates
-    but fits its fixed costs (the `_s` overheads: per request, layer, sequence) with the
-    experts': they are the engine's, not the dense kernels', and its MoE figures at one and
-    at many requests in flight tell them apart from the experts' reads (SGLang 0.5's
-    figures, all MoE, otherwise inherit the default entry's per-request cost)."""
+    only dense figures can pin. A family without dense figures keeps the prior's decode
+    bandwidth but fits its fixed costs (the `_s` overheads: per request, layer, sequence) and
+    its matmul rate (`compute`: the prefill's) with the experts': they are the engine's, not
+    the dense kernels', and its MoE figures at one and at many requests in flight, with short
+    and long prompts, tell them apart from the experts' reads. Without its own prefill rate
+    such a family put a slow prefill into a fixed per-request cost, at its bound, and into the
+    experts' decode costs (issue 17, eleventh slice)."""
     if not staged:
         return fit(figs, prior, names, experts)
     eff = prior
     dense = [n for n in names if n not in EXPERT_PARAMS]
-    overheads = [] if any(not f["moe"] for f in figs) else [n for n in dense if n.endswith("_s")]
-    routed = [*overheads, *(n for n in names if n in EXPERT_PARAMS)]
+    own = [n for n in dense if n.endswith("_s") or n in FAMILY_RATES]
+    routed = [*([] if any(not f["moe"] for f in figs) else own),
+              *(n for n in names if n in EXPERT_PARAMS)]  # fmt: skip
     for moe, stage in ((False, dense), (True, routed)):
         members = [f for f in figs if f["moe"] == moe]
         if members and stage:
