@@ -641,6 +641,34 @@ def test_a_refit_of_the_families_alone_keeps_the_default_entry_as_it_is(
         planner_fit.main()
 
 
+def test_a_family_fitted_on_moe_figures_alone_fits_its_prefill_rate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`fit_staged`: a family with dense FIT figures fits its rates on them and only the
+    experts' terms on its MoE figures; a family with MoE figures alone fits its fixed costs and
+    its prefill rate (`compute`) with the experts' terms, and keeps the prior's bandwidth."""
+    import planner_fit
+    from tokenmill.economics.perf_model import Efficiency
+
+    stages: list[tuple[list[bool], list[str]]] = []
+
+    def fit(figs, prior, names, experts):  # type: ignore[no-untyped-def]
+        stages.append(([f["moe"] for f in figs], list(names)))
+        return prior, 0.0
+
+    monkeypatch.setattr(planner_fit, "fit", fit)
+    monkeypatch.setattr(planner_fit, "loss", lambda *_: 0.0)
+    names = list(planner_fit.PARAMS)
+    planner_fit.fit_staged([{"moe": False}, {"moe": True}], Efficiency(), names, True)
+    assert stages == [([False], [n for n in names if n != "expert_overhead_s"]),
+                      ([True], ["expert_overhead_s"])]  # fmt: skip
+    stages.clear()
+    planner_fit.fit_staged([{"moe": True}, {"moe": True}], Efficiency(), names, True)
+    ((members, fitted),) = stages
+    assert members == [True, True] and "bandwidth" not in fitted
+    assert set(fitted) == {"compute", "expert_overhead_s"} | {n for n in names if n.endswith("_s")}
+
+
 def test_nvidias_modelopt_checkpoints_map_with_the_fp8_kv_cache_they_carry() -> None:
     """An nvidia/...-FP8 checkpoint with no KV precision stated keeps its KV cache at FP8 (the
     ModelOpt export's default); a stated precision wins, and other checkpoints stay 16-bit."""
