@@ -130,9 +130,11 @@ MAX_GROUP = 16  # the planner's largest tensor-parallel group (TP_DEGREES): two 
 # When the releases that start an engine's eras (planner_fit.ERAS) came out: a figure whose engine
 # names no version but was published before is of the era before. vLLM 0.11.0: 2025-10-02
 # (github.com/vllm-project/vllm/releases/tag/v0.11.0; downstream upgrades from 2025-10-08,
-# e.g. torch-spyre/sendnn-inference #513). SGLang 0.5 needs no date: every mapped SGLang figure
+# e.g. torch-spyre/sendnn-inference #513). vLLM 0.14.0: by 2026-01-21 (its release notes as
+# dependabot quoted them bumping vLLM 0.13.0 to 0.14.0 on 2026-01-21, OpenBMB/UltraRAG #259; no
+# unversioned figure is dated near it). SGLang 0.5 needs no date: every mapped SGLang figure
 # names its version or was published in 2026.
-RELEASED = {("vllm", (0, 11)): "2025-10-02"}
+RELEASED = {("vllm", (0, 11)): "2025-10-02", ("vllm", (0, 14)): "2026-01-21"}
 # Bursts' lengths: log-spread 0 (every request the stated means), chosen on the FIT bursts
 # before the held-out ones were predicted this way (docs/benchmarks.md, issue 17 third slice).
 BURST_SPREAD = 0.0
@@ -366,7 +368,7 @@ def figure_version(fig: Mapping[str, Any], family: str | None) -> tuple[int, ...
     published = str(fig.get("date", ""))
     if version is not None or not published[:1].isdigit():
         return version
-    for (name, release), day in RELEASED.items():
+    for (name, release), day in sorted(RELEASED.items()):  # the first era it predates
         if name == family and published < day:
             return (*release[:-1], release[-1] - 1)
     return None

@@ -66,7 +66,10 @@ START = {"step_overhead_s": 1e-4, "request_overhead_s": 1e-3, "layer_overhead_s"
 # before fitting; a figure whose engine has no version counts as the newest release.
 # vLLM 0.11: the release that removed the V0 engine (vllm-project/vllm RFC #18571; V1 the only
 # engine from 0.11.0), chosen before fitting round 5's FIT half (vLLM 0.15-0.17).
-ERAS: dict[str, tuple[int, ...]] = {"sglang": (0, 5), "vllm": (0, 11)}
+# vLLM 0.14: async scheduling on by default ("overlaps engine core scheduling with GPU
+# execution", the v0.14.0 release notes, vllm-project/vllm #27614), which hides the per-step
+# CPU work the fixed costs stand for; registered before refit step 18 (issue 17 eleventh slice).
+ERAS: dict[str, tuple[tuple[int, ...], ...]] = {"sglang": ((0, 5),), "vllm": ((0, 11), (0, 14))}
 VENDOR_NAMES = {"NVIDIA": "NVIDIA", "AMD": "AMD", "Huawei": "Ascend"}
 ENGINE_NAMES = {"vllm": "vLLM", "tensorrt-llm": "TensorRT-LLM", "sglang": "SGLang",
                 "vllm-ascend": "vLLM-Ascend", "mindie": "MindIE", "atom": "ATOM"}  # fmt: skip
@@ -113,12 +116,10 @@ def _fit_half(path: Path, experts: bool) -> list[dict[str, Any]]:
 
 
 def era(family: str | None, version: tuple[int, ...] | None) -> tuple[int, ...]:
-    """The release era (`ERAS`) of a figure's engine release (None: the newest): () before
-    the cutoff."""
-    cutoff = ERAS.get(family or "")
-    if cutoff is None or (version is not None and version < cutoff):
-        return ()
-    return cutoff
+    """The release era (`ERAS`) of a figure's engine release (None: the newest): the latest
+    cutoff it has reached, () before the first."""
+    reached = [c for c in ERAS.get(family or "", ()) if version is None or version >= c]
+    return max(reached, default=())
 
 
 Group = tuple[str, str, tuple[int, ...]]  # engine family, vendor, release era
