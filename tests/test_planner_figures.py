@@ -551,6 +551,20 @@ def test_a_figure_without_a_version_is_of_the_releases_out_when_it_was_published
     assert pf.figure_version({**rocm, "date": "unknown"}, "vllm") is None
     assert pf.figure_version({**rocm, "engine": "vLLM 0.8.5"}, "vllm") == (0, 8, 5)
     assert pf.figure_version(rocm, "sglang") is None  # no cutoff date for that family
+    # between vLLM 0.11 (2025-10-02) and 0.14 (by 2026-01-21): the release before 0.14
+    assert pf.figure_version({**rocm, "date": "2025-12-01"}, "vllm") == (0, 13)
+
+
+def test_an_engine_release_belongs_to_the_latest_era_it_has_reached() -> None:
+    """`planner_fit.era`: vLLM's eras start at 0.11 (V1 only) and 0.14 (async scheduling by
+    default); a release before the first is of no era, and no version counts as the newest."""
+    import planner_fit
+
+    assert [planner_fit.era("vllm", v) for v in ((0, 10, 2), (0, 11, 0), (0, 13), (0, 15, 1))] == [
+        (), (0, 11), (0, 11), (0, 14)]  # fmt: skip
+    assert planner_fit.era("vllm", None) == (0, 14)
+    assert planner_fit.era("sglang", (0, 5, 12)) == (0, 5)
+    assert planner_fit.era("tensorrt-llm", (1, 3)) == () == planner_fit.era(None, None)
 
 
 def test_burst_lengths_keep_the_stated_means() -> None:
