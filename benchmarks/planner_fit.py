@@ -222,8 +222,16 @@ def _nelder_mead(f: Callable[[list[float]], float], x0: list[float], step: float
 
 EXPERT_PARAMS = frozenset({"expert_overhead_s", "expert_bandwidth", "expert_compute"})
 # The rates a family without dense figures fits with its MoE ones: the prefill's matmuls.
-# Registered before refit step 17 (docs/benchmarks.md, issue 17 eleventh slice).
+# Registered before refit step 17 (docs/benchmarks.md, issue 17 eleventh slice); and, before
+# refit step 19, a family whose dense figures time no prefill fits them so too.
 FAMILY_RATES = frozenset({"compute"})
+
+
+def times_a_prefill(fig: Mapping[str, Any]) -> bool:
+    """Whether a figure's numbers depend on how fast the prompts prefill: it publishes a time
+    to the first token, or its prompts are at least as long as its outputs (a decode-only
+    speed test, one token in and 2,048 out, does not)."""
+    return "ttft_ms" in fig or fig.get("input_tokens", 0) >= fig.get("output_tokens", 1)
 
 
 def fit_staged(
@@ -242,14 +250,17 @@ def fit_staged(
     the dense kernels', and its MoE figures at one and at many requests in flight, with short
     and long prompts, tell them apart from the experts' reads. Without its own prefill rate
     such a family put a slow prefill into a fixed per-request cost, at its bound, and into the
-    experts' decode costs (issue 17, eleventh slice)."""
+    experts' decode costs (issue 17, eleventh slice). A family whose dense figures time no
+    prefill (`times_a_prefill`) fits its prefill rate on its MoE figures too: the dense stage
+    left it at the prior."""
     if not staged:
         return fit(figs, prior, names, experts)
     eff = prior
     dense = [n for n in names if n not in EXPERT_PARAMS]
-    own = [n for n in dense if n.endswith("_s") or n in FAMILY_RATES]
-    routed = [*([] if any(not f["moe"] for f in figs) else own),
-              *(n for n in names if n in EXPERT_PARAMS)]  # fmt: skip
+    dense_figs = [f["fig"] for f in figs if not f["moe"]]
+    own = [n for n in dense if n.endswith("_s") and not dense_figs]
+    own += [n for n in dense if n in FAMILY_RATES and not any(map(times_a_prefill, dense_figs))]
+    routed = [*own, *(n for n in names if n in EXPERT_PARAMS)]
     for moe, stage in ((False, dense), (True, routed)):
         members = [f for f in figs if f["moe"] == moe]
         if members and stage:

@@ -660,7 +660,8 @@ def test_a_family_fitted_on_moe_figures_alone_fits_its_prefill_rate(
 ) -> None:
     """`fit_staged`: a family with dense FIT figures fits its rates on them and only the
     experts' terms on its MoE figures; a family with MoE figures alone fits its fixed costs and
-    its prefill rate (`compute`) with the experts' terms, and keeps the prior's bandwidth."""
+    its prefill rate (`compute`) with the experts' terms, and keeps the prior's bandwidth; a
+    family whose dense figures time no prefill fits its prefill rate on its MoE figures."""
     import planner_fit
     from tokenmill.economics.perf_model import Efficiency
 
@@ -673,14 +674,21 @@ def test_a_family_fitted_on_moe_figures_alone_fits_its_prefill_rate(
     monkeypatch.setattr(planner_fit, "fit", fit)
     monkeypatch.setattr(planner_fit, "loss", lambda *_: 0.0)
     names = list(planner_fit.PARAMS)
-    planner_fit.fit_staged([{"moe": False}, {"moe": True}], Efficiency(), names, True)
+    prefill = {"input_tokens": 1000, "output_tokens": 100}
+    moe = {"moe": True, "fig": prefill}
+    planner_fit.fit_staged([{"moe": False, "fig": prefill}, moe], Efficiency(), names, True)
     assert stages == [([False], [n for n in names if n != "expert_overhead_s"]),
                       ([True], ["expert_overhead_s"])]  # fmt: skip
     stages.clear()
-    planner_fit.fit_staged([{"moe": True}, {"moe": True}], Efficiency(), names, True)
+    planner_fit.fit_staged([moe, moe], Efficiency(), names, True)
     ((members, fitted),) = stages
     assert members == [True, True] and "bandwidth" not in fitted
     assert set(fitted) == {"compute", "expert_overhead_s"} | {n for n in names if n.endswith("_s")}
+    stages.clear()
+    decode_only = {"moe": False, "fig": {"input_tokens": 1, "output_tokens": 2048}}
+    planner_fit.fit_staged([decode_only, moe], Efficiency(), names, True)
+    assert stages[1] == ([True], ["compute", "expert_overhead_s"])
+    assert planner_fit.times_a_prefill({**decode_only["fig"], "ttft_ms": 30.0})
 
 
 def test_nvidias_modelopt_checkpoints_map_with_the_fp8_kv_cache_they_carry() -> None:
