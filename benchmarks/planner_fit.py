@@ -258,9 +258,10 @@ def fit_staged(
     eff = prior
     dense = [n for n in names if n not in EXPERT_PARAMS]
     dense_figs = [f["fig"] for f in figs if not f["moe"]]
-    own = [n for n in dense if n.endswith("_s") and not dense_figs]
-    own += [n for n in dense if n in FAMILY_RATES and not any(map(times_a_prefill, dense_figs))]
-    routed = [*own, *(n for n in names if n in EXPERT_PARAMS)]
+    unpinned = not any(map(times_a_prefill, dense_figs))
+    routed = [n for n in names  # in `names`' order: the search cycles over them in turn
+              if n in EXPERT_PARAMS or (n.endswith("_s") and not dense_figs)
+              or (n in FAMILY_RATES and unpinned)]  # fmt: skip
     for moe, stage in ((False, dense), (True, routed)):
         members = [f for f in figs if f["moe"] == moe]
         if members and stage:
