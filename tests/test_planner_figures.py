@@ -682,8 +682,8 @@ def test_a_family_fitted_on_moe_figures_alone_fits_its_prefill_rate(
     stages.clear()
     planner_fit.fit_staged([moe, moe], Efficiency(), names, True)
     ((members, fitted),) = stages
-    assert members == [True, True] and "bandwidth" not in fitted
-    assert set(fitted) == {"compute", "expert_overhead_s"} | {n for n in names if n.endswith("_s")}
+    # in the parameter list's order, which the coordinate search cycles in
+    assert members == [True, True] and fitted == [n for n in names if n != "bandwidth"]
     stages.clear()
     decode_only = {"moe": False, "fig": {"input_tokens": 1, "output_tokens": 2048}}
     planner_fit.fit_staged([decode_only, moe], Efficiency(), names, True)
