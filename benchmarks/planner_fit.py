@@ -30,7 +30,7 @@ import multiprocessing
 import multiprocessing.pool
 import os
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -389,7 +389,21 @@ def _entry(ident: str, engine: str, vendor: str, eff: Efficiency, names: Sequenc
               f"(ridge {RIDGE}) at commit {_commit()}; "
               f"{note}")  # fmt: skip
     values = {n: getattr(eff, n) for n in names}
-    return Entry(ident, engine, vendor, label, source, values, tuple(sorted(ids)), since)
+    return Entry(ident, engine, vendor, label, source, values, tuple(sorted(ids)), since,
+                 architectures(ids))  # fmt: skip
+
+
+def architectures(ids: Iterable[str]) -> tuple[str, ...]:
+    """The architectures ("dense", "moe") of the published figures `ids` (any round's)."""
+    known = {f["id"]: f["architecture"] for path in pf.DEV for f in pf.load(path)[1]}
+    return tuple(sorted({known[i] for i in ids}))
+
+
+def relabel(path: Path) -> None:
+    """Write an efficiencies file's `architectures` from its entries' `fitted_on` figures, its
+    values untouched (a file fitted before entries recorded them)."""
+    entries = load(path.read_text("utf-8"))
+    write([replace(e, architectures=architectures(e.fitted_on)) for e in entries], path, HEADER)
 
 
 def _toml_value(value: object) -> str:
@@ -407,6 +421,8 @@ def write(entries: Sequence[Entry], out: Path, header: str) -> None:
                   f"source = {_toml_value(e.source)}",
                   *([f'since = "{version_text(e.since)}"'] if e.since else []),
                   "fitted_on = [" + ", ".join(f'"{i}"' for i in e.fitted_on) + "]",
+                  *(["architectures = [" + ", ".join(f'"{a}"' for a in e.architectures) + "]"]
+                    if e.architectures else []),
                   "values = {" + ", ".join(f"{k} = {_toml_value(float(v))}"
                                            for k, v in e.values.items()) + "}", ""]  # fmt: skip
     out.write_text("\n".join(lines))
@@ -414,12 +430,12 @@ def write(entries: Sequence[Entry], out: Path, header: str) -> None:
 
 HEADER = """# Efficiencies per engine family x accelerator vendor x engine release
 # (economics/efficiency_data.py). Written by benchmarks/planner_fit.py: fitted ONLY on the FIT
-# halves of benchmarks/data/published_figures.toml and published_figures_round2-5.toml (the
-# splits frozen in tests/test_planner_figures.py); the held-out halves, and round 6 (all held
-# out), are reported by benchmarks/planner_figures.py. Each entry's `source` names
-# the figures it was fitted on; `since`, the engine release it holds from. Values not listed
-# are perf_model.Efficiency's defaults (e.g. interconnect 0.82: NCCL's app-level 370 of NVLink
-# 4's 450 GB/s each way, NVIDIA/nccl #1442).
+# halves of the published figures' rounds in benchmarks/data/ (the splits frozen in
+# tests/test_planner_figures.py); the held-out halves are reported by
+# benchmarks/planner_figures.py. Each entry's `source` and `fitted_on` name the figures it was
+# fitted on, `architectures` their kinds (dense, MoE); `since`, the engine release it holds
+# from. Values not listed are perf_model.Efficiency's defaults (e.g. interconnect 0.82: NCCL's
+# app-level 370 of NVLink 4's 450 GB/s each way, NVIDIA/nccl #1442).
 """
 
 
@@ -471,6 +487,12 @@ def main() -> None:
     )
     ap.add_argument("--out", type=Path, default=DATA / "efficiencies.toml")
     ap.add_argument(
+        "--relabel",
+        type=Path,
+        help="write this efficiencies file's architectures from its fitted_on figures, "
+        "values untouched, and stop",
+    )
+    ap.add_argument(
         "--jobs",
         type=int,
         default=os.cpu_count() or 1,
@@ -483,6 +505,10 @@ def main() -> None:
         "(its values are kept, and fitted again only if listed in --params)",
     )
     args = ap.parse_args()
+    if args.relabel is not None:
+        relabel(args.relabel)
+        print(f"wrote {args.relabel}")
+        return
     global FREE_OVERHEADS
     FREE_OVERHEADS = not args.ridge_overheads
     names = [n.strip() for n in args.params.split(",") if n.strip()]
@@ -519,7 +545,8 @@ def main() -> None:
         taken = pick(load(args.default_from.read_text("utf-8")), ANY, ANY)
         default = taken.efficiency()
         entries = [replace(taken, source=f"{taken.source} (taken from {args.default_from.name}"
-                           f" at commit {_commit()}, not fitted again)")]  # fmt: skip
+                           f" at commit {_commit()}, not fitted again)",
+                           architectures=architectures(taken.fitted_on))]  # fmt: skip
     else:
         FREE.update(n for n in names if n.endswith("_s") and FREE_OVERHEADS)
         default, score = fit_staged(figs, start, names, experts, not args.joint)

@@ -302,6 +302,19 @@ def test_a_fitted_value_at_the_edge_of_its_range_is_named() -> None:
     ]
 
 
+def test_an_entry_says_when_a_model_is_of_an_architecture_it_was_not_fitted_on() -> None:
+    fitted = 'fitted_on = ["f1"]\n'
+    _, moe, both, unrecorded = _entries(
+        ("m", "sglang", "NVIDIA", "m", fitted + 'architectures = ["moe"]\nvalues = {}'),
+        ("b", "vllm", "NVIDIA", "b", fitted + 'architectures = ["moe", "dense"]\nvalues = {}'),
+        ("u", "vllm", "AMD", "u", fitted + "values = {}"),
+    )  # fmt: skip
+    assert moe.unfitted("dense") == "fitted on MoE figures only, not dense"
+    assert moe.unfitted("moe") is None
+    assert both.architectures == ("dense", "moe") and both.unfitted("dense") is None
+    assert unrecorded.unfitted("dense") is None is unrecorded.unfitted("moe")
+
+
 def test_an_engine_release_picks_the_entry_it_has_reached() -> None:
     """SGLang 0.4.x and 0.5.x differ by more than one entry fits: an entry may hold from a
     release on; a name without a version gets the newest (what a deployment installs)."""
@@ -358,6 +371,17 @@ def test_an_engine_release_picks_the_entry_it_has_reached() -> None:
             'since = "0.5"\nlabel = "x"\nsource = "y"\nvalues = {}',
             "since needs an engine",
         ),
+        (
+            'schema_version = 1\n[[efficiency]]\nid = "a"\nengine = "*"\nvendor = "*"\n'
+            'label = "x"\nsource = "y"\nfitted_on = ["f"]\narchitectures = ["ssm"]\n'
+            "values = {}",
+            "architectures must be a list of 'dense' or 'moe'",
+        ),
+        (
+            'schema_version = 1\n[[efficiency]]\nid = "a"\nengine = "*"\nvendor = "*"\n'
+            'label = "x"\nsource = "y"\narchitectures = ["moe"]\nvalues = {}',
+            "architectures are those of fitted_on's figures",
+        ),
     ],
 )
 def test_bad_efficiency_data_is_refused(text: str, message: str) -> None:
@@ -369,10 +393,13 @@ def test_packaged_efficiencies_are_fitted_on_the_fit_half_only() -> None:
     split = _split()
     ids = {f["id"] for path in split.pf.DEV for f in split.pf.load(path)[1]}
     held_out = split.DEV_HELD_OUT
+    kinds = {f["id"]: f["architecture"] for path in split.pf.DEV
+             for f in split.pf.load(path)[1]}  # fmt: skip
     for entry in efficiency_data.packaged():
         assert entry.source.strip() and entry.label.strip()
         assert entry.fitted_on, entry.id
         assert set(entry.fitted_on) <= ids - held_out, entry.id
+        assert entry.architectures == tuple(sorted({kinds[i] for i in entry.fitted_on})), entry.id
         assert "fitted on FIT ids" in entry.source
         entry.efficiency()  # valid values
 

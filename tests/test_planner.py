@@ -407,6 +407,28 @@ def test_an_option_on_an_entry_fitted_to_its_bounds_says_so(
     assert not any("fit's bound" in r for r in other.band.extrapolating + given.band.extrapolating)
 
 
+def test_an_option_on_an_entry_fitted_on_moe_figures_alone_says_so_for_a_dense_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rates set by MoE runs need not hold for a dense model's matmuls: a dense plan on such
+    an entry is flagged extrapolating, a MoE plan on it is not."""
+    text = (
+        'schema_version = 1\n[[efficiency]]\nid = "default"\nengine = "*"\nvendor = "*"\n'
+        'label = "default"\nsource = "t"\nvalues = {bandwidth = 0.7}\n'
+        '[[efficiency]]\nid = "s"\nengine = "sglang"\nvendor = "NVIDIA"\nlabel = "SGLang here"\n'
+        'source = "t"\nfitted_on = ["f"]\narchitectures = ["moe"]\nvalues = {compute = 0.1}\n'
+    )
+    monkeypatch.setattr(efficiency_data, "packaged", lambda: efficiency_data.load(text))
+    demand, slo = Demand(1024, 256, requests_per_s=2), Slo(ttft_s=60, tpot_s=1)
+    opts = PlanOptions(engine="sglang")
+    (dense,) = plan(LLAMA_8B, demand, slo, opts, accelerators=only("h200")).options
+    assert ("SGLang here: fitted on MoE figures only, not dense"
+            in dense.band.extrapolating)  # fmt: skip
+    moe_model = find_model("qwen3-30b-a3b")
+    (moe,) = plan(moe_model, demand, slo, opts, accelerators=only("h200")).options
+    assert not any("figures only" in r for r in moe.band.extrapolating)
+
+
 def test_an_engine_that_looks_for_requests_every_30_iterations_is_planned_slower_to_start() -> None:
     """`--admission-interval 30` (SGLang's --scheduler-recv-interval): the same option, at the
     same load, starts answering later; its tokens/s barely move."""

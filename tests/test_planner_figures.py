@@ -4,6 +4,7 @@ and the held-out split is the one fixed before any fitting. No engine; a second 
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -653,6 +654,22 @@ def test_a_refit_of_the_families_alone_keeps_the_default_entry_as_it_is(
     monkeypatch.setattr(sys, "argv", [*argv, "--params", "compute", "--family-params", "bandwidth"])
     with pytest.raises(SystemExit):
         planner_fit.main()
+
+
+def test_relabel_writes_each_entrys_architectures_from_its_figures(tmp_path: Path) -> None:
+    """`planner_fit.py --relabel FILE`: the architectures of an entry's FIT figures, values
+    untouched; the packaged file is what it writes."""
+    import planner_fit
+    from tokenmill.economics import efficiency_data
+
+    packaged = (planner_fit.DATA / "efficiencies.toml").read_text("utf-8")
+    copy = tmp_path / "efficiencies.toml"
+    copy.write_text(re.sub(r"(?m)^architectures = .*\n", "", packaged), "utf-8")
+    assert not any(e.architectures for e in efficiency_data.load(copy.read_text("utf-8")))
+    planner_fit.relabel(copy)
+    assert efficiency_data.load(copy.read_text("utf-8")) == efficiency_data.packaged()
+    ids = [f["id"] for f in pf.load(pf.ROUND7)[1] if f["architecture"] == "moe"][:2]
+    assert planner_fit.architectures(ids) == ("moe",)
 
 
 def test_a_family_fitted_on_moe_figures_alone_fits_its_prefill_rate(

@@ -15,6 +15,9 @@ on the same part ran DeepSeek-V3 several times faster a year later (SGLang 0.4.1
 ("SGLang 0.4.6.post1") gets the newest entry that version has reached; a name without one
 ("sglang", as `tokenmill plan --engine` takes it) gets the newest entry: the release a deployment
 would install today.
+
+A fitted entry also records the architectures (dense, MoE) of its figures: a plan for a model
+of another architecture on it leans on rates no figure of its kind set (`Entry.unfitted`).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ SETTABLE = frozenset(f.name for f in fields(Efficiency)) - {"source"}
 # request in flight, whose prefill computes in ~3 ms).
 RATE_BOUNDS = (0.005, 1.0)
 OVERHEAD_BOUNDS = (1e-7, 0.25)
+ARCHITECTURES = ("dense", "moe")  # what a fitted entry's figures ran (`Entry.architectures`)
+_ARCHITECTURE_NAMES = {"dense": "dense", "moe": "MoE"}
 
 
 def bounds(name: str) -> tuple[float, float]:
@@ -60,6 +65,8 @@ class Entry:
     values: Mapping[str, float]
     fitted_on: tuple[str, ...] = ()
     since: tuple[int, ...] = ()  # the engine release it holds from; (): every release
+    # the architectures ("dense", "moe") of the figures it was fitted on; (): not recorded
+    architectures: tuple[str, ...] = ()
 
     def efficiency(self, base: Efficiency | None = None) -> Efficiency:
         return replace(base or Efficiency(), **self.values, source=self.label)
@@ -78,6 +85,16 @@ class Entry:
             return any(math.isclose(value, edge, rel_tol=1e-6) for edge in edges)
 
         return tuple(name for name, value in self.values.items() if at_edge(name, value))
+
+    def unfitted(self, architecture: str) -> str | None:
+        """Why a plan of a model of `architecture` ("dense" or "moe") on this entry extrapolates
+        beyond its figures (None: it does not, or they were not recorded): rates set by MoE
+        runs, where grouped expert GEMMs and routing dominate, need not hold for a dense
+        model's matmuls, nor the other way round."""
+        if not self.architectures or architecture in self.architectures:
+            return None
+        fitted = " and ".join(_ARCHITECTURE_NAMES[a] for a in self.architectures)
+        return f"fitted on {fitted} figures only, not {_ARCHITECTURE_NAMES[architecture]}"
 
 
 # Engine names as published figures and deployments write them -> family.
@@ -143,7 +160,17 @@ def _entry(raw: object, index: int) -> Entry:
     where = f"efficiencies: entry #{index + 1}"
     if not isinstance(raw, dict):
         raise EfficiencyDataError(f"{where}: must be a table")
-    known = {"id", "engine", "vendor", "label", "source", "values", "fitted_on", "since"}
+    known = {
+        "id",
+        "engine",
+        "vendor",
+        "label",
+        "source",
+        "values",
+        "fitted_on",
+        "since",
+        "architectures",
+    }
     unknown = set(raw) - known
     if unknown:
         raise EfficiencyDataError(f"{where}: unknown field {sorted(unknown)[0]!r}")
@@ -171,8 +198,15 @@ def _entry(raw: object, index: int) -> Entry:
     since = _since(raw.get("since"), where)
     if since and text["engine"] == ANY:
         raise EfficiencyDataError(f"{where}: since needs an engine, not {ANY!r}")
+    architectures = raw.get("architectures", [])
+    if not isinstance(architectures, list) or not set(architectures) <= set(ARCHITECTURES):
+        raise EfficiencyDataError(f"{where}: architectures must be a list of "
+                                  f"{' or '.join(map(repr, ARCHITECTURES))}")  # fmt: skip
+    if architectures and not fitted_on:
+        raise EfficiencyDataError(f"{where}: architectures are those of fitted_on's figures; "
+                                  "there are none")  # fmt: skip
     entry = Entry(**text, values=MappingProxyType(dict(values)), fitted_on=tuple(fitted_on),
-                  since=since)  # fmt: skip
+                  since=since, architectures=tuple(sorted(set(architectures))))  # fmt: skip
     try:
         check_efficiency(entry.efficiency())  # the values make a valid Efficiency
     except (TypeError, ValueError) as exc:

@@ -466,20 +466,28 @@ def _score(
         estimated=_estimated(low, opts.acquire),
         low_confidence=tuple(sorted(low)),
         band=_band(
-            acc, spec, dev, concurrency, opts.calibrated_loads.get(acc.id), _leans_on(acc, opts)
+            acc,
+            spec,
+            dev,
+            concurrency,
+            opts.calibrated_loads.get(acc.id),
+            _leans_on(acc, spec, opts),
         ),
         layout=dev.layout,
     )
 
 
-def _leans_on(acc: Accelerator, opts: PlanOptions) -> list[str]:
-    """The fitted values at the edge of their range in the entry an option runs on: said, since
-    such a value stands in for something the model does not have."""
+def _leans_on(acc: Accelerator, spec: ModelSpec, opts: PlanOptions) -> list[str]:
+    """What the entry an option runs on cannot vouch for: fitted values at the edge of their
+    range (each stands in for something the model does not have), and a model of an
+    architecture none of its figures ran."""
     if opts.efficiency is not None or acc.id in opts.calibrated:
         return []
     entry = efficiency_data.entry_for(opts.engine, acc.vendor)
     names = entry.at_bounds()
-    return [f"{entry.label}: {', '.join(names)} at the fit's bound"] if names else []
+    leans = [f"{entry.label}: {', '.join(names)} at the fit's bound"] if names else []
+    unfitted = entry.unfitted(_architecture(spec))
+    return leans + ([f"{entry.label}: {unfitted}"] if unfitted else [])
 
 
 def _band(
@@ -494,9 +502,13 @@ def _band(
         guesses.append(f"{acc.id} interconnect taken as PCIe 4.0 (no catalog figure)")
     if spec.active_params < spec.params and spec.moe is None:
         guesses.append("the experts' shape is unknown (custom MoE)")
-    arch = "moe" if spec.active_params < spec.params else "dense"
-    return validation_band(arch, tp, acc.vendor, concurrency, layout=dev.layout_kind,
-                           assumptions=guesses, accelerator=acc.id)  # fmt: skip
+    return validation_band(_architecture(spec), tp, acc.vendor, concurrency,
+                           layout=dev.layout_kind, assumptions=guesses,
+                           accelerator=acc.id)  # fmt: skip
+
+
+def _architecture(spec: ModelSpec) -> str:
+    return "moe" if spec.active_params < spec.params else "dense"
 
 
 def _returns(
