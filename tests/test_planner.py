@@ -383,19 +383,28 @@ def test_gpt_oss_is_multiplied_as_engines_multiply_its_mxfp4_experts() -> None:
     assert model.spec().weight_bits == pytest.approx(4.47)  # the checkpoint as published
 
 
+def _package_one_fitted_entry(
+    monkeypatch: pytest.MonkeyPatch, engine: str, label: str, values: str,
+    architectures: list[str] | None = None,
+) -> None:  # fmt: skip
+    """The packaged efficiencies: a default entry and one fitted entry for `engine` on NVIDIA."""
+    kinds = f"architectures = {json.dumps(architectures)}\n" if architectures else ""
+    text = (
+        'schema_version = 1\n[[efficiency]]\nid = "default"\nengine = "*"\nvendor = "*"\n'
+        'label = "default"\nsource = "t"\nvalues = {bandwidth = 0.7}\n'
+        f'[[efficiency]]\nid = "e"\nengine = "{engine}"\nvendor = "NVIDIA"\nlabel = "{label}"\n'
+        f'source = "t"\nfitted_on = ["f"]\n{kinds}values = {{{values}}}\n'
+    )
+    monkeypatch.setattr(efficiency_data, "packaged", lambda: efficiency_data.load(text))
+
+
 def test_an_option_on_an_entry_fitted_to_its_bounds_says_so(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """An efficiency entry the fit left at the edge of a range (here vLLM on NVIDIA's
     per-request overhead at 250 ms) stands in for what the model lacks: the option's band says
     so, unless the plan runs on an efficiency of its own."""
-    text = (
-        'schema_version = 1\n[[efficiency]]\nid = "default"\nengine = "*"\nvendor = "*"\n'
-        'label = "default"\nsource = "t"\nvalues = {bandwidth = 0.7}\n'
-        '[[efficiency]]\nid = "v"\nengine = "vllm"\nvendor = "NVIDIA"\nlabel = "vLLM here"\n'
-        'source = "t"\nfitted_on = ["f"]\nvalues = {request_overhead_s = 0.25}\n'
-    )
-    monkeypatch.setattr(efficiency_data, "packaged", lambda: efficiency_data.load(text))
+    _package_one_fitted_entry(monkeypatch, "vllm", "vLLM here", "request_overhead_s = 0.25")
     demand, slo = Demand(1024, 256, requests_per_s=2), Slo(ttft_s=60, tpot_s=1)
     (vllm,) = plan(
         LLAMA_8B, demand, slo, PlanOptions(engine="vllm"), accelerators=only("h100")
@@ -412,13 +421,7 @@ def test_an_option_on_an_entry_fitted_on_moe_figures_alone_says_so_for_a_dense_m
 ) -> None:
     """Rates set by MoE runs need not hold for a dense model's matmuls: a dense plan on such
     an entry is flagged extrapolating, a MoE plan on it is not."""
-    text = (
-        'schema_version = 1\n[[efficiency]]\nid = "default"\nengine = "*"\nvendor = "*"\n'
-        'label = "default"\nsource = "t"\nvalues = {bandwidth = 0.7}\n'
-        '[[efficiency]]\nid = "s"\nengine = "sglang"\nvendor = "NVIDIA"\nlabel = "SGLang here"\n'
-        'source = "t"\nfitted_on = ["f"]\narchitectures = ["moe"]\nvalues = {compute = 0.1}\n'
-    )
-    monkeypatch.setattr(efficiency_data, "packaged", lambda: efficiency_data.load(text))
+    _package_one_fitted_entry(monkeypatch, "sglang", "SGLang here", "compute = 0.1", ["moe"])
     demand, slo = Demand(1024, 256, requests_per_s=2), Slo(ttft_s=60, tpot_s=1)
     opts = PlanOptions(engine="sglang")
     (dense,) = plan(LLAMA_8B, demand, slo, opts, accelerators=only("h200")).options
