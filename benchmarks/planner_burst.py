@@ -15,8 +15,17 @@ requests) depends on how the lengths are spread, so the prompts are given length
   at most 2,048; `benchmarks/benchmark_dataset.py`, `is_valid_sequence`), the scale set so the
   cut distribution keeps the stated mean. Lengths sit at evenly spaced quantiles, prompts
   paired with outputs in a fixed shuffled order: no sampling noise between runs.
+- `uniform` (`uniform_lengths`): a random dataset's lengths with a range ratio r, each drawn
+  from [r x L, L] for the client's stated L (InferenceX's client: r = 0.8), at evenly spaced
+  quantiles, outputs paired in a fixed shuffled order.
 The engine prefills in chunks of `token_budget` tokens per iteration, decodes first, and runs
 at most `max_running` requests (its batch cap or the paged KV cache, whichever is smaller).
+
+A client run (`in_flight`: `--max-concurrency` with every prompt ready, `--request-rate inf`)
+sends the first `in_flight` prompts at t = 0 and each next one as a request ends, timing each
+from its sending. With lengths that vary the run is no steady state either: it starts as one
+wave, and ten prompts per slot (InferenceX's runs) keep its arrivals bunched, so prompts queue
+behind each other's prefills more than in the steady closed loop `perf_model.predict` solves.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from __future__ import annotations
 import math
 import random
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import NormalDist
 
 from tokenmill.economics.perf_model import (
@@ -79,14 +88,32 @@ def lengths(prompt: float, output: float, count: int, spread: float) -> list[tup
     return list(zip(prompts, outputs, strict=True))
 
 
+def uniform_lengths(prompt: int, output: int, count: int, ratio: float) -> list[tuple[int, int]]:
+    """(prompt, output) tokens of `count` requests of a random dataset whose client draws each
+    length uniformly from [ratio x L, L] (vLLM's and InferenceX's `sample_random_requests`:
+    `randint(int(L x ratio), L + 1)`, at least 1), at evenly spaced quantiles."""
+    if not 0 <= ratio <= 1:
+        raise ValueError(f"a range ratio is in [0, 1], not {ratio}")
+
+    def spread(cap: int) -> list[int]:
+        low = max(1, int(cap * ratio))
+        return [low + math.floor((cap - low + 1) * (i + 0.5) / count) for i in range(count)]
+
+    outputs = spread(output)
+    random.Random(17).shuffle(outputs)
+    return list(zip(spread(prompt), outputs, strict=True))
+
+
 def simulate(
     model: ModelSpec, device: Device, eff: Efficiency, requests: list[tuple[int, int]],
-    max_running: int, token_budget: int | None,
+    max_running: int, token_budget: int | None, in_flight: int | None = None,
 ) -> Burst:  # fmt: skip
     """Every request of `requests` sent at t = 0 to one replica (a pipeline's microbatches,
-    `perf_model.microbatches`, each a replica of the simulator). The engine sees them
-    `request_overhead_s` later (HTTP, tokenizing: what `perf_model.predict` adds to a TTFT),
-    so every time the client measures is that much longer."""
+    `perf_model.microbatches`, each a replica of the simulator), or, with `in_flight`, the
+    first that many, each next one sent as a request ends (a client run). The engine sees a
+    request `request_overhead_s` after its sending (HTTP, tokenizing: what
+    `perf_model.predict` adds to a TTFT), so every time the client measures is that much
+    longer."""
     iterations = ReplicaIterations(model, device, eff)
     engines, slots = microbatches(device, max(1, max_running))
     spec = FleetSpec(replicas=engines, slots=slots, cache_blocks=1, model=iterations,
@@ -94,7 +121,14 @@ def simulate(
                      admission_interval=round(eff.admission_interval))  # fmt: skip
     jobs = [Job(id=str(i), tenant="bench", model="m", input_tokens=n, max_output_tokens=m,
                 arrived=0.0, deadline=math.inf) for i, (n, m) in enumerate(requests)]  # fmt: skip
-    result = FleetSimulator(spec, ReplicaPicker()).run(jobs)
+    held = iter(jobs[in_flight:] if in_flight is not None else ())
+
+    def send_next(_: Job, now: float) -> list[Job]:
+        job = next(held, None)
+        return [] if job is None else [replace(job, arrived=now)]
+
+    first = jobs[:in_flight] if in_flight is not None else jobs
+    result = FleetSimulator(spec, ReplicaPicker()).run(first, send_next)
     if len(result.finished) != len(requests):
         raise RuntimeError(f"{len(requests) - len(result.finished)} requests did not finish")
     # a request's TPOT: its time after the first token over the tokens after the first

@@ -54,6 +54,12 @@ Workload conventions (each mapped figure lists the ones it used under `conventio
 - KV cache at 8 bits only where the figure states an fp8 KV cache, else 16.
 - `recv_interval`: the engine looks for new requests every N decode iterations (SGLang's
   --scheduler-recv-interval, as the figure's recipe sets it; `Efficiency.admission_interval`).
+- `range_ratio` (the client's --random-range-ratio, as InferenceX's workflow sets it): the
+  stated input and output tokens are the client's L, each request's drawn from [r L, L]
+  (`planner_burst.uniform_lengths`). With `concurrency`, `num_prompts` and `request_rate =
+  "inf"` the client's run is simulated as it ran (`planner_burst.simulate` with `in_flight`:
+  the first `concurrency` prompts at t = 0, each next one sent as a request ends), not the
+  steady closed loop: ten prompts per slot keep a run's arrivals bunched.
 """
 
 from __future__ import annotations
@@ -198,6 +204,9 @@ class Mapped:
     efficiency: Efficiency = field(default_factory=Efficiency)
     # every prompt sent at once: (prompts per replica, the engine's tokens per iteration)
     burst: tuple[int, int | None] | None = None
+    # a client run at the concurrency (planner_burst.simulate's `in_flight`): (prompts per
+    # replica, the engine's tokens per iteration, the client's range ratio)
+    client_run: tuple[int, int | None, float] | None = None
     sharegpt: bool = False  # a burst of ShareGPT prompts (the id says so): BURST_SPREAD
     attention_dp: bool = False  # the layout the figure states (perf_model.Device)
     expert_parallel: bool = False
@@ -298,8 +307,14 @@ def map_figure(
     c, kind = _concurrency(fig, spec, dev, acc, (n, m), replicas, eff)
     conventions.append(kind)
     judged = tuple(k for k in published if not (k == "ttft_ms" and _saturated(fig)))
-    burst = None
-    if fig.get("request_rate") == "inf" and "num_prompts" in fig and "concurrency" not in fig:
+    burst = client_run = None
+    if _client_run(fig):
+        budget, why = engine_token_budget(fig.get("engine", ""), acc)
+        ratio = float(fig["range_ratio"])
+        client_run = (-(-int(fig["num_prompts"]) // replicas), budget, ratio)
+        conventions.append(f"the client's run simulated: {client_run[0]} prompts, {c} in flight "
+                           f"from t = 0, lengths from [{ratio} L, L] ({why})")  # fmt: skip
+    elif fig.get("request_rate") == "inf" and "num_prompts" in fig and "concurrency" not in fig:
         budget, why = engine_token_budget(fig.get("engine", ""), acc)
         burst = (-(-int(fig["num_prompts"]) // replicas), budget)
         conventions.append(f"a burst of {burst[0]} prompts simulated, at most {c} running, "
@@ -313,8 +328,15 @@ def map_figure(
         conventions.append(f"fixed lengths (stated): waves of {c} prompts, one simulated "
                            f"({why})")  # fmt: skip
     return Mapped(ident, ref.id, spec, acc, tp, replicas, Workload(n, m, c), published, judged,
-                  tuple(conventions), engine, eff, burst, "sharegpt" in ident.lower(),
-                  attention_dp, bool(ep), stages)  # fmt: skip
+                  tuple(conventions), engine, eff, burst, client_run,
+                  "sharegpt" in ident.lower(), attention_dp, bool(ep), stages)  # fmt: skip
+
+
+def _client_run(fig: Mapping[str, Any]) -> bool:
+    """Whether a figure states its client's run whole: `concurrency` in flight of
+    `num_prompts`, all ready (`request_rate = "inf"`), lengths drawn with a `range_ratio`."""
+    return (fig.get("request_rate") == "inf" and "concurrency" in fig
+            and "num_prompts" in fig and "range_ratio" in fig)  # fmt: skip
 
 
 def _modelopt_checkpoint(fig: Mapping[str, Any]) -> bool:
@@ -487,15 +509,23 @@ def evaluate(fig: Mapped) -> dict[str, Any]:
                  "latency_ms": latency * 1000}  # fmt: skip
     w = fig.work
     total_per_output = (w.input_tokens + w.output_tokens) / w.output_tokens
-    if fig.burst is not None:
+    requests, in_flight, budget = None, None, None
+    if fig.client_run is not None:
+        prompts, budget, ratio = fig.client_run
+        requests = planner_burst.uniform_lengths(w.input_tokens, w.output_tokens, prompts, ratio)
+        in_flight = w.concurrency
+    elif fig.burst is not None:
         prompts, budget = fig.burst
         spread = BURST_SPREAD if fig.sharegpt else 0.0  # random datasets: fixed lengths
         requests = planner_burst.lengths(w.input_tokens, w.output_tokens, prompts, spread)
+    if requests is not None:
         b = planner_burst.simulate(fig.model, dev, fig.efficiency, requests, w.concurrency,
-                                   budget)  # fmt: skip
+                                   budget, in_flight)  # fmt: skip
         predicted |= {"output_tokens_per_s": b.output_tokens_per_s * fig.replicas,
                       "ttft_ms": b.ttft_s * 1000, "tpot_ms": b.tpot_s * 1000,
                       "latency_ms": b.latency_s * 1000}  # fmt: skip
+    if fig.client_run is not None and requests is not None:  # the lengths drawn, not L
+        total_per_output = sum(n + m for n, m in requests) / sum(m for _, m in requests)
     predicted[TOTAL] = predicted["output_tokens_per_s"] * total_per_output
     metrics = {
         k: {"predicted": predicted[k], "published": v, "ratio": predicted[k] / v,

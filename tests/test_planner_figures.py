@@ -580,6 +580,61 @@ def test_burst_lengths_keep_the_stated_means() -> None:
     assert max(n + m for n, m in spread) <= pb.MAX_TOTAL
 
 
+def test_uniform_lengths_are_the_clients_draws() -> None:
+    """A random dataset with range ratio r: each length in [int(r L), L], evenly spread."""
+    import planner_burst as pb
+
+    drawn = pb.uniform_lengths(1024, 8192, 640, 0.8)
+    prompts, outputs = zip(*drawn, strict=True)
+    assert min(prompts) >= 819 and max(prompts) == 1024 and min(outputs) >= 6553
+    assert sum(prompts) / 640 == pytest.approx((819 + 1024) / 2, abs=1)
+    assert sorted(outputs) != list(outputs)  # outputs paired in a shuffled order
+    assert min(n for n, _ in pb.uniform_lengths(1000, 10, 50, 0.0)) >= 1
+    with pytest.raises(ValueError, match="range ratio"):
+        pb.uniform_lengths(1000, 10, 50, 1.5)
+
+
+def test_a_client_run_sends_each_prompt_as_a_request_ends_and_times_it_from_then() -> None:
+    """`in_flight`: fixed lengths make waves, each the first over again, so two prompts per slot
+    take two waves with the first wave's TTFT; the same prompts all sent at t = 0 wait for a
+    slot, and that wait is in their TTFT."""
+    import planner_burst as pb
+    from tokenmill.economics.models import find_model
+    from tokenmill.economics.perf_model import Efficiency
+    from tokenmill.economics.planner import device
+    from tokenmill.fleet.catalog import catalog
+
+    spec = find_model("llama-3.1-8b").spec("bf16")
+    dev = device(catalog()["h100"], 1, "bf16")
+    eff = Efficiency(request_overhead_s=0.01)
+    wave = pb.simulate(spec, dev, eff, [(512, 16)] * 4, 4, 8192)
+    run = pb.simulate(spec, dev, eff, [(512, 16)] * 8, 4, 8192, in_flight=4)
+    assert run.ttft_s == pytest.approx(wave.ttft_s) and run.tpot_s == pytest.approx(wave.tpot_s)
+    late = eff.request_overhead_s
+    assert run.makespan_s - late == pytest.approx(2 * (wave.makespan_s - late))
+    queued = pb.simulate(spec, dev, eff, [(512, 16)] * 8, 4, 8192)  # a burst: all at t = 0
+    assert queued.ttft_s > 1.5 * run.ttft_s
+
+
+def test_inferencex_figures_state_their_clients_run_and_are_simulated_as_it_ran() -> None:
+    """InferenceX's workflow: range ratio 0.8, ten prompts per slot, every prompt ready."""
+    figures = [f for path in pf.DEV for f in pf.load(path)[1]
+               if f["source"].startswith("inferencex_")]  # fmt: skip
+    assert len(figures) >= 90
+    for f in figures:
+        assert (f["range_ratio"], f["num_prompts"], f["request_rate"]) == (
+            0.8, 10 * f["concurrency"], "inf"), f["id"]  # fmt: skip
+    fig = next(
+        f for f in figures if f["id"] == "r7a-ix-dsr1-fp8-b300x8-tp8-sglang0512-c64-1024-1024"
+    )
+    mapped = pf.map_figure(fig)
+    assert isinstance(mapped, pf.Mapped) and mapped.burst is None
+    assert mapped.client_run == (640, 8192, 0.8) and "ttft_ms" in mapped.judged
+    row = pf.evaluate(mapped)
+    assert any("the client's run simulated: 640 prompts, 64 in flight" in c
+               for c in row["conventions"])  # fmt: skip
+
+
 def test_a_static_batch_prefills_together_then_decodes_together() -> None:
     import planner_burst as pb
     from tokenmill.economics.models import find_model
