@@ -514,6 +514,8 @@ def evaluate(fig: Mapped) -> dict[str, Any]:
         prompts, budget, ratio = fig.client_run
         requests = planner_burst.uniform_lengths(w.input_tokens, w.output_tokens, prompts, ratio)
         in_flight = w.concurrency
+        # the lengths drawn, not L
+        total_per_output = sum(n + m for n, m in requests) / sum(m for _, m in requests)
     elif fig.burst is not None:
         prompts, budget = fig.burst
         spread = BURST_SPREAD if fig.sharegpt else 0.0  # random datasets: fixed lengths
@@ -524,8 +526,6 @@ def evaluate(fig: Mapped) -> dict[str, Any]:
         predicted |= {"output_tokens_per_s": b.output_tokens_per_s * fig.replicas,
                       "ttft_ms": b.ttft_s * 1000, "tpot_ms": b.tpot_s * 1000,
                       "latency_ms": b.latency_s * 1000}  # fmt: skip
-    if fig.client_run is not None and requests is not None:  # the lengths drawn, not L
-        total_per_output = sum(n + m for n, m in requests) / sum(m for _, m in requests)
     predicted[TOTAL] = predicted["output_tokens_per_s"] * total_per_output
     metrics = {
         k: {"predicted": predicted[k], "published": v, "ratio": predicted[k] / v,
