@@ -25,6 +25,7 @@ and the commit the tree was at.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import multiprocessing
 import multiprocessing.pool
@@ -395,8 +396,15 @@ def _entry(ident: str, engine: str, vendor: str, eff: Efficiency, names: Sequenc
 
 def architectures(ids: Iterable[str]) -> tuple[str, ...]:
     """The architectures ("dense", "moe") of the published figures `ids` (any round's)."""
-    known = {f["id"]: f["architecture"] for path in pf.DEV for f in pf.load(path)[1]}
+    known = _architecture_of()
     return tuple(sorted({known[i] for i in ids}))
+
+
+@functools.cache
+def _architecture_of() -> dict[str, str]:
+    """Every published figure's architecture by id: the rounds read once per run, not once per
+    entry written."""
+    return {f["id"]: f["architecture"] for path in pf.DEV for f in pf.load(path)[1]}
 
 
 def relabel(path: Path) -> None:

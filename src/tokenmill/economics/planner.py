@@ -500,7 +500,7 @@ def _band(
     guesses = list(leans)
     if tp > 1 and interconnect_assumed(acc):
         guesses.append(f"{acc.id} interconnect taken as PCIe 4.0 (no catalog figure)")
-    if spec.active_params < spec.params and spec.moe is None:
+    if _architecture(spec) == "moe" and spec.moe is None:
         guesses.append("the experts' shape is unknown (custom MoE)")
     return validation_band(_architecture(spec), tp, acc.vendor, concurrency,
                            layout=dev.layout_kind, assumptions=guesses,
